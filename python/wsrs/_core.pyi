@@ -1,0 +1,166 @@
+"""Type stubs and user-facing documentation of the Rust core, ``wsrs._core``.
+
+Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray``,
+``memoryview``) are copied once. Every result is a new object.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from typing_extensions import Buffer
+
+
+MAX_HEADER_LEN: Final[int]
+"""Length of the longest frame header (14 bytes)."""
+
+GIL_RELEASE_THRESHOLD: Final[int]
+"""Buffers at least this large are processed with the GIL released."""
+
+class ProtocolError(Exception):
+    """A WebSocket protocol violation by the peer.
+
+    ``code`` is the close code to send: 1002 (protocol error), 1007 (invalid data, such as
+    text that is not UTF-8 or corrupt compressed data) or 1009 (message too big).
+    """
+
+    code: int
+    reason: str
+
+class Ping:
+    """A ping received from the peer."""
+
+    data: bytes
+    def __init__(self, data: bytes) -> None: ...
+
+class Pong:
+    """A pong received from the peer."""
+
+    data: bytes
+    def __init__(self, data: bytes) -> None: ...
+
+class Close:
+    """A close frame received from the peer; ``code`` is 1005 when it carried none."""
+
+    code: int
+    reason: str
+    def __init__(self, code: int, reason: str) -> None: ...
+
+Event = str | bytes | Ping | Pong | Close | ProtocolError
+
+class Reader:
+    """The receiving side of a connection: bytes from the network in, events out.
+
+    Args:
+        client: ``True`` on the client side (frames must be unmasked), ``False`` on the
+            server side (frames must be masked).
+        max_size: Limit on the size of a message in bytes, after decompression; ``None``
+            means no limit. Checked from each frame header before its payload is stored.
+        deflate: Whether permessage-deflate was negotiated (RSV1 allowed, messages inflated).
+        max_window_bits: The window size the peer compresses with (8 to 15).
+        no_context_takeover: Whether the peer resets its compressor after each message.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: bool,
+        max_size: int | None = 1048576,
+        deflate: bool = False,
+        max_window_bits: int = 15,
+        no_context_takeover: bool = False,
+    ) -> None: ...
+    def feed(self, data: Buffer) -> list[Event]:
+        """Feed a chunk from the network; return the events it completed, in order.
+
+        Text messages come as ``str``, binary messages as ``bytes``, control frames as
+        :class:`Ping`, :class:`Pong` or :class:`Close` (delivered at once, even between the
+        fragments of a message). When the peer broke the protocol, the last element is a
+        :class:`ProtocolError` (not raised) and the reader ignores further input; after a
+        close frame it ignores further input too.
+        """
+    @property
+    def closed(self) -> bool:
+        """Whether a close frame was received."""
+    @property
+    def failed(self) -> bool:
+        """Whether the peer broke the protocol."""
+    @property
+    def in_message(self) -> bool:
+        """Whether a fragmented message has started and not ended."""
+
+class Writer:
+    """The sending side of a connection: messages in, the bytes of their frames out.
+
+    Args:
+        client: ``True`` on the client side: every frame is masked with a new key from the
+            OS CSPRNG.
+        deflate: Whether permessage-deflate was negotiated.
+        max_window_bits: The window size to compress with (8 is treated as 9).
+        no_context_takeover: Whether to reset the compressor after each message.
+        level: zlib compression level, 0 to 9.
+        compress_threshold: Data messages shorter than this are sent uncompressed.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: bool,
+        deflate: bool = False,
+        max_window_bits: int = 15,
+        no_context_takeover: bool = False,
+        level: int = 6,
+        compress_threshold: int = 0,
+    ) -> None: ...
+    def message(self, data: str | Buffer, *, fragment_size: int = 0) -> bytes:
+        """Encode a data message: ``str`` as text, bytes-like as binary.
+
+        ``fragment_size`` splits the (compressed) payload into frames of at most that many
+        bytes; 0 sends a single frame. All frames are returned in one ``bytes``.
+        """
+    def ping(self, data: str | Buffer | None = None) -> bytes:
+        """Encode a ping; raises ``ValueError`` over 125 bytes."""
+    def pong(self, data: str | Buffer | None = None) -> bytes:
+        """Encode a pong; raises ``ValueError`` over 125 bytes."""
+    def close(self, code: int | None = None, reason: str = "") -> bytes:
+        """Encode a close frame; ``ValueError`` for a code that may not be sent."""
+    def frame(self, opcode: int, data: Buffer, *, fin: bool = True, rsv1: bool = False) -> bytes:
+        """Encode one frame exactly as given (never compressed)."""
+
+class Utf8Validator:
+    """Incremental UTF-8 validation across the pieces of a message."""
+
+    def __init__(self) -> None: ...
+    def feed(self, data: Buffer, final: bool = False) -> None:
+        """Validate the next piece; raise :class:`ProtocolError` (1007) on invalid UTF-8.
+
+        Fails as soon as the bytes cannot be the start of valid UTF-8; an incomplete code
+        point at the end is accepted unless ``final`` is set.
+        """
+    def reset(self) -> None:
+        """Start over for a new message."""
+
+def apply_mask(data: Buffer, mask: Buffer) -> bytes:
+    """Return ``data`` XOR the 4-byte ``mask`` (RFC 6455 section 5.3)."""
+
+def validate_utf8(data: Buffer) -> bool:
+    """Return whether ``data`` is valid UTF-8."""
+
+def encode_frame(
+    opcode: int,
+    data: Buffer,
+    *,
+    fin: bool = True,
+    rsv1: bool = False,
+    mask: Buffer | None = None,
+) -> bytes:
+    """Encode one frame: header and (masked, if ``mask`` is given) payload in one ``bytes``."""
+
+def parse_close(data: Buffer) -> tuple[int, str]:
+    """Parse a close payload into ``(code, reason)``; raise :class:`ProtocolError`."""
+
+def build_close(code: int | None = None, reason: str = "") -> bytes:
+    """Build a close payload; raise ``ValueError`` for a code that may not be sent."""
+
+def is_valid_close_code(code: int) -> bool:
+    """Return whether a peer may send ``code`` in a close frame."""

@@ -1,0 +1,382 @@
+//! permessage-deflate codec (RFC 7692 §7) on `flate2` with the zlib-rs backend.
+//!
+//! - Compressing: raw DEFLATE with a sync flush, then the `00 00 ff ff` tail that the flush
+//!   leaves is removed (§7.2.1).
+//! - Decompressing: the tail is put back after the last frame of a message (§7.2.2), and the
+//!   output is bounded: [`Inflater::decompress`] never holds more than `limit + 1` bytes of
+//!   output, so a tiny "decompression bomb" fails with 1009 without allocating past the limit.
+//! - Context takeover: when a direction has `no_context_takeover`, its compressor or
+//!   decompressor is reset after every message (§7.1.1).
+//! - Window bits: 9 to 15. zlib (and so zlib-rs) cannot compress raw DEFLATE with a 256-byte
+//!   window, so a requested 8 becomes 9 here. For the inflater a window larger than the
+//!   peer's is always safe; for the deflater it is not, so the negotiation layer must not
+//!   agree to compress with 8 bits.
+//!
+//! Neither type shares state with the other: a connection has one [`Deflater`] for what it
+//! sends and one [`Inflater`] for what it receives.
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::{Error, Result};
+
+/// The tail of every sync flush, stripped by the sender and restored by the receiver.
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// Smallest step by which the output buffer of the inflater grows.
+const MIN_GROWTH: usize = 16 * 1024;
+
+/// Check window bits and map 8 to 9.
+fn window_bits(bits: u8) -> Result<u8> {
+    match bits {
+        8 => Ok(9),
+        9..=15 => Ok(bits),
+        _ => Err(Error::InvalidArgument(format!(
+            "max_window_bits must be between 8 and 15, got {bits}"
+        ))),
+    }
+}
+
+/// The compressing half of permessage-deflate.
+pub struct Deflater {
+    stream: Compress,
+    no_context_takeover: bool,
+}
+
+impl std::fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deflater")
+            .field("no_context_takeover", &self.no_context_takeover)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deflater {
+    /// A compressor with zlib `level` (0-9, default 6 in websockets) and `max_window_bits`
+    /// (8-15); `no_context_takeover` resets it after every message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a level or window size out of range.
+    pub fn new(level: u32, max_window_bits: u8, no_context_takeover: bool) -> Result<Self> {
+        if level > 9 {
+            return Err(Error::InvalidArgument(format!(
+                "compression level must be between 0 and 9, got {level}"
+            )));
+        }
+        let bits = window_bits(max_window_bits)?;
+        Ok(Self {
+            stream: Compress::new_with_window_bits(Compression::new(level), false, bits),
+            no_context_takeover,
+        })
+    }
+
+    /// Compress one whole message and append it to `out`, without the `00 00 ff ff` tail.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadCompressedData`] if zlib reports an error (it does not for valid state).
+    pub fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        // DEFLATE expands incompressible input by 5 bytes per 16 KiB stored block at most;
+        // the sync flush adds a few bytes more.
+        out.reserve(data.len() + data.len() / 1024 + 64);
+        let mut input = data;
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(input.len() + 1024);
+            }
+            let before = self.stream.total_in();
+            self.stream
+                .compress_vec(input, out, FlushCompress::Sync)
+                .map_err(|e| Error::BadCompressedData(e.to_string()))?;
+            let consumed = usize::try_from(self.stream.total_in() - before).unwrap_or(usize::MAX);
+            input = &input[consumed.min(input.len())..];
+            // zlib: a flush is complete when it returns with output space left.
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        // RFC 7692 §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end."
+        if out.len() >= start + 4 && out[out.len() - 4..] == TAIL {
+            out.truncate(out.len() - 4);
+        } else {
+            return Err(Error::BadCompressedData(
+                "sync flush without its tail".into(),
+            ));
+        }
+        if self.no_context_takeover {
+            self.stream.reset();
+        }
+        Ok(())
+    }
+}
+
+/// The decompressing half of permessage-deflate.
+pub struct Inflater {
+    stream: Decompress,
+    no_context_takeover: bool,
+    /// Set when the peer ended the DEFLATE stream (a block with BFINAL): the rest of the
+    /// message is ignored and the stream restarts with the next message.
+    ended: bool,
+}
+
+impl std::fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflater")
+            .field("no_context_takeover", &self.no_context_takeover)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    /// A decompressor for a peer that compresses with at most `max_window_bits` (8-15);
+    /// `no_context_takeover` resets it after every message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a window size out of range.
+    pub fn new(max_window_bits: u8, no_context_takeover: bool) -> Result<Self> {
+        let bits = window_bits(max_window_bits)?;
+        Ok(Self {
+            stream: Decompress::new_with_window_bits(false, bits),
+            no_context_takeover,
+            ended: false,
+        })
+    }
+
+    /// Decompress the next piece of a message's payload, appending to `out`.
+    ///
+    /// `limit` bounds `out.len()`; the buffer never grows past `limit + 1` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooBig`] when the output would exceed `limit`;
+    /// [`Error::BadCompressedData`] when the input is not valid DEFLATE data.
+    pub fn decompress(&mut self, data: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<()> {
+        let mut input = data;
+        while !self.ended {
+            if out.len() == out.capacity() {
+                // One byte past the limit is enough to know the message is too big.
+                let room = limit.saturating_add(1).saturating_sub(out.len());
+                if room == 0 {
+                    return Err(Error::TooBig { limit });
+                }
+                let grow = out.len().max(MIN_GROWTH).min(room);
+                out.try_reserve_exact(grow)
+                    .map_err(|_| Error::TooBig { limit })?;
+            }
+            let (in_before, out_before) = (self.stream.total_in(), out.len());
+            let status = self
+                .stream
+                .decompress_vec(input, out, FlushDecompress::Sync)
+                .map_err(|e| Error::BadCompressedData(e.to_string()))?;
+            if out.len() > limit {
+                return Err(Error::TooBig { limit });
+            }
+            let consumed =
+                usize::try_from(self.stream.total_in() - in_before).unwrap_or(usize::MAX);
+            input = &input[consumed.min(input.len())..];
+            match status {
+                Status::StreamEnd => self.ended = true,
+                // No progress with output space left: zlib wants input that is not there.
+                Status::BufError if consumed == 0 && out.len() == out_before => break,
+                _ => {}
+            }
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// End a message: feed the stripped `00 00 ff ff` tail, then reset the stream if context
+    /// takeover is off or the peer ended the stream.
+    ///
+    /// # Errors
+    ///
+    /// As [`decompress`](Self::decompress).
+    pub fn finish(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<()> {
+        let result = self.decompress(&TAIL, out, limit);
+        if self.no_context_takeover || self.ended {
+            self.reset();
+        }
+        result
+    }
+
+    /// Forget the context and start a new DEFLATE stream.
+    pub fn reset(&mut self) {
+        self.stream.reset(false);
+        self.ended = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inflate_all(inf: &mut Inflater, data: &[u8], limit: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        inf.decompress(data, &mut out, limit)?;
+        inf.finish(&mut out, limit)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn rfc7692_hello_with_context_takeover() {
+        // RFC 7692 §7.2.3.1 and §7.2.3.2.
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut out = Vec::new();
+        def.compress(b"Hello", &mut out).unwrap();
+        assert_eq!(out, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        let mut out2 = Vec::new();
+        def.compress(b"Hello", &mut out2).unwrap();
+        assert_eq!(out2, [0xf2, 0x00, 0x11, 0x00, 0x00]);
+
+        let mut inf = Inflater::new(15, false).unwrap();
+        assert_eq!(inflate_all(&mut inf, &out, 100).unwrap(), b"Hello");
+        assert_eq!(inflate_all(&mut inf, &out2, 100).unwrap(), b"Hello");
+    }
+
+    #[test]
+    fn rfc7692_no_context_takeover() {
+        let mut def = Deflater::new(6, 15, true).unwrap();
+        for _ in 0..3 {
+            let mut out = Vec::new();
+            def.compress(b"Hello", &mut out).unwrap();
+            assert_eq!(out, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+        }
+        let mut inf = Inflater::new(15, true).unwrap();
+        for _ in 0..3 {
+            let data = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+            assert_eq!(inflate_all(&mut inf, &data, 100).unwrap(), b"Hello");
+        }
+    }
+
+    #[test]
+    fn rfc7692_examples_inflate() {
+        // §7.2.3.3: "Hello" in a stored (uncompressed) block.
+        let mut inf = Inflater::new(15, false).unwrap();
+        let stored = [
+            0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00,
+        ];
+        assert_eq!(inflate_all(&mut inf, &stored, 100).unwrap(), b"Hello");
+        // §7.2.3.4: two DEFLATE blocks in one message.
+        let mut inf = Inflater::new(15, false).unwrap();
+        let two = [
+            0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+        ];
+        assert_eq!(inflate_all(&mut inf, &two, 100).unwrap(), b"Hello");
+        // §7.2.3.5: a block with BFINAL set.
+        let mut inf = Inflater::new(15, false).unwrap();
+        let fin = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+        assert_eq!(inflate_all(&mut inf, &fin, 100).unwrap(), b"Hello");
+        // The stream restarts after BFINAL.
+        let data = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        assert_eq!(inflate_all(&mut inf, &data, 100).unwrap(), b"Hello");
+        // §7.2.3.6: an empty uncompressed block.
+        let mut inf = Inflater::new(15, false).unwrap();
+        assert_eq!(inflate_all(&mut inf, &[0x00], 100).unwrap(), b"");
+    }
+
+    #[test]
+    fn fragmented_input() {
+        let text = b"The quick brown fox jumps over the lazy dog. ".repeat(200);
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut compressed = Vec::new();
+        def.compress(&text, &mut compressed).unwrap();
+        for piece in [1, 7, 100] {
+            let mut inf = Inflater::new(15, false).unwrap();
+            let mut out = Vec::new();
+            for chunk in compressed.chunks(piece) {
+                inf.decompress(chunk, &mut out, text.len()).unwrap();
+            }
+            inf.finish(&mut out, text.len()).unwrap();
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
+    fn bomb_is_bounded() {
+        // 10 MiB of zeros compresses to about 10 KiB.
+        let zeros = vec![0u8; 10 << 20];
+        let mut def = Deflater::new(9, 15, false).unwrap();
+        let mut compressed = Vec::new();
+        def.compress(&zeros, &mut compressed).unwrap();
+        assert!(compressed.len() < 20_000);
+        let limit = 1 << 20;
+        let mut inf = Inflater::new(15, false).unwrap();
+        let mut out = Vec::new();
+        let err = inf.decompress(&compressed, &mut out, limit).unwrap_err();
+        assert_eq!(err, Error::TooBig { limit });
+        assert!(out.capacity() <= limit + 1, "capacity {}", out.capacity());
+        // Exactly at the limit is fine.
+        let mut inf = Inflater::new(15, false).unwrap();
+        assert_eq!(
+            inflate_all(&mut inf, &compressed, zeros.len())
+                .unwrap()
+                .len(),
+            zeros.len()
+        );
+    }
+
+    #[test]
+    fn window_bits_and_levels() {
+        for bits in 8..=15 {
+            let mut def = Deflater::new(6, bits, false).unwrap();
+            let mut inf = Inflater::new(bits, false).unwrap();
+            let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+            let mut c = Vec::new();
+            def.compress(&data, &mut c).unwrap();
+            assert_eq!(inflate_all(&mut inf, &c, 1 << 20).unwrap(), data);
+        }
+        assert!(Deflater::new(6, 7, false).is_err());
+        assert!(Deflater::new(6, 16, false).is_err());
+        assert!(Deflater::new(10, 15, false).is_err());
+        assert!(Inflater::new(16, false).is_err());
+        for level in 0..=9 {
+            let mut def = Deflater::new(level, 15, false).unwrap();
+            let mut c = Vec::new();
+            def.compress(b"level test level test", &mut c).unwrap();
+            let mut inf = Inflater::new(15, false).unwrap();
+            assert_eq!(
+                inflate_all(&mut inf, &c, 100).unwrap(),
+                b"level test level test"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_message() {
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut c = Vec::new();
+        def.compress(b"", &mut c).unwrap();
+        assert_eq!(c, [0x00]);
+        let mut inf = Inflater::new(15, false).unwrap();
+        assert_eq!(inflate_all(&mut inf, &c, 0).unwrap(), b"");
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut inf = Inflater::new(15, false).unwrap();
+        let err = inflate_all(&mut inf, &[0xff; 32], 1000).unwrap_err();
+        assert_eq!(err.close_code(), 1007);
+    }
+
+    #[test]
+    fn incompressible_data_round_trips() {
+        let mut state = 0x1234_5678_u32;
+        let data: Vec<u8> = (0..100_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut c = Vec::new();
+        def.compress(&data, &mut c).unwrap();
+        let mut inf = Inflater::new(15, false).unwrap();
+        assert_eq!(inflate_all(&mut inf, &c, data.len()).unwrap(), data);
+    }
+}

@@ -1,0 +1,521 @@
+//! `wsrs._core`: the Python bindings of the wsrs Rust core.
+//!
+//! This file is glue only: thin `#[pyclass]` wrappers over [`reader::Reader`],
+//! [`writer::Writer`] and the codec functions, conversion of events into Python objects, and
+//! of errors into one exception type carrying the close code. Everything below it is plain
+//! Rust, tested with `cargo test` and benchmarked with criterion without Python.
+//!
+//! Copies: `bytes` input is borrowed; `bytearray` and `memoryview` input is copied once
+//! (they could be resized by another thread while the GIL is released). Each message handed to
+//! Python is one new `str` or `bytes`.
+
+pub mod deflate;
+pub mod error;
+pub mod frames;
+pub mod mask;
+pub mod reader;
+pub mod utf8;
+pub mod writer;
+
+use std::borrow::Cow;
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+use crate::error::Error;
+use crate::frames::Opcode;
+
+/// Buffers at least this large are masked, inflated or deflated with the GIL released, so other
+/// Python threads run meanwhile. Below it, releasing and taking back the GIL (about 1 µs)
+/// costs more than it gives: masking 64 KiB takes about 5 µs here.
+const GIL_RELEASE_THRESHOLD: usize = 64 * 1024;
+
+pyo3::create_exception!(
+    _core,
+    ProtocolError,
+    PyException,
+    "A WebSocket protocol violation by the peer.\n\n\
+     `code` is the close code to send (1002 protocol error, 1007 invalid data, 1009 message too\n\
+     big) and `reason` a short explanation; `str()` gives the reason."
+);
+
+/// Turn a core error into a Python exception: peer errors become `ProtocolError` with `code`
+/// and `reason` attributes, caller errors `ValueError`.
+fn to_pyerr(py: Python<'_>, err: &Error) -> PyErr {
+    if let Error::InvalidArgument(msg) = err {
+        return PyValueError::new_err(msg.clone());
+    }
+    let reason = err.to_string();
+    let pyerr = ProtocolError::new_err(reason.clone());
+    let value = pyerr.value(py);
+    if let Err(e) = value
+        .setattr("code", err.close_code())
+        .and_then(|()| value.setattr("reason", reason))
+    {
+        return e;
+    }
+    pyerr
+}
+
+/// A ping received from the peer.
+#[pyclass(module = "wsrs._core", frozen, eq)]
+#[derive(PartialEq)]
+pub struct Ping {
+    #[pyo3(get)]
+    data: Vec<u8>,
+}
+
+#[pymethods]
+impl Ping {
+    #[new]
+    fn new(data: Vec<u8>) -> Self {
+        Self { data }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Ping({})", bytes_repr(&self.data))
+    }
+}
+
+/// A pong received from the peer.
+#[pyclass(module = "wsrs._core", frozen, eq)]
+#[derive(PartialEq)]
+pub struct Pong {
+    #[pyo3(get)]
+    data: Vec<u8>,
+}
+
+#[pymethods]
+impl Pong {
+    #[new]
+    fn new(data: Vec<u8>) -> Self {
+        Self { data }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Pong({})", bytes_repr(&self.data))
+    }
+}
+
+/// A close frame received from the peer (code 1005 when it carried no status code).
+#[pyclass(module = "wsrs._core", frozen, eq)]
+#[derive(PartialEq)]
+pub struct Close {
+    #[pyo3(get)]
+    code: u16,
+    #[pyo3(get)]
+    reason: String,
+}
+
+#[pymethods]
+impl Close {
+    #[new]
+    fn new(code: u16, reason: String) -> Self {
+        Self { code, reason }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Close({}, {:?})", self.code, self.reason)
+    }
+}
+
+fn bytes_repr(data: &[u8]) -> String {
+    let mut s = String::from("b'");
+    for &b in data {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\'' => s.push_str("\\'"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+/// Borrow the bytes of a `bytes` object, or copy those of any other buffer.
+fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Cow::Borrowed(b.as_bytes()));
+    }
+    let buffer = PyBuffer::<u8>::get(obj).map_err(|_| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "expected a bytes-like object, got {}",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        ))
+    })?;
+    Ok(Cow::Owned(buffer.to_vec(obj.py())?))
+}
+
+/// The receiving side of a connection: bytes in, events out.
+#[pyclass(module = "wsrs._core")]
+pub struct Reader {
+    inner: reader::Reader,
+}
+
+#[pymethods]
+impl Reader {
+    #[new]
+    #[pyo3(signature = (*, client, max_size = Some(1 << 20), deflate = false, max_window_bits = 15, no_context_takeover = false))]
+    fn new(
+        py: Python<'_>,
+        client: bool,
+        max_size: Option<usize>,
+        deflate: bool,
+        max_window_bits: u8,
+        no_context_takeover: bool,
+    ) -> PyResult<Self> {
+        let inflater = if deflate {
+            Some(
+                deflate::Inflater::new(max_window_bits, no_context_takeover)
+                    .map_err(|e| to_pyerr(py, &e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            inner: reader::Reader::new(client, max_size, inflater),
+        })
+    }
+
+    /// Feed a chunk from the network; returns the events it completed, in order.
+    fn feed<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let data = bytes_of(data)?;
+        let mut events = Vec::new();
+        let inner = &mut self.inner;
+        let result = if data.len() >= GIL_RELEASE_THRESHOLD {
+            py.detach(|| inner.feed(&data, &mut events))
+        } else {
+            inner.feed(&data, &mut events)
+        };
+        let list = PyList::empty(py);
+        for event in events {
+            match event {
+                reader::Event::Text(s) => list.append(PyString::new(py, &s))?,
+                reader::Event::Binary(b) => list.append(PyBytes::new(py, &b))?,
+                reader::Event::Ping(data) => list.append(Ping { data })?,
+                reader::Event::Pong(data) => list.append(Pong { data })?,
+                reader::Event::Close { code, reason } => list.append(Close { code, reason })?,
+            }
+        }
+        if let Err(err) = result {
+            list.append(to_pyerr(py, &err).into_value(py))?;
+        }
+        Ok(list)
+    }
+
+    /// Whether a close frame was received (further input is ignored).
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Whether the peer broke the protocol (further input is ignored).
+    #[getter]
+    fn failed(&self) -> bool {
+        self.inner.is_failed()
+    }
+
+    /// Whether a fragmented message has started and not ended.
+    #[getter]
+    fn in_message(&self) -> bool {
+        self.inner.in_message()
+    }
+}
+
+/// The sending side of a connection: messages in, bytes out.
+#[pyclass(module = "wsrs._core")]
+pub struct Writer {
+    inner: writer::Writer,
+}
+
+#[pymethods]
+impl Writer {
+    #[new]
+    #[pyo3(signature = (*, client, deflate = false, max_window_bits = 15, no_context_takeover = false, level = 6, compress_threshold = 0))]
+    fn new(
+        py: Python<'_>,
+        client: bool,
+        deflate: bool,
+        max_window_bits: u8,
+        no_context_takeover: bool,
+        level: u32,
+        compress_threshold: usize,
+    ) -> PyResult<Self> {
+        let deflater = if deflate {
+            Some(
+                deflate::Deflater::new(level, max_window_bits, no_context_takeover)
+                    .map_err(|e| to_pyerr(py, &e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            inner: writer::Writer::new(client, deflater, compress_threshold),
+        })
+    }
+
+    /// Encode a message: `str` as text, any bytes-like object as binary.
+    #[pyo3(signature = (data, *, fragment_size = 0))]
+    fn message<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        fragment_size: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (opcode, payload) = if let Ok(s) = data.cast::<PyString>() {
+            (Opcode::Text, Cow::Borrowed(s.to_str()?.as_bytes()))
+        } else {
+            (Opcode::Binary, bytes_of(data)?)
+        };
+        let inner = &mut self.inner;
+        let big = payload.len() >= GIL_RELEASE_THRESHOLD;
+        if fragment_size == 0 && !inner.compresses(payload.len()) {
+            // One allocation: header and (masked) payload go straight into the `bytes`.
+            let len = inner.plain_frame_len(payload.len());
+            return PyBytes::new_with(py, len, |buf| {
+                let result = if big {
+                    py.detach(|| inner.write_message_into(buf, opcode, &payload))
+                } else {
+                    inner.write_message_into(buf, opcode, &payload)
+                };
+                result.map_err(|e| to_pyerr(py, &e))
+            });
+        }
+        let mut out = Vec::new();
+        let result = if big {
+            py.detach(|| inner.encode_message(opcode, &payload, fragment_size, &mut out))
+        } else {
+            inner.encode_message(opcode, &payload, fragment_size, &mut out)
+        };
+        result.map_err(|e| to_pyerr(py, &e))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Encode a ping with up to 125 bytes of application data.
+    #[pyo3(signature = (data = None))]
+    fn ping<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        self.control(py, Opcode::Ping, data)
+    }
+
+    /// Encode a pong with up to 125 bytes of application data.
+    #[pyo3(signature = (data = None))]
+    fn pong<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        self.control(py, Opcode::Pong, data)
+    }
+
+    /// Encode a close frame; `code=None` sends an empty payload.
+    #[pyo3(signature = (code = None, reason = ""))]
+    fn close<'py>(
+        &mut self,
+        py: Python<'py>,
+        code: Option<u16>,
+        reason: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = Vec::new();
+        self.inner
+            .encode_close(code, reason, &mut out)
+            .map_err(|e| to_pyerr(py, &e))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Encode one frame exactly as given (never compressed), for custom fragmentation.
+    #[pyo3(signature = (opcode, data, *, fin = true, rsv1 = false))]
+    fn frame<'py>(
+        &mut self,
+        py: Python<'py>,
+        opcode: u8,
+        data: &Bound<'py, PyAny>,
+        fin: bool,
+        rsv1: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let opcode = Opcode::from_u8(opcode)
+            .ok_or_else(|| PyValueError::new_err(format!("reserved opcode {opcode}")))?;
+        let payload = bytes_of(data)?;
+        let mut out = Vec::new();
+        self.inner
+            .encode_frame(opcode, &payload, fin, rsv1, &mut out)
+            .map_err(|e| to_pyerr(py, &e))?;
+        Ok(PyBytes::new(py, &out))
+    }
+}
+
+impl Writer {
+    fn control<'py>(
+        &mut self,
+        py: Python<'py>,
+        opcode: Opcode,
+        data: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let payload: Cow<'_, [u8]> = match data {
+            None => Cow::Borrowed(&[]),
+            Some(obj) => match obj.cast::<PyString>() {
+                Ok(s) => Cow::Owned(s.to_str()?.as_bytes().to_vec()),
+                Err(_) => bytes_of(obj)?,
+            },
+        };
+        let mut out = Vec::new();
+        self.inner
+            .encode_control(opcode, &payload, &mut out)
+            .map_err(|e| to_pyerr(py, &e))?;
+        Ok(PyBytes::new(py, &out))
+    }
+}
+
+/// Incremental UTF-8 validation across the pieces of a message.
+#[pyclass(module = "wsrs._core")]
+#[derive(Default)]
+pub struct Utf8Validator {
+    inner: utf8::Utf8Validator,
+}
+
+#[pymethods]
+impl Utf8Validator {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validate the next piece; raises `ProtocolError` (1007) on invalid UTF-8.
+    #[pyo3(signature = (data, r#final = false))]
+    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>, r#final: bool) -> PyResult<()> {
+        let data = bytes_of(data)?;
+        let result = self.inner.feed(&data, r#final);
+        if result.is_err() {
+            self.inner.reset();
+        }
+        result.map_err(|e| to_pyerr(py, &e))
+    }
+
+    /// Start over for a new message.
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+}
+
+/// XOR `data` with the 4-byte `mask` (RFC 6455 §5.3); returns a new `bytes`.
+#[pyfunction]
+fn apply_mask<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    mask: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let mask = bytes_of(mask)?;
+    let key: [u8; 4] = mask
+        .as_ref()
+        .try_into()
+        .map_err(|_| PyValueError::new_err("mask must contain 4 bytes"))?;
+    let data = bytes_of(data)?;
+    PyBytes::new_with(py, data.len(), |buf| {
+        buf.copy_from_slice(&data);
+        if data.len() >= GIL_RELEASE_THRESHOLD {
+            py.detach(|| mask::apply_mask(buf, key, 0));
+        } else {
+            mask::apply_mask(buf, key, 0);
+        }
+        Ok(())
+    })
+}
+
+/// Whether `data` is valid UTF-8.
+#[pyfunction]
+fn validate_utf8(data: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(utf8::validate(&bytes_of(data)?))
+}
+
+/// Encode one frame: header and (masked, when `mask` is given) payload in one `bytes`.
+#[pyfunction]
+#[pyo3(signature = (opcode, data, *, fin = true, rsv1 = false, mask = None))]
+fn encode_frame<'py>(
+    py: Python<'py>,
+    opcode: u8,
+    data: &Bound<'py, PyAny>,
+    fin: bool,
+    rsv1: bool,
+    mask: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let opcode = Opcode::from_u8(opcode)
+        .ok_or_else(|| PyValueError::new_err(format!("reserved opcode {opcode}")))?;
+    let key = match mask {
+        None => None,
+        Some(m) => Some(
+            <[u8; 4]>::try_from(bytes_of(m)?.as_ref())
+                .map_err(|_| PyValueError::new_err("mask must contain 4 bytes"))?,
+        ),
+    };
+    let payload = bytes_of(data)?;
+    if opcode.is_control() && (!fin || payload.len() > frames::MAX_CONTROL_PAYLOAD) {
+        return Err(PyValueError::new_err(
+            "control frames must be final and carry at most 125 bytes",
+        ));
+    }
+    let len = frames::frame_len(payload.len(), key.is_some());
+    PyBytes::new_with(py, len, |buf| {
+        frames::write_frame(buf, opcode, fin, rsv1, &payload, key);
+        Ok(())
+    })
+}
+
+/// Parse a close frame's payload into `(code, reason)`; raises `ProtocolError`.
+#[pyfunction]
+fn parse_close(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<(u16, String)> {
+    let data = bytes_of(data)?;
+    frames::parse_close(&data)
+        .map(|(code, reason)| (code, reason.to_owned()))
+        .map_err(|e| to_pyerr(py, &e))
+}
+
+/// Build a close frame's payload; raises `ValueError` for codes that may not be sent.
+#[pyfunction]
+#[pyo3(signature = (code = None, reason = ""))]
+fn build_close<'py>(
+    py: Python<'py>,
+    code: Option<u16>,
+    reason: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let payload = frames::build_close(code, reason).map_err(|e| to_pyerr(py, &e))?;
+    Ok(PyBytes::new(py, &payload))
+}
+
+/// Whether a peer may send `code` in a close frame.
+#[pyfunction]
+fn is_valid_close_code(code: u16) -> bool {
+    frames::is_valid_close_code(code)
+}
+
+/// The `wsrs._core` module.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("ProtocolError", m.py().get_type::<ProtocolError>())?;
+    m.add_class::<Ping>()?;
+    m.add_class::<Pong>()?;
+    m.add_class::<Close>()?;
+    m.add_class::<Reader>()?;
+    m.add_class::<Writer>()?;
+    m.add_class::<Utf8Validator>()?;
+    m.add_function(wrap_pyfunction!(apply_mask, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_close, m)?)?;
+    m.add_function(wrap_pyfunction!(build_close, m)?)?;
+    m.add_function(wrap_pyfunction!(is_valid_close_code, m)?)?;
+    m.add("MAX_HEADER_LEN", frames::MAX_HEADER_LEN)?;
+    m.add("GIL_RELEASE_THRESHOLD", GIL_RELEASE_THRESHOLD)?;
+    Ok(())
+}

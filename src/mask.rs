@@ -1,0 +1,123 @@
+//! XOR masking of frame payloads (RFC 6455 §5.3).
+//!
+//! `octet i of the transformed data is the XOR of octet i of the original data with octet at
+//! index i modulo 4 of the masking key`. The fast path works on 32-byte blocks of four `u64`
+//! words, which LLVM turns into SIMD on every x86-64 and aarch64 target without
+//! `target-cpu=native`; [`apply_mask_fallback`] is the byte-at-a-time reference it is tested
+//! against. No `unsafe` here: unaligned word loads go through `from_ne_bytes`.
+
+/// Rotate `key` so that index 0 is the key octet for payload position `offset`.
+#[inline]
+fn rotated(key: [u8; 4], offset: usize) -> [u8; 4] {
+    let mut k = key;
+    k.rotate_left(offset % 4);
+    k
+}
+
+/// XOR `buf` in place with `key`, where `buf[0]` is payload octet number `offset`.
+///
+/// `offset` lets a payload be unmasked piece by piece as it arrives from the network.
+#[inline]
+pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    let k = rotated(key, offset);
+    let word = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    let mut blocks = buf.chunks_exact_mut(32);
+    for block in &mut blocks {
+        for chunk in block.chunks_exact_mut(8) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+        }
+    }
+    // The tail is shorter than a block; a multiple of 8 bytes of it still starts at a
+    // multiple of 4 from `buf[0]`, so the same rotated key applies.
+    let tail = blocks.into_remainder();
+    let mut words = tail.chunks_exact_mut(8);
+    for chunk in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
+        *b ^= k[i % 4];
+    }
+}
+
+/// Append `src` XOR `key` to `dst`, where `src[0]` is payload octet number `offset`.
+///
+/// Copying then masking the freshly written (cache-hot) bytes measures as fast as a fused
+/// loop and keeps one masking kernel.
+#[inline]
+pub fn extend_masked(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: usize) {
+    let start = dst.len();
+    dst.extend_from_slice(src);
+    apply_mask(&mut dst[start..], key, offset);
+}
+
+/// Byte-at-a-time reference for [`apply_mask`]; the fast path is tested against it.
+pub fn apply_mask_fallback(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b ^= key[(offset + i) % 4];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rfc6455_example() {
+        // RFC 6455 §5.7: a masked "Hello" with key 37 fa 21 3d.
+        let mut data = *b"Hello";
+        apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
+        assert_eq!(data, [0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    }
+
+    #[test]
+    fn every_alignment_length_and_offset() {
+        let key = [0x6d, 0xb6, 0xb2, 0x80];
+        let source: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
+        for align in 0..8 {
+            for len in 0..=(source.len() - align) {
+                for offset in 0..4 {
+                    let mut fast = source[align..align + len].to_vec();
+                    let mut slow = fast.clone();
+                    apply_mask(&mut fast, key, offset);
+                    apply_mask_fallback(&mut slow, key, offset);
+                    assert_eq!(fast, slow, "align {align} len {len} offset {offset}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn piecewise_equals_whole() {
+        let key = [1, 2, 3, 4];
+        let data: Vec<u8> = (0..=255).collect();
+        let mut whole = data.clone();
+        apply_mask(&mut whole, key, 0);
+        for split in 0..data.len() {
+            let mut out = Vec::new();
+            extend_masked(&mut out, &data[..split], key, 0);
+            extend_masked(&mut out, &data[split..], key, split);
+            assert_eq!(out, whole, "split {split}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_reference(data in proptest::collection::vec(any::<u8>(), 0..2000),
+                             key in any::<[u8; 4]>(), offset in 0usize..8, start in 0usize..16) {
+            let start = start.min(data.len());
+            let mut fast = data.clone();
+            let mut slow = data.clone();
+            apply_mask(&mut fast[start..], key, offset);
+            apply_mask_fallback(&mut slow[start..], key, offset);
+            prop_assert_eq!(&fast, &slow);
+            // Masking twice restores the input.
+            apply_mask(&mut fast[start..], key, offset);
+            prop_assert_eq!(fast, data);
+        }
+    }
+}

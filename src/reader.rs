@@ -1,0 +1,377 @@
+//! Message assembly: bytes from the network in, events out.
+//!
+//! [`Reader`] is an incremental state machine fed whatever chunks the transport delivers. It
+//! parses frame headers (keeping at most [`MAX_HEADER_LEN`] bytes of an incomplete header),
+//! then streams each payload straight to its destination, unmasking on the way:
+//!
+//! - data frames go into the message buffer (through the inflater when RSV1 is set), and text
+//!   is validated as it arrives, so invalid UTF-8 fails the connection at the first chunk
+//!   that contains it;
+//! - control frames go into a small buffer (at most 125 bytes) and are delivered as soon as
+//!   they end, even between the fragments of a message (RFC 6455 §5.4).
+//!
+//! Invariants:
+//! - Memory is bounded by `max_size` (plus one byte for the inflater's overflow check): the
+//!   size of an uncompressed message is checked against `max_size` from each frame header,
+//!   before any of its payload is stored; compressed messages are bounded while inflating.
+//! - After an error the reader is failed: it drops its buffers and ignores further input. The
+//!   caller sends a close frame with [`Error::close_code`].
+//! - After a close frame the reader ignores further input (RFC 6455 §5.5.1: the peer "MUST
+//!   NOT send any more data frames after sending a Close frame").
+
+use crate::deflate::Inflater;
+use crate::error::{Error, Result};
+use crate::frames::{parse_close, parse_header, FrameHeader, Opcode, MAX_HEADER_LEN};
+use crate::mask::extend_masked;
+use crate::utf8::Utf8Validator;
+
+/// Largest amount reserved up front for one frame when there is no `max_size`; past that the
+/// buffer grows as payload arrives, so a lying length cannot reserve memory by itself.
+const MAX_UPFRONT_RESERVE: usize = 16 << 20;
+
+/// What the peer sent, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A complete text message.
+    Text(String),
+    /// A complete binary message.
+    Binary(Vec<u8>),
+    /// A ping with its application data.
+    Ping(Vec<u8>),
+    /// A pong with its application data.
+    Pong(Vec<u8>),
+    /// A close frame: code 1005 and an empty reason when it had no payload.
+    Close {
+        /// The close code (RFC 6455 §7.4).
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum State {
+    /// Waiting for (the rest of) a frame header.
+    Header,
+    /// Inside the payload of `header`, `offset` bytes in.
+    Payload { header: FrameHeader, offset: u64 },
+    /// A close frame was received: input is ignored.
+    Closed,
+    /// The peer broke the protocol: input is ignored.
+    Failed,
+}
+
+/// A data message being assembled.
+#[derive(Debug)]
+struct Message {
+    text: bool,
+    compressed: bool,
+    data: Vec<u8>,
+    utf8: Utf8Validator,
+}
+
+/// The receiving side of a connection.
+#[derive(Debug)]
+pub struct Reader {
+    /// Whether this endpoint is a client (frames must be unmasked) or a server (masked).
+    client: bool,
+    /// Limit on the size of a message after decompression (`usize::MAX` for none).
+    max_size: usize,
+    /// Present when permessage-deflate was negotiated.
+    inflater: Option<Inflater>,
+    state: State,
+    /// The start of a header that arrived incomplete.
+    header: [u8; MAX_HEADER_LEN],
+    header_len: usize,
+    /// The data message in progress, if any.
+    message: Option<Message>,
+    /// The payload of the control frame in progress.
+    control: Vec<u8>,
+    /// Unmasked compressed bytes on their way to the inflater (server side only).
+    scratch: Vec<u8>,
+}
+
+impl Reader {
+    /// A reader for a client (`client = true`) or a server.
+    ///
+    /// `max_size` limits each message after decompression (`None`: no limit). `inflater`
+    /// enables permessage-deflate: RSV1 is then allowed on the first frame of a data message.
+    #[must_use]
+    pub fn new(client: bool, max_size: Option<usize>, inflater: Option<Inflater>) -> Self {
+        Self {
+            client,
+            max_size: max_size.unwrap_or(usize::MAX),
+            inflater,
+            state: State::Header,
+            header: [0; MAX_HEADER_LEN],
+            header_len: 0,
+            message: None,
+            control: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether a close frame was received (input is ignored from then on).
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Whether the reader failed (input is ignored from then on).
+    #[must_use]
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state, State::Failed)
+    }
+
+    /// Whether a fragmented data message has started and not ended.
+    #[must_use]
+    pub fn in_message(&self) -> bool {
+        self.message.is_some()
+    }
+
+    /// Feed the next chunk from the network; complete events are appended to `events`.
+    ///
+    /// Events that precede an error in the stream are appended before the error is returned.
+    ///
+    /// # Errors
+    ///
+    /// The first rule the peer broke, with its close code. The reader is failed afterwards.
+    pub fn feed(&mut self, data: &[u8], events: &mut Vec<Event>) -> Result<()> {
+        let result = self.feed_inner(data, events);
+        if result.is_err() {
+            self.state = State::Failed;
+            self.message = None;
+            self.control = Vec::new();
+            self.scratch = Vec::new();
+        }
+        result
+    }
+
+    fn feed_inner(&mut self, mut data: &[u8], events: &mut Vec<Event>) -> Result<()> {
+        loop {
+            match self.state {
+                State::Closed | State::Failed => return Ok(()),
+                State::Header => {
+                    let Some((header, consumed)) = self.next_header(data)? else {
+                        return Ok(());
+                    };
+                    data = &data[consumed..];
+                    self.start_frame(header)?;
+                    self.state = State::Payload { header, offset: 0 };
+                    if header.payload_len == 0 {
+                        self.end_frame(header, events)?;
+                    }
+                }
+                State::Payload { header, offset } => {
+                    if data.is_empty() {
+                        return Ok(());
+                    }
+                    let remaining = header.payload_len - offset;
+                    let n = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
+                    self.payload(header, offset, &data[..n])?;
+                    data = &data[n..];
+                    let offset = offset + n as u64;
+                    self.state = State::Payload { header, offset };
+                    if offset == header.payload_len {
+                        self.end_frame(header, events)?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parse the next header from the saved partial header and `data`. Returns the header and
+    /// how many bytes of `data` it used, or `None` once `data` is used up.
+    fn next_header(&mut self, data: &[u8]) -> Result<Option<(FrameHeader, usize)>> {
+        if self.header_len == 0 {
+            // Fast path: the whole header is in this chunk.
+            if let Some(parsed) = parse_header(data)? {
+                return Ok(Some(parsed));
+            }
+            // A header is at most 14 bytes, so `data` is shorter than that here.
+            self.header[..data.len()].copy_from_slice(data);
+            self.header_len = data.len();
+            return Ok(None);
+        }
+        let take = (MAX_HEADER_LEN - self.header_len).min(data.len());
+        self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+        match parse_header(&self.header[..self.header_len + take])? {
+            None => {
+                self.header_len += take;
+                Ok(None)
+            }
+            Some((header, len)) => {
+                let used = len - self.header_len;
+                self.header_len = 0;
+                Ok(Some((header, used)))
+            }
+        }
+    }
+
+    /// Check the rules that depend on the role, the extensions and the message in progress,
+    /// and prepare the destination of the payload.
+    fn start_frame(&mut self, header: FrameHeader) -> Result<()> {
+        // RFC 6455 §5.1: "a client MUST mask all frames that it sends to the server" and "A
+        // server MUST NOT mask any frames that it sends to the client"; the receiver "MUST
+        // close the connection" in both cases.
+        match (self.client, header.mask.is_some()) {
+            (true, true) => return Err(Error::Protocol("masked frame from server")),
+            (false, false) => return Err(Error::Protocol("unmasked frame from client")),
+            _ => {}
+        }
+        // RFC 6455 §5.2: RSV bits "MUST be 0 unless an extension is negotiated that defines
+        // meanings for non-zero values".
+        if header.rsv2 || header.rsv3 {
+            return Err(Error::Protocol("reserved bits must be 0"));
+        }
+        if header.rsv1 {
+            if self.inflater.is_none() {
+                return Err(Error::Protocol("reserved bits must be 0"));
+            }
+            // RFC 7692 §6: RSV1 is set on "the first frame of a message" only; control
+            // frames and continuation frames must have it clear.
+            if !matches!(header.opcode, Opcode::Text | Opcode::Binary) {
+                return Err(Error::Protocol(
+                    "RSV1 set on a control or continuation frame",
+                ));
+            }
+        }
+        match header.opcode {
+            Opcode::Close | Opcode::Ping | Opcode::Pong => {
+                self.control.clear();
+                return Ok(());
+            }
+            Opcode::Continuation => {
+                if self.message.is_none() {
+                    return Err(Error::Protocol("continuation frame without a message"));
+                }
+            }
+            Opcode::Text | Opcode::Binary => {
+                if self.message.is_some() {
+                    return Err(Error::Protocol("data frame inside a fragmented message"));
+                }
+                self.message = Some(Message {
+                    text: header.opcode == Opcode::Text,
+                    compressed: header.rsv1,
+                    data: Vec::new(),
+                    utf8: Utf8Validator::new(),
+                });
+            }
+        }
+        let max_size = self.max_size;
+        let Some(message) = self.message.as_mut() else {
+            return Ok(());
+        };
+        if message.compressed {
+            // The inflater bounds the output; compressed input is streamed, not stored.
+            return Ok(());
+        }
+        // RFC 6455 §10.4: limit the frame size; decided from the header, before any payload
+        // is stored.
+        let total = u64::try_from(message.data.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(header.payload_len);
+        if total > max_size as u64 {
+            return Err(Error::TooBig { limit: max_size });
+        }
+        let reserve = usize::try_from(header.payload_len)
+            .unwrap_or(usize::MAX)
+            .min(MAX_UPFRONT_RESERVE.max(if max_size == usize::MAX { 0 } else { max_size }));
+        message
+            .data
+            .try_reserve_exact(reserve)
+            .map_err(|_| Error::TooBig { limit: max_size })?;
+        Ok(())
+    }
+
+    /// Route a piece of payload, `offset` bytes into the frame, to its destination.
+    fn payload(&mut self, header: FrameHeader, offset: u64, chunk: &[u8]) -> Result<()> {
+        // The mask cycles every 4 bytes: only the offset modulo 4 matters.
+        let phase = (offset % 4) as usize;
+        if header.opcode.is_control() {
+            push(&mut self.control, chunk, header.mask, phase);
+            return Ok(());
+        }
+        let Some(message) = self.message.as_mut() else {
+            return Err(Error::Protocol("continuation frame without a message"));
+        };
+        let before = message.data.len();
+        if message.compressed {
+            let Some(inflater) = self.inflater.as_mut() else {
+                return Err(Error::Protocol("reserved bits must be 0"));
+            };
+            let input = if header.mask.is_some() {
+                self.scratch.clear();
+                push(&mut self.scratch, chunk, header.mask, phase);
+                &self.scratch[..]
+            } else {
+                chunk
+            };
+            inflater.decompress(input, &mut message.data, self.max_size)?;
+        } else {
+            push(&mut message.data, chunk, header.mask, phase);
+        }
+        if message.text {
+            message.utf8.feed(&message.data[before..], false)?;
+        }
+        Ok(())
+    }
+
+    /// Deliver what a complete frame finished.
+    fn end_frame(&mut self, header: FrameHeader, events: &mut Vec<Event>) -> Result<()> {
+        self.state = State::Header;
+        match header.opcode {
+            Opcode::Ping => events.push(Event::Ping(self.control.clone())),
+            Opcode::Pong => events.push(Event::Pong(self.control.clone())),
+            Opcode::Close => {
+                let (code, reason) = parse_close(&self.control)?;
+                events.push(Event::Close {
+                    code,
+                    reason: reason.to_owned(),
+                });
+                self.state = State::Closed;
+            }
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => {
+                if header.fin {
+                    let event = self.end_message()?;
+                    events.push(event);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end_message(&mut self) -> Result<Event> {
+        let Some(mut message) = self.message.take() else {
+            return Err(Error::Protocol("continuation frame without a message"));
+        };
+        let before = message.data.len();
+        // An uncompressed message leaves the DEFLATE stream alone (RFC 7692 §6.1).
+        if message.compressed {
+            if let Some(inflater) = self.inflater.as_mut() {
+                inflater.finish(&mut message.data, self.max_size)?;
+            }
+        }
+        if message.text {
+            message.utf8.feed(&message.data[before..], true)?;
+            // SAFETY: every byte of `message.data` went through `message.utf8`, which accepted
+            // the whole sequence with `fin = true`, so it is valid UTF-8.
+            let text = unsafe { String::from_utf8_unchecked(message.data) };
+            Ok(Event::Text(text))
+        } else {
+            Ok(Event::Binary(message.data))
+        }
+    }
+}
+
+/// Append `chunk` to `dst`, unmasking it when the frame is masked.
+#[inline]
+fn push(dst: &mut Vec<u8>, chunk: &[u8], mask: Option<[u8; 4]>, phase: usize) {
+    match mask {
+        Some(key) => extend_masked(dst, chunk, key, phase),
+        None => dst.extend_from_slice(chunk),
+    }
+}
+
+#[cfg(test)]
+mod tests;

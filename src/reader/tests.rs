@@ -1,0 +1,457 @@
+//! Tests of the reader: every rule of RFC 6455 §5 that it enforces, with the close code it
+//! gives, and feeding at every split point.
+
+use super::*;
+use crate::deflate::{Deflater, Inflater};
+use crate::frames::encode_frame;
+use proptest::prelude::*;
+
+const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// A frame as a client sends it (masked), for a server-side reader.
+fn cframe(opcode: Opcode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(&mut out, opcode, fin, false, payload, Some(KEY));
+    out
+}
+
+/// A frame as a server sends it (unmasked), for a client-side reader.
+fn sframe(opcode: Opcode, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(&mut out, opcode, fin, false, payload, None);
+    out
+}
+
+fn feed(reader: &mut Reader, data: &[u8]) -> (Vec<Event>, Option<Error>) {
+    let mut events = Vec::new();
+    let err = reader.feed(data, &mut events).err();
+    (events, err)
+}
+
+fn server() -> Reader {
+    Reader::new(false, Some(1 << 20), None)
+}
+
+fn client() -> Reader {
+    Reader::new(true, Some(1 << 20), None)
+}
+
+/// Feed `stream` to fresh readers split at every pair of points, and byte by byte; all must
+/// give `expected` (events, then maybe an error code).
+fn check_splits(make: impl Fn() -> Reader, stream: &[u8], expected: &(Vec<Event>, Option<u16>)) {
+    let run = |pieces: &[&[u8]]| {
+        let mut reader = make();
+        let mut events = Vec::new();
+        let mut code = None;
+        for piece in pieces {
+            if let Err(e) = reader.feed(piece, &mut events) {
+                code = Some(e.close_code());
+                break;
+            }
+        }
+        (events, code)
+    };
+    assert_eq!(&run(&[stream]), expected, "whole");
+    let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+    assert_eq!(&run(&bytes), expected, "byte by byte");
+    for i in 0..=stream.len() {
+        assert_eq!(
+            &run(&[&stream[..i], &stream[i..]]),
+            expected,
+            "split at {i}"
+        );
+    }
+    if stream.len() <= 64 {
+        for i in 0..=stream.len() {
+            for j in i..=stream.len() {
+                let got = run(&[&stream[..i], &stream[i..j], &stream[j..]]);
+                assert_eq!(&got, expected, "split at {i} and {j}");
+            }
+        }
+    }
+}
+
+#[test]
+fn multi_frame_stream_at_every_split() {
+    let mut stream = Vec::new();
+    stream.extend(cframe(Opcode::Text, true, "Hello".as_bytes()));
+    stream.extend(cframe(Opcode::Text, false, "κό".as_bytes()));
+    stream.extend(cframe(Opcode::Ping, true, b"p"));
+    stream.extend(cframe(Opcode::Continuation, false, b""));
+    stream.extend(cframe(Opcode::Continuation, true, "σμε".as_bytes()));
+    stream.extend(cframe(Opcode::Binary, true, &[0u8; 300]));
+    stream.extend(cframe(Opcode::Pong, true, b""));
+    stream.extend(cframe(Opcode::Close, true, b"\x03\xe8done"));
+    stream.extend(cframe(Opcode::Text, true, b"ignored after close"));
+    let expected = (
+        vec![
+            Event::Text("Hello".into()),
+            Event::Ping(b"p".to_vec()),
+            Event::Text("κόσμε".into()),
+            Event::Binary(vec![0; 300]),
+            Event::Pong(Vec::new()),
+            Event::Close {
+                code: 1000,
+                reason: "done".into(),
+            },
+        ],
+        None,
+    );
+    check_splits(server, &stream, &expected);
+}
+
+#[test]
+fn client_side_stream_at_every_split() {
+    let mut stream = Vec::new();
+    stream.extend(sframe(Opcode::Binary, false, b"ab"));
+    stream.extend(sframe(Opcode::Pong, true, b"xyz"));
+    stream.extend(sframe(Opcode::Continuation, true, b"cd"));
+    stream.extend(sframe(Opcode::Close, true, b""));
+    let expected = (
+        vec![
+            Event::Pong(b"xyz".to_vec()),
+            Event::Binary(b"abcd".to_vec()),
+            Event::Close {
+                code: 1005,
+                reason: String::new(),
+            },
+        ],
+        None,
+    );
+    check_splits(client, &stream, &expected);
+}
+
+#[test]
+fn edge_lengths() {
+    for len in [0usize, 1, 125, 126, 127, 65535, 65536, 100_000] {
+        let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+        let mut r = server();
+        let (events, err) = feed(&mut r, &cframe(Opcode::Binary, true, &payload));
+        assert_eq!(
+            (events, err),
+            (vec![Event::Binary(payload.clone())], None),
+            "len {len}"
+        );
+        let mut r = client();
+        let (events, err) = feed(&mut r, &sframe(Opcode::Binary, true, &payload));
+        assert_eq!(
+            (events, err),
+            (vec![Event::Binary(payload)], None),
+            "len {len}"
+        );
+    }
+}
+
+fn error_code(make: impl Fn() -> Reader, stream: &[u8]) -> u16 {
+    let mut r = make();
+    let (_, err) = feed(&mut r, stream);
+    assert!(r.is_failed());
+    err.expect("an error").close_code()
+}
+
+#[test]
+fn masking_rules() {
+    assert_eq!(error_code(server, &sframe(Opcode::Text, true, b"x")), 1002);
+    assert_eq!(error_code(client, &cframe(Opcode::Text, true, b"x")), 1002);
+}
+
+#[test]
+fn reserved_opcodes_and_bits() {
+    for op in [3u8, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+        assert_eq!(error_code(client, &[0x80 | op, 0]), 1002);
+    }
+    for bits in [0x40u8, 0x20, 0x10] {
+        assert_eq!(
+            error_code(client, &[0x81 | bits, 0]),
+            1002,
+            "bits {bits:#x}"
+        );
+    }
+}
+
+#[test]
+fn rsv1_only_with_deflate_and_first_frame() {
+    let deflating = || Reader::new(true, None, Some(Inflater::new(15, false).unwrap()));
+    // RSV1 on a ping, or on a continuation frame, even with deflate.
+    assert_eq!(error_code(deflating, &[0xc9, 0]), 1002);
+    assert_eq!(error_code(deflating, &[0x02, 0x00, 0xc0, 0x00]), 1002);
+    // RSV2 and RSV3 are never allowed.
+    assert_eq!(error_code(deflating, &[0xa1, 0]), 1002);
+    assert_eq!(error_code(deflating, &[0x91, 0]), 1002);
+    // RSV1 on a text frame: fine with deflate, 1002 without.
+    let hello = [0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    let mut r = deflating();
+    assert_eq!(
+        feed(&mut r, &hello),
+        (vec![Event::Text("Hello".into())], None)
+    );
+    assert_eq!(error_code(client, &hello), 1002);
+}
+
+#[test]
+fn control_frame_rules() {
+    // Fragmented ping; ping of 126 bytes (16-bit length form).
+    assert_eq!(error_code(client, &[0x09, 0x00]), 1002);
+    assert_eq!(error_code(client, &[0x89, 126, 0, 126]), 1002);
+    // 125 bytes is fine.
+    let mut r = client();
+    let (events, err) = feed(&mut r, &sframe(Opcode::Ping, true, &[1; 125]));
+    assert_eq!((events, err), (vec![Event::Ping(vec![1; 125])], None));
+}
+
+#[test]
+fn continuation_rules() {
+    assert_eq!(
+        error_code(client, &sframe(Opcode::Continuation, true, b"x")),
+        1002
+    );
+    let mut stream = sframe(Opcode::Text, false, b"a");
+    stream.extend(sframe(Opcode::Binary, true, b"b"));
+    assert_eq!(error_code(client, &stream), 1002);
+    let mut stream = sframe(Opcode::Text, false, b"a");
+    stream.extend(sframe(Opcode::Text, true, b"b"));
+    assert_eq!(error_code(client, &stream), 1002);
+}
+
+#[test]
+fn sixty_three_bit_length() {
+    let mut frame = vec![0x82, 127];
+    frame.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    assert_eq!(error_code(client, &frame), 1002);
+    // 2^63 - 1 is a valid length, far over max_size: 1009 from the header alone.
+    let mut frame = vec![0x82, 127];
+    frame.extend_from_slice(&(u64::MAX >> 1).to_be_bytes());
+    assert_eq!(error_code(client, &frame), 1009);
+    let mut no_limit = Reader::new(true, None, None);
+    let (_, err) = feed(&mut no_limit, &frame);
+    assert_eq!(
+        err, None,
+        "no limit: the payload is streamed, nothing reserved past 16 MiB"
+    );
+    assert!(no_limit.message.as_ref().unwrap().data.capacity() <= MAX_UPFRONT_RESERVE);
+}
+
+#[test]
+fn max_size_from_header_before_payload() {
+    let make = || Reader::new(true, Some(10), None);
+    // The header alone announces 11 bytes: rejected before any payload arrives.
+    assert_eq!(error_code(make, &[0x82, 11]), 1009);
+    let mut r = make();
+    assert_eq!(
+        feed(&mut r, &sframe(Opcode::Binary, true, &[0; 10])).1,
+        None
+    );
+    // Fragments add up: 6 + 5 > 10.
+    let mut stream = sframe(Opcode::Binary, false, &[0; 6]);
+    stream.extend_from_slice(&[0x80, 5]);
+    assert_eq!(error_code(make, &stream), 1009);
+}
+
+#[test]
+fn max_size_after_decompression() {
+    let mut def = Deflater::new(6, 15, false).unwrap();
+    let mut compressed = Vec::new();
+    def.compress(&[b'a'; 5000], &mut compressed).unwrap();
+    let mut frame = Vec::new();
+    encode_frame(&mut frame, Opcode::Binary, true, true, &compressed, None);
+    let make =
+        |limit| move || Reader::new(true, Some(limit), Some(Inflater::new(15, false).unwrap()));
+    assert_eq!(error_code(make(4999), &frame), 1009);
+    let mut r = make(5000)();
+    assert_eq!(
+        feed(&mut r, &frame),
+        (vec![Event::Binary(vec![b'a'; 5000])], None)
+    );
+}
+
+#[test]
+fn compressed_fragmented_masked_at_every_split() {
+    let text = "Hello, Hello, κόσμε! ".repeat(3);
+    let mut def = Deflater::new(6, 15, false).unwrap();
+    let mut compressed = Vec::new();
+    def.compress(text.as_bytes(), &mut compressed).unwrap();
+    let (a, b) = compressed.split_at(compressed.len() / 2);
+    let mut stream = Vec::new();
+    encode_frame(&mut stream, Opcode::Text, false, true, a, Some(KEY));
+    encode_frame(&mut stream, Opcode::Ping, true, false, b"", Some(KEY));
+    encode_frame(&mut stream, Opcode::Continuation, true, false, b, Some(KEY));
+    let expected = (
+        vec![Event::Ping(Vec::new()), Event::Text(text.clone())],
+        None,
+    );
+    check_splits(
+        || Reader::new(false, Some(1000), Some(Inflater::new(15, false).unwrap())),
+        &stream,
+        &expected,
+    );
+}
+
+#[test]
+fn uncompressed_message_with_deflate_negotiated() {
+    let mut r = Reader::new(true, None, Some(Inflater::new(15, false).unwrap()));
+    assert_eq!(
+        feed(&mut r, &sframe(Opcode::Text, true, b"plain")),
+        (vec![Event::Text("plain".into())], None)
+    );
+}
+
+#[test]
+fn invalid_utf8_fails_fast() {
+    // The first fragment is valid; the second holds an impossible sequence. The error comes
+    // with the second fragment, before the message ends.
+    let mut stream = sframe(Opcode::Text, false, "κόσμε".as_bytes());
+    stream.extend(sframe(
+        Opcode::Continuation,
+        false,
+        b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80",
+    ));
+    assert_eq!(error_code(client, &stream), 1007);
+    // Inside a single frame, as soon as the bad byte arrives.
+    let frame = sframe(Opcode::Text, true, b"abc\xffdef");
+    let mut r = client();
+    let (_, err) = feed(&mut r, &frame[..6]);
+    assert_eq!(err.map(|e| e.close_code()), Some(1007));
+    // Incomplete at the end of the message.
+    assert_eq!(
+        error_code(client, &sframe(Opcode::Text, true, b"abc\xe2\x82")),
+        1007
+    );
+    // A code point split between fragments is fine.
+    let mut stream = sframe(Opcode::Text, false, b"\xe2\x82");
+    stream.extend(sframe(Opcode::Continuation, true, b"\xac"));
+    let mut r = client();
+    assert_eq!(feed(&mut r, &stream), (vec![Event::Text("€".into())], None));
+}
+
+#[test]
+fn close_payload_rules() {
+    assert_eq!(
+        error_code(client, &sframe(Opcode::Close, true, b"\x03")),
+        1002
+    );
+    assert_eq!(
+        error_code(client, &sframe(Opcode::Close, true, b"\x03\xed")),
+        1002
+    ); // 1005
+    assert_eq!(
+        error_code(client, &sframe(Opcode::Close, true, b"\x03\xe8\xff")),
+        1007
+    );
+    for code in [999u16, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+        let frame = sframe(Opcode::Close, true, &code.to_be_bytes());
+        assert_eq!(error_code(client, &frame), 1002, "code {code}");
+    }
+    for code in [1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999] {
+        let mut r = client();
+        let (events, err) = feed(&mut r, &sframe(Opcode::Close, true, &code.to_be_bytes()));
+        assert_eq!(
+            (events, err),
+            (
+                vec![Event::Close {
+                    code,
+                    reason: String::new()
+                }],
+                None
+            )
+        );
+        assert!(r.is_closed());
+    }
+}
+
+#[test]
+fn events_before_an_error_are_delivered() {
+    let mut stream = sframe(Opcode::Text, true, b"ok");
+    stream.extend([0x83, 0]);
+    let mut r = client();
+    let (events, err) = feed(&mut r, &stream);
+    assert_eq!(events, vec![Event::Text("ok".into())]);
+    assert_eq!(err.map(|e| e.close_code()), Some(1002));
+    // Failed readers ignore further input.
+    assert_eq!(
+        feed(&mut r, &sframe(Opcode::Text, true, b"x")),
+        (vec![], None)
+    );
+}
+
+#[test]
+fn in_message_tracks_fragments() {
+    let mut r = client();
+    feed(&mut r, &sframe(Opcode::Text, false, b"a"));
+    assert!(r.in_message());
+    feed(&mut r, &sframe(Opcode::Continuation, true, b"b"));
+    assert!(!r.in_message());
+}
+
+/// A frame description for property tests.
+#[derive(Debug, Clone)]
+struct Msg {
+    text: bool,
+    data: Vec<u8>,
+    fragment: usize,
+}
+
+fn msg_strategy() -> impl Strategy<Value = Msg> {
+    (
+        any::<bool>(),
+        proptest::collection::vec(any::<u8>(), 0..300),
+        0usize..40,
+    )
+        .prop_map(|(text, data, fragment)| {
+            let data = if text {
+                String::from_utf8_lossy(&data).into_owned().into_bytes()
+            } else {
+                data
+            };
+            Msg {
+                text,
+                data,
+                fragment,
+            }
+        })
+}
+
+proptest! {
+    #[test]
+    fn encode_then_parse_round_trips(
+        msgs in proptest::collection::vec(msg_strategy(), 1..6),
+        client_side in any::<bool>(),
+        deflate in any::<bool>(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..5),
+    ) {
+        let deflater = deflate.then(|| Deflater::new(6, 12, false).unwrap());
+        let mut writer = crate::writer::Writer::new(client_side, deflater, 8);
+        let mut stream = Vec::new();
+        let mut expected = Vec::new();
+        for m in &msgs {
+            let op = if m.text { Opcode::Text } else { Opcode::Binary };
+            writer.encode_message(op, &m.data, m.fragment, &mut stream).unwrap();
+            expected.push(if m.text {
+                Event::Text(String::from_utf8(m.data.clone()).unwrap())
+            } else {
+                Event::Binary(m.data.clone())
+            });
+        }
+        let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+        points.sort_unstable();
+        let inflater = deflate.then(|| Inflater::new(12, false).unwrap());
+        let mut reader = Reader::new(!client_side, Some(1 << 16), inflater);
+        let mut events = Vec::new();
+        let mut start = 0;
+        for p in points.into_iter().chain([stream.len()]) {
+            reader.feed(&stream[start..p], &mut events).unwrap();
+            start = p;
+        }
+        prop_assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512),
+                                client_side in any::<bool>(), deflate in any::<bool>()) {
+        let inflater = deflate.then(|| Inflater::new(15, false).unwrap());
+        let mut reader = Reader::new(client_side, Some(1000), inflater);
+        let mut events = Vec::new();
+        if let Err(e) = reader.feed(&data, &mut events) {
+            prop_assert!(matches!(e.close_code(), 1002 | 1007 | 1009));
+        }
+    }
+}
