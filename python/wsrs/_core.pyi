@@ -10,7 +10,6 @@ from typing import Final
 
 from typing_extensions import Buffer
 
-
 MAX_HEADER_LEN: Final[int]
 """Length of the longest frame header (14 bytes)."""
 

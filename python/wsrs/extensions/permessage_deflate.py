@@ -1,0 +1,334 @@
+"""The permessage-deflate extension (RFC 7692).
+
+The negotiation happens here; compression itself runs in the Rust core, configured by
+:class:`PerMessageDeflate`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..exceptions import (
+    DuplicateParameter,
+    InvalidParameterName,
+    InvalidParameterValue,
+    NegotiationError,
+)
+from ..headers import ExtensionParameter
+from .base import ClientExtensionFactory, Extension, ServerExtensionFactory
+
+
+__all__ = [
+    "ClientPerMessageDeflateFactory",
+    "PerMessageDeflate",
+    "ServerPerMessageDeflateFactory",
+]
+
+NAME = "permessage-deflate"
+
+_WINDOW_BITS = re.compile(r"[1-9][0-9]?")  # RFC 7692 §7.1.2.1: 1*DIGIT, no leading zero
+
+
+class PerMessageDeflate(Extension):
+    """A negotiated permessage-deflate extension.
+
+    Args:
+        remote_no_context_takeover: The peer resets its compressor after each message.
+        local_no_context_takeover: This side resets its compressor after each message.
+        remote_max_window_bits: Window size (8-15) the peer compresses with.
+        local_max_window_bits: Window size (8-15) this side compresses with.
+        compress_settings: ``{"level": 0-9}``, the zlib compression level (default 6).
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        remote_no_context_takeover: bool,
+        local_no_context_takeover: bool,
+        remote_max_window_bits: int,
+        local_max_window_bits: int,
+        compress_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not 8 <= remote_max_window_bits <= 15:
+            raise ValueError("remote_max_window_bits must be between 8 and 15")
+        if not 8 <= local_max_window_bits <= 15:
+            raise ValueError("local_max_window_bits must be between 8 and 15")
+        _check_compress_settings(compress_settings)
+        self.remote_no_context_takeover = remote_no_context_takeover
+        self.local_no_context_takeover = local_no_context_takeover
+        self.remote_max_window_bits = remote_max_window_bits
+        self.local_max_window_bits = local_max_window_bits
+        self.compress_settings = dict(compress_settings or {})
+
+    def __repr__(self) -> str:
+        return (
+            f"PerMessageDeflate(remote_no_context_takeover={self.remote_no_context_takeover}, "
+            f"local_no_context_takeover={self.local_no_context_takeover}, "
+            f"remote_max_window_bits={self.remote_max_window_bits}, "
+            f"local_max_window_bits={self.local_max_window_bits})"
+        )
+
+    def reader_options(self) -> dict[str, Any]:
+        """Configure the reader to inflate what the peer compressed."""
+        return {
+            "deflate": True,
+            "max_window_bits": self.remote_max_window_bits,
+            "no_context_takeover": self.remote_no_context_takeover,
+        }
+
+    def writer_options(self) -> dict[str, Any]:
+        """Configure the writer to compress with the negotiated parameters.
+
+        zlib cannot compress raw DEFLATE with a 256-byte window; when this side must
+        compress with ``max_window_bits=8``, it sends every message uncompressed, which RFC
+        7692 §6 allows message by message.
+        """
+        if self.local_max_window_bits == 8:
+            return {}
+        return {
+            "deflate": True,
+            "max_window_bits": self.local_max_window_bits,
+            "no_context_takeover": self.local_no_context_takeover,
+            "level": self.compress_settings.get("level", 6),
+        }
+
+
+def _check_compress_settings(compress_settings: Mapping[str, Any] | None) -> None:
+    if compress_settings is None:
+        return
+    if "wbits" in compress_settings:
+        raise ValueError("compress_settings must not include wbits, set max_window_bits instead")
+    unknown = set(compress_settings) - {"level"}
+    if unknown:
+        raise ValueError(f"unsupported compress_settings: {', '.join(sorted(unknown))}")
+    level = compress_settings.get("level", 6)
+    if not isinstance(level, int) or not -1 <= level <= 9:
+        raise ValueError("compress_settings level must be an integer between 0 and 9")
+
+
+def _check_window_bits(name: str, value: int | None) -> None:
+    if value is not None and not 8 <= value <= 15:
+        raise ValueError(f"{name} must be between 8 and 15")
+
+
+def _parse_params(
+    params: Sequence[ExtensionParameter], *, is_server: bool
+) -> tuple[bool, bool, int | None, int | bool | None]:
+    """Parse permessage-deflate parameters (RFC 7692 §7.1).
+
+    Returns:
+        ``server_no_context_takeover``, ``client_no_context_takeover``,
+        ``server_max_window_bits`` and ``client_max_window_bits`` (``True`` when a client
+        offers it without a value).
+    """
+    server_nct = client_nct = False
+    server_mwb: int | None = None
+    client_mwb: int | bool | None = None
+    seen: set[str] = set()
+    for name, value in params:
+        # RFC 7692 §7: "A server MUST decline an extension negotiation offer [...] if the
+        # negotiation offer contains multiple extension parameters with the same name."
+        if name in seen:
+            raise DuplicateParameter(name)
+        seen.add(name)
+        if name == "server_no_context_takeover":
+            if value is not None:
+                raise InvalidParameterValue(name, value)
+            server_nct = True
+        elif name == "client_no_context_takeover":
+            if value is not None:
+                raise InvalidParameterValue(name, value)
+            client_nct = True
+        elif name == "server_max_window_bits":
+            server_mwb = _window_bits(name, value)
+        elif name == "client_max_window_bits":
+            # RFC 7692 §7.1.2.2: a client may offer it without a value; a server's response
+            # must have one.
+            client_mwb = True if value is None and is_server else _window_bits(name, value)
+        else:
+            raise InvalidParameterName(name)
+    return server_nct, client_nct, server_mwb, client_mwb
+
+
+def _window_bits(name: str, value: str | None) -> int:
+    if value is None or not _WINDOW_BITS.fullmatch(value) or not 8 <= int(value) <= 15:
+        raise InvalidParameterValue(name, value)
+    return int(value)
+
+
+class ClientPerMessageDeflateFactory(ClientExtensionFactory):
+    """Offer permessage-deflate from a client.
+
+    Args:
+        server_no_context_takeover: Ask the server to reset its compressor per message.
+        client_no_context_takeover: Announce that the client resets its compressor.
+        server_max_window_bits: Ask the server to use at most this window (8-15).
+        client_max_window_bits: ``True`` to let the server choose the client's window
+            (as browsers do), or at most this window (8-15).
+        compress_settings: ``{"level": 0-9}``.
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        server_no_context_takeover: bool = False,
+        client_no_context_takeover: bool = False,
+        server_max_window_bits: int | None = None,
+        client_max_window_bits: int | bool | None = None,
+        compress_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_window_bits("server_max_window_bits", server_max_window_bits)
+        if client_max_window_bits is not True:
+            _check_window_bits("client_max_window_bits", client_max_window_bits or None)
+        _check_compress_settings(compress_settings)
+        self.server_no_context_takeover = server_no_context_takeover
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_max_window_bits = server_max_window_bits
+        self.client_max_window_bits = client_max_window_bits or None
+        self.compress_settings = compress_settings
+
+    def get_request_params(self) -> list[ExtensionParameter]:
+        """Build the offer."""
+        params: list[ExtensionParameter] = []
+        if self.server_no_context_takeover:
+            params.append(("server_no_context_takeover", None))
+        if self.client_no_context_takeover:
+            params.append(("client_no_context_takeover", None))
+        if self.server_max_window_bits is not None:
+            params.append(("server_max_window_bits", str(self.server_max_window_bits)))
+        if self.client_max_window_bits is True:
+            params.append(("client_max_window_bits", None))
+        elif self.client_max_window_bits is not None:
+            params.append(("client_max_window_bits", str(self.client_max_window_bits)))
+        return params
+
+    def process_response_params(
+        self,
+        params: Sequence[ExtensionParameter],
+        accepted_extensions: Sequence[Extension],
+    ) -> PerMessageDeflate:
+        """Check the server's answer (RFC 7692 §7.1) and build the extension.
+
+        Raises:
+            NegotiationError: When the answer breaks RFC 7692 or does not match the offer.
+        """
+        if any(ext.name == NAME for ext in accepted_extensions):
+            raise NegotiationError("received duplicate permessage-deflate")
+        server_nct, client_nct, server_mwb, client_mwb = _parse_params(params, is_server=False)
+
+        if self.server_no_context_takeover and not server_nct:
+            raise NegotiationError("expected server_no_context_takeover")
+        # The client may reset its compressor even if the server did not ask.
+        client_nct = client_nct or self.client_no_context_takeover
+
+        if self.server_max_window_bits is not None:
+            if server_mwb is None:
+                raise NegotiationError("expected server_max_window_bits")
+            if server_mwb > self.server_max_window_bits:
+                raise NegotiationError("unsupported server_max_window_bits")
+
+        if self.client_max_window_bits is None:
+            if client_mwb is not None:
+                raise NegotiationError("unexpected client_max_window_bits")
+        elif self.client_max_window_bits is not True:
+            if client_mwb is None:
+                client_mwb = self.client_max_window_bits
+            elif isinstance(client_mwb, int) and client_mwb > self.client_max_window_bits:
+                raise NegotiationError("unsupported client_max_window_bits")
+
+        return PerMessageDeflate(
+            server_nct,
+            client_nct,
+            server_mwb or 15,
+            int(client_mwb or 15),
+            self.compress_settings,
+        )
+
+
+class ServerPerMessageDeflateFactory(ServerExtensionFactory):
+    """Accept permessage-deflate on a server.
+
+    Args:
+        server_no_context_takeover: Reset the server's compressor after each message.
+        client_no_context_takeover: Require the client to reset its compressor.
+        server_max_window_bits: Compress with at most this window (8-15).
+        client_max_window_bits: Require the client to compress with at most this window;
+            offers that don't allow it are declined.
+        compress_settings: ``{"level": 0-9}``.
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        server_no_context_takeover: bool = False,
+        client_no_context_takeover: bool = False,
+        server_max_window_bits: int | None = None,
+        client_max_window_bits: int | None = None,
+        compress_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_window_bits("server_max_window_bits", server_max_window_bits)
+        _check_window_bits("client_max_window_bits", client_max_window_bits)
+        _check_compress_settings(compress_settings)
+        self.server_no_context_takeover = server_no_context_takeover
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_max_window_bits = server_max_window_bits
+        self.client_max_window_bits = client_max_window_bits
+        self.compress_settings = compress_settings
+
+    def process_request_params(
+        self,
+        params: Sequence[ExtensionParameter],
+        accepted_extensions: Sequence[Extension],
+    ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
+        """Answer one offer (RFC 7692 §7.1).
+
+        Raises:
+            NegotiationError: When this offer is not acceptable (the server then declines
+                it and may accept another).
+        """
+        if any(ext.name == NAME for ext in accepted_extensions):
+            raise NegotiationError("skipped duplicate permessage-deflate")
+        server_nct, client_nct, server_mwb, client_mwb = _parse_params(params, is_server=True)
+
+        server_nct = server_nct or self.server_no_context_takeover
+        client_nct = client_nct or self.client_no_context_takeover
+
+        if self.server_max_window_bits is not None:
+            if server_mwb is None or server_mwb > self.server_max_window_bits:
+                server_mwb = self.server_max_window_bits
+
+        if self.client_max_window_bits is None:
+            # "client_max_window_bits" without a value only says the client can take one.
+            if client_mwb is True:
+                client_mwb = None
+        else:
+            if client_mwb is None:
+                # RFC 7692 §7.1.2.2: without the parameter in the offer, the server must not
+                # limit the client's window.
+                raise NegotiationError("required client_max_window_bits")
+            if client_mwb is True or client_mwb > self.client_max_window_bits:
+                client_mwb = self.client_max_window_bits
+
+        response: list[ExtensionParameter] = []
+        if server_nct:
+            response.append(("server_no_context_takeover", None))
+        if client_nct:
+            response.append(("client_no_context_takeover", None))
+        if server_mwb is not None:
+            response.append(("server_max_window_bits", str(server_mwb)))
+        if client_mwb is not None:
+            response.append(("client_max_window_bits", str(client_mwb)))
+
+        extension = PerMessageDeflate(
+            client_nct,
+            server_nct,
+            int(client_mwb or 15),
+            server_mwb or 15,
+            self.compress_settings,
+        )
+        return response, extension

@@ -1,0 +1,698 @@
+"""Parse and serialize the HTTP/1.1 messages of the opening handshake, without I/O.
+
+The parsers work on the receive buffer as it is:
+
+- :func:`parse_request` and :func:`parse_response` take everything received so far;
+- they return ``None`` when more data is needed, or the message and the number of bytes it
+  used; the caller drops those bytes and keeps the rest, which are the first WebSocket frames;
+- they raise :exc:`~wsrs.exceptions.InvalidMessage` on malformed input and
+  :exc:`~wsrs.exceptions.SecurityError` as soon as a limit is exceeded, even if the message
+  is incomplete: a peer sending megabytes without a newline is rejected after ``MAX_LINE``.
+
+Parsers keep no state between calls. Before the head is complete, each call only runs a few
+scans of the buffer in C (``find``, ``count``), so feeding a head byte by byte stays cheap.
+
+The grammar is RFC 7230 (HTTP/1.1 message syntax), applied strictly: CRLF line endings, no
+obsolete line folding, only ``GET`` requests and ``HTTP/1.1``. WebSocket software implements
+HTTP/1.1 strictly, so there is little need for lenient parsing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http
+import re
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Protocol, TypeAlias, TypeVar, overload
+
+from .exceptions import InvalidMessage, SecurityError
+
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_HEADERS",
+    "MAX_HEAD_SIZE",
+    "MAX_LINE",
+    "Headers",
+    "HeadersLike",
+    "MultipleValuesError",
+    "Request",
+    "Response",
+    "error_response",
+    "parse_request",
+    "parse_response",
+]
+
+MAX_LINE = 8192
+"""Maximum length of the request line, status line or a header line, without CRLF.
+
+8 KiB is the most common default of popular HTTP servers.
+"""
+
+MAX_HEADERS = 128
+"""Maximum number of header lines in a request or response."""
+
+MAX_HEAD_SIZE = 65536
+"""Maximum size of the start line and headers together, including every CRLF.
+
+``MAX_HEADERS`` lines of ``MAX_LINE`` bytes would allow 1 MiB. Common servers accept 16 to
+64 KiB of headers, and a handshake needs well under 1 KiB plus cookies.
+"""
+
+MAX_BODY = 2**20
+"""Maximum size of a response body.
+
+Bodies exist only to read the error message of a server that rejects the handshake; they
+aren't meant for file transfers.
+"""
+
+
+def _d(value: bytes) -> str:
+    """Decode bytes for an error message, escaping what isn't UTF-8."""
+    return value.decode(errors="backslashreplace")
+
+
+# RFC 7230 §3.2.6: token = 1*tchar
+# tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|"
+#         / "~" / DIGIT / ALPHA
+_token_re = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_btoken_re = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+
+# RFC 7230 §3.2: field-value = *( field-content / obs-fold )
+# field-content = field-vchar [ 1*( SP / HTAB ) field-vchar ], field-vchar = VCHAR / obs-text
+# Surrounding whitespace is stripped before matching, so allowing SP and HTAB anywhere is
+# enough. obs-fold is rejected: it needs CR and LF, which aren't allowed.
+# See also https://www.rfc-editor.org/errata/eid4189.
+_value_re = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+_bvalue_re = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+
+# RFC 7230 §5.3: request-target, here in origin-form or absolute-form; both are made of
+# visible ASCII characters.
+_target_re = re.compile(rb"[\x21-\x7e]+")
+
+# RFC 7230 §3.1.2: status-code = 3DIGIT; 1xx is the smallest class (RFC 7231 §6).
+_status_re = re.compile(rb"[1-9][0-9][0-9]")
+
+# RFC 7230 §3.3.2: Content-Length = 1*DIGIT
+_length_re = re.compile(r"[0-9]+")
+
+
+class MultipleValuesError(KeyError):
+    """Raise when :class:`Headers` has several values for a name where one is expected."""
+
+    def __str__(self) -> str:
+        # KeyError shows repr(key); show the header name as is instead.
+        return f"multiple values for header: {self.args[0]}" if self.args else ""
+
+
+class _SupportsKeysAndGetItem(Protocol):
+    """Describe dict-like objects with ``keys()`` and ``__getitem__()``, like ``dict`` does."""
+
+    def keys(self) -> Iterable[str]: ...  # pragma: no cover
+
+    def __getitem__(self, key: str, /) -> str: ...  # pragma: no cover
+
+
+_T = TypeVar("_T")
+
+_MISSING = object()
+
+
+def _check_header(name: str, value: str) -> None:
+    """Raise :exc:`ValueError` if a header can't be serialized as it is."""
+    if not _token_re.fullmatch(name):
+        raise ValueError(f"invalid header name: {name!r}")
+    # Rejecting CR and LF prevents header injection through application-provided values.
+    if not _value_re.fullmatch(value):
+        raise ValueError(f"invalid header value: {value!r}")
+
+
+class Headers(MutableMapping[str, str]):
+    """Store HTTP headers: case-insensitive names, order and repeated headers preserved.
+
+    It behaves like a :class:`dict` with case-insensitive keys as long as no header is
+    repeated. With repeated headers:
+
+    - ``headers[name]`` returns the value if there is exactly one, raises :exc:`KeyError` if
+      there is none and :exc:`MultipleValuesError` (a :exc:`KeyError`) if there are several;
+      :meth:`get`, :meth:`pop` and :meth:`setdefault` raise it too rather than guess;
+    - ``headers[name] = value`` appends a header, even if ``name`` is already present;
+    - ``del headers[name]`` removes every header called ``name``;
+    - :meth:`get_all` returns all the values of a header and :meth:`raw_items` all the
+      ``(name, value)`` pairs, in order, with names as they were written.
+
+    Iterating yields each name once, lower-cased. Comparing with a :class:`Headers` or a
+    mapping ignores the case of names and the order of different names.
+
+    Setting a header checks that its name is a token and that its value contains only
+    visible characters, spaces and tabs, so no value can inject a header.
+
+    Args:
+        *args: Headers, mappings or iterables of ``(name, value)`` pairs to add, in order.
+        **kwargs: Headers to add after those.
+
+    Raises:
+        ValueError: If a name isn't a token or a value contains forbidden characters.
+    """
+
+    __slots__ = ("_dict", "_list")
+
+    def __init__(self, *args: HeadersLike, **kwargs: str) -> None:
+        self._dict: dict[str, list[str]] = {}
+        self._list: list[tuple[str, str]] = []
+        self.update(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}({self._list!r})"
+
+    def __str__(self) -> str:
+        return "".join(f"{name}: {value}\r\n" for name, value in self._list) + "\r\n"
+
+    def serialize(self) -> bytes:
+        """Serialize the headers, each followed by CRLF, then the empty line that ends them.
+
+        Returns:
+            The header section of an HTTP/1.1 message.
+        """
+        # Values were checked to fit in ISO-8859-1, which maps characters to bytes one to one.
+        return str(self).encode("latin-1")
+
+    def copy(self) -> Headers:
+        """Return a shallow copy that doesn't share state with the original.
+
+        Returns:
+            The copy.
+        """
+        copy = self.__class__()
+        copy._dict = {key: values.copy() for key, values in self._dict.items()}
+        copy._list = self._list.copy()
+        return copy
+
+    # Collection methods.
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._dict
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict)
+
+    def __len__(self) -> int:
+        return len(self._dict)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._dict == other._dict
+        if isinstance(other, Mapping):
+            lowered: dict[str, list[str]] = {}
+            for key, value in other.items():
+                if not isinstance(key, str):
+                    return False
+                lowered.setdefault(key.lower(), []).append(value)
+            return self._dict == lowered
+        return NotImplemented
+
+    # Mapping methods.
+
+    def __getitem__(self, key: str) -> str:
+        values = self._dict[key.lower()]
+        if len(values) > 1:
+            raise MultipleValuesError(key)
+        return values[0]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        _check_header(key, value)
+        self._add(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        lower = key.lower()
+        del self._dict[lower]
+        # Deleting headers is rare, so a linear scan is good enough.
+        self._list = [(name, value) for name, value in self._list if name.lower() != lower]
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str, /) -> str: ...
+
+    @overload
+    def get(self, key: str, default: _T, /) -> str | _T: ...
+
+    def get(self, key: str, default: object = None, /) -> object:
+        """Return the value of a header, or ``default`` if it is missing.
+
+        Args:
+            key: Header name.
+            default: Value returned if the header is missing.
+
+        Returns:
+            The value of the header, or ``default``.
+
+        Raises:
+            MultipleValuesError: If there are several values.
+        """
+        values = self._dict.get(key.lower())
+        if values is None:
+            return default
+        if len(values) > 1:
+            raise MultipleValuesError(key)
+        return values[0]
+
+    @overload
+    def pop(self, key: str, /) -> str: ...
+
+    @overload
+    def pop(self, key: str, default: str, /) -> str: ...
+
+    @overload
+    def pop(self, key: str, default: _T, /) -> str | _T: ...
+
+    def pop(self, key: str, default: object = _MISSING, /) -> object:
+        """Remove a header and return its value, or ``default`` if it is missing.
+
+        Args:
+            key: Header name.
+            default: Value returned if the header is missing.
+
+        Returns:
+            The value of the header, or ``default``.
+
+        Raises:
+            KeyError: If the header is missing and there is no ``default``.
+            MultipleValuesError: If there are several values; nothing is removed then.
+        """
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        del self[key]
+        return value
+
+    def setdefault(self, key: str, default: str = "", /) -> str:
+        """Return the value of a header, adding it with the value ``default`` if it is missing.
+
+        Args:
+            key: Header name.
+            default: Value of the header if it is missing.
+
+        Returns:
+            The value of the header.
+
+        Raises:
+            MultipleValuesError: If there are several values.
+        """
+        value = self.get(key)
+        if value is None:
+            self[key] = value = default
+        return value
+
+    def clear(self) -> None:
+        """Remove all headers."""
+        self._dict = {}
+        self._list = []
+
+    def update(self, *args: HeadersLike, **kwargs: str) -> None:
+        """Add headers, keeping the ones already present.
+
+        Args:
+            *args: Headers, mappings or iterables of ``(name, value)`` pairs to add, in order.
+            **kwargs: Headers to add after those.
+
+        Raises:
+            ValueError: If a name isn't a token or a value contains forbidden characters.
+        """
+        for arg in args:
+            items: Iterable[tuple[str, str]]
+            if isinstance(arg, Headers):
+                items = arg.raw_items()
+            elif hasattr(arg, "keys"):
+                mapping: _SupportsKeysAndGetItem = arg  # type: ignore[assignment]
+                items = [(key, mapping[key]) for key in mapping.keys()]
+            else:
+                items = arg
+            for name, value in items:
+                self[name] = value
+        for name, value in kwargs.items():
+            self[name] = value
+
+    # Methods for repeated headers.
+
+    def get_all(self, key: str) -> list[str]:
+        """Return the values of a header, in order.
+
+        Args:
+            key: Header name.
+
+        Returns:
+            A new list, empty if the header is missing.
+        """
+        return self._dict.get(key.lower(), []).copy()
+
+    def raw_items(self) -> Iterator[tuple[str, str]]:
+        """Return an iterator over all headers, in order, with names as they were written.
+
+        Returns:
+            An iterator of ``(name, value)`` pairs.
+        """
+        return iter(self._list)
+
+    def _add(self, name: str, value: str) -> None:
+        """Append a header that is known to be valid."""
+        self._dict.setdefault(name.lower(), []).append(value)
+        self._list.append((name, value))
+
+
+HeadersLike: TypeAlias = (
+    Headers | Mapping[str, str] | _SupportsKeysAndGetItem | Iterable[tuple[str, str]]
+)
+"""Types accepted where :class:`Headers` are expected."""
+
+
+@dataclasses.dataclass
+class Request:
+    """Hold an HTTP/1.1 request of the opening handshake.
+
+    The request has no body: RFC 6455 §4.1 handshakes are ``GET`` requests.
+    """
+
+    method: str
+    """Request method, always ``"GET"`` when parsed."""
+    path: str
+    """Request target, e.g. ``"/chat?room=1"``, neither percent-decoded nor validated."""
+    headers: Headers
+    """Request headers."""
+
+    def serialize(self) -> bytes:
+        """Serialize the request line and headers.
+
+        Returns:
+            The request, ready to send.
+
+        Raises:
+            ValueError: If the method isn't a token or the path isn't visible ASCII.
+        """
+        if not _token_re.fullmatch(self.method):
+            raise ValueError(f"invalid HTTP method: {self.method!r}")
+        if not (self.path.isascii() and _target_re.fullmatch(self.path.encode())):
+            raise ValueError(f"invalid HTTP request target: {self.path!r}")
+        # RFC 7230 §3.1.1: request-line = method SP request-target SP HTTP-version CRLF
+        request_line = f"{self.method} {self.path} HTTP/1.1\r\n".encode()
+        return request_line + self.headers.serialize()
+
+
+@dataclasses.dataclass
+class Response:
+    """Hold an HTTP/1.1 response of the opening handshake."""
+
+    status_code: int
+    """Status code, e.g. 101."""
+    reason_phrase: str
+    """Reason phrase, e.g. ``"Switching Protocols"``."""
+    headers: Headers
+    """Response headers."""
+    body: bytes | None = None
+    """Response body; ``None`` for 1xx, 204 and 304 responses, which can't have one."""
+
+    def serialize(self) -> bytes:
+        """Serialize the status line, headers and body.
+
+        Returns:
+            The response, ready to send.
+
+        Raises:
+            ValueError: If the status code doesn't have 3 digits or the reason phrase contains
+                forbidden characters.
+        """
+        if not 100 <= self.status_code <= 999:
+            raise ValueError(f"invalid HTTP status code: {self.status_code}")
+        if not _value_re.fullmatch(self.reason_phrase):
+            raise ValueError(f"invalid HTTP reason phrase: {self.reason_phrase!r}")
+        # RFC 7230 §3.1.2: status-line = HTTP-version SP status-code SP reason-phrase CRLF
+        status_line = f"HTTP/1.1 {self.status_code} {self.reason_phrase}\r\n"
+        response = status_line.encode("latin-1") + self.headers.serialize()
+        if self.body is not None:
+            response += self.body
+        return response
+
+
+def error_response(status: int, text: str | None = None, headers: HeadersLike = ()) -> Response:
+    """Build a plain-text HTTP error response that closes the connection.
+
+    Args:
+        status: Status code, e.g. ``http.HTTPStatus.BAD_REQUEST``; it must be a known one.
+        text: Body, encoded as UTF-8; by default, the status code and its reason phrase.
+        headers: Headers added after ``Content-Type``, ``Content-Length`` and ``Connection``,
+            e.g. ``{"Sec-WebSocket-Version": "13"}`` for a ``426 Upgrade Required``.
+
+    Returns:
+        The response.
+
+    Raises:
+        ValueError: If ``status`` isn't a known HTTP status code.
+    """
+    status = http.HTTPStatus(status)
+    if text is None:
+        text = f"{status.value} {status.phrase}\n"
+    body = text.encode()
+    response_headers = Headers(
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ],
+        headers,
+    )
+    return Response(status.value, status.phrase, response_headers, body)
+
+
+def parse_request(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Request, int] | None:
+    """Parse the HTTP/1.1 request of an opening handshake from the start of a buffer.
+
+    Call it with everything received so far, each time data arrives, until it doesn't return
+    ``None``. Then drop the bytes it used from the buffer: the rest are WebSocket frames.
+
+    The request target is decoded as ASCII; header values are decoded as ISO-8859-1.
+
+    Args:
+        buf: Data received so far, starting with the request.
+        eof: ``True`` if the connection was closed and no more data will arrive.
+
+    Returns:
+        ``None`` if the request is incomplete, else the request and the number of bytes it used.
+
+    Raises:
+        InvalidMessage: If the request is malformed, isn't a ``GET`` with an HTTP/1.1 version,
+            has a body, or is incomplete while ``eof`` is ``True``.
+        SecurityError: If the request exceeds ``MAX_LINE``, ``MAX_HEADERS`` or
+            ``MAX_HEAD_SIZE``, even if it is incomplete.
+    """
+    head = _parse_head(buf, eof=eof, start_line="request line")
+    if head is None:
+        return None
+    lines, size = head
+
+    # RFC 7230 §3.1.1: request-line = method SP request-target SP HTTP-version CRLF
+    # Only fixed values are accepted for the method and the version, which makes parsing easy.
+    try:
+        method, target, version = lines[0].split(b" ", 2)
+    except ValueError:  # not enough values to unpack (expected 3, got 1 or 2)
+        raise InvalidMessage(f"invalid HTTP request line: {_d(lines[0])}") from None
+    # RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST be at
+    # least 1.1."
+    if method != b"GET":
+        raise InvalidMessage(f"unsupported HTTP method: {_d(method)}")
+    if version != b"HTTP/1.1":
+        raise InvalidMessage(f"unsupported HTTP version: {_d(version)}")
+    if not _target_re.fullmatch(target):
+        raise InvalidMessage(f"invalid HTTP request target: {_d(target)}")
+
+    headers = _parse_headers(lines[1:])
+
+    # RFC 7230 §3.3.3: the body length of a request comes from Transfer-Encoding or
+    # Content-Length. A handshake request has no body, so refuse both rather than read one.
+    if "Transfer-Encoding" in headers:
+        raise InvalidMessage("transfer codings aren't supported in a handshake request")
+    if any(value != "0" for value in headers.get_all("Content-Length")):
+        raise InvalidMessage("a handshake request can't have a body")
+
+    return Request(method.decode(), target.decode(), headers), size
+
+
+def parse_response(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Response, int] | None:
+    """Parse the HTTP/1.1 response of an opening handshake from the start of a buffer.
+
+    Call it with everything received so far, each time data arrives, until it doesn't return
+    ``None``; call it once more with ``eof=True`` if the connection closes before. Then drop
+    the bytes it used from the buffer: after a 101 response, the rest are WebSocket frames.
+
+    1xx, 204 and 304 responses have no body. Other responses have a body of
+    ``Content-Length`` bytes, or, without this header, a body that ends when the connection
+    closes, which only an ``eof=True`` call returns. The reason phrase and header values are
+    decoded as ISO-8859-1.
+
+    Args:
+        buf: Data received so far, starting with the response.
+        eof: ``True`` if the connection was closed and no more data will arrive.
+
+    Returns:
+        ``None`` if the response is incomplete, else the response and the number of bytes it
+        used.
+
+    Raises:
+        InvalidMessage: If the response is malformed, doesn't have an HTTP/1.1 version, uses a
+            transfer coding, or is incomplete while ``eof`` is ``True``.
+        SecurityError: If the response exceeds ``MAX_LINE``, ``MAX_HEADERS``,
+            ``MAX_HEAD_SIZE`` or ``MAX_BODY``, even if it is incomplete.
+    """
+    head = _parse_head(buf, eof=eof, start_line="status line")
+    if head is None:
+        return None
+    lines, size = head
+
+    # RFC 7230 §3.1.2: status-line = HTTP-version SP status-code SP reason-phrase CRLF
+    # RFC 7230 §3.1.2 asks clients to ignore the reason phrase; tolerate a missing SP before it.
+    version, _, rest = lines[0].partition(b" ")
+    raw_status_code, _, raw_reason = rest.partition(b" ")
+    if version != b"HTTP/1.1":
+        raise InvalidMessage(f"unsupported HTTP version: {_d(version)}")
+    if not _status_re.fullmatch(raw_status_code):
+        raise InvalidMessage(f"invalid HTTP status code: {_d(raw_status_code)}")
+    if not _bvalue_re.fullmatch(raw_reason):
+        raise InvalidMessage(f"invalid HTTP reason phrase: {_d(raw_reason)}")
+    status_code = int(raw_status_code)
+    reason = raw_reason.decode("latin-1")
+
+    headers = _parse_headers(lines[1:])
+
+    # RFC 7230 §3.3.3: "Any response to a HEAD request and any response with a 1xx
+    # (Informational), 204 (No Content), or 304 (Not Modified) status code is always
+    # terminated by the first empty line after the header fields".
+    if status_code < 200 or status_code in (204, 304):
+        return Response(status_code, reason, headers), size
+
+    if "Transfer-Encoding" in headers:
+        raise InvalidMessage("transfer codings aren't supported in a handshake response")
+
+    content_length = headers.get_all("Content-Length")
+    if content_length:
+        # RFC 7230 §3.3.2: Content-Length = 1*DIGIT. Repeated values may be rejected.
+        if len(content_length) > 1 or not _length_re.fullmatch(content_length[0]):
+            raise InvalidMessage(f"invalid Content-Length: {', '.join(content_length)}")
+        length = int(content_length[0])
+        if length > MAX_BODY:
+            raise SecurityError(f"body too large: {length} bytes, expected at most {MAX_BODY}")
+        end = size + length
+        if len(buf) < end:
+            if eof:
+                raise InvalidMessage("connection closed while reading HTTP body")
+            return None
+        return Response(status_code, reason, headers, bytes(buf[size:end])), end
+
+    # RFC 7230 §3.3.3: "Otherwise, this is a response message without a declared message body
+    # length, so the message body length is determined by the number of octets received prior
+    # to the server closing the connection."
+    if len(buf) - size > MAX_BODY:
+        raise SecurityError(f"body too large: over {MAX_BODY} bytes")
+    if not eof:
+        return None
+    return Response(status_code, reason, headers, bytes(buf[size:])), len(buf)
+
+
+def _parse_head(
+    buf: bytes | bytearray, *, eof: bool, start_line: str
+) -> tuple[list[bytes], int] | None:
+    """Split the start line and headers of a message into lines, enforcing the limits.
+
+    Args:
+        buf: Data received so far, starting with the message.
+        eof: ``True`` if no more data will arrive.
+        start_line: Name of the first line in error messages.
+
+    Returns:
+        ``None`` if the head is incomplete, else its lines without CRLF, starting with the
+        start line, and its size including the empty line that ends it.
+
+    Raises:
+        InvalidMessage: If a line doesn't end with CRLF, or the head is incomplete while
+            ``eof`` is ``True``.
+        SecurityError: If a limit is exceeded.
+    """
+    # RFC 7230 §3: HTTP-message = start-line *( header-field CRLF ) CRLF [ message-body ]
+    # Looking for the end only within MAX_HEAD_SIZE bounds the work on oversized input.
+    end = buf.find(b"\r\n\r\n", 0, MAX_HEAD_SIZE)
+    if end == -1:
+        _check_partial_head(buf, eof=eof, start_line=start_line)
+        return None
+
+    lines = bytes(buf[:end]).split(b"\r\n")
+    if len(lines) > MAX_HEADERS + 1:
+        raise SecurityError(f"too many HTTP headers: expected at most {MAX_HEADERS}")
+    for line in lines:
+        if len(line) > MAX_LINE:
+            raise SecurityError(f"HTTP line too long: expected at most {MAX_LINE} bytes")
+        # RFC 7230 §3.5 allows recognizing a bare LF as a line terminator; like websockets,
+        # accept only CRLF.
+        if b"\n" in line:
+            raise InvalidMessage("HTTP line ends with LF instead of CRLF")
+    return lines, end + 4
+
+
+def _check_partial_head(buf: bytes | bytearray, *, eof: bool, start_line: str) -> None:
+    """Enforce the limits on an incomplete head, so oversized input is rejected early.
+
+    Only the last, unfinished line is checked for length here; complete lines are checked
+    once the head is complete, and ``MAX_HEAD_SIZE`` bounds the wait.
+
+    Raises:
+        InvalidMessage: If a line ends with a bare LF, or if ``eof`` is ``True``.
+        SecurityError: If a limit is exceeded.
+    """
+    # A pending CR may be the start of the CRLF that ends the line: don't count it.
+    unfinished = len(buf) - buf.rfind(b"\n") - 1 - buf.endswith(b"\r")
+    if unfinished > MAX_LINE:
+        raise SecurityError(f"HTTP line too long: expected at most {MAX_LINE} bytes")
+    line_count = buf.count(b"\n")
+    if line_count > buf.count(b"\r\n"):
+        raise InvalidMessage("HTTP line ends with LF instead of CRLF")
+    if line_count > MAX_HEADERS + 1:
+        raise SecurityError(f"too many HTTP headers: expected at most {MAX_HEADERS}")
+    if len(buf) >= MAX_HEAD_SIZE:
+        # The end of the head, if it ever comes, will be past the limit.
+        raise SecurityError(f"HTTP head too large: expected at most {MAX_HEAD_SIZE} bytes")
+    if eof:
+        where = start_line if line_count == 0 else "headers"
+        raise InvalidMessage(f"connection closed while reading HTTP {where}")
+
+
+def _parse_headers(lines: list[bytes]) -> Headers:
+    """Parse header lines.
+
+    Args:
+        lines: Header lines without CRLF.
+
+    Returns:
+        The headers, names decoded as ASCII and values as ISO-8859-1.
+
+    Raises:
+        InvalidMessage: If a line isn't a valid header field.
+    """
+    headers = Headers()
+    for line in lines:
+        # RFC 7230 §3.2.4: "A server that receives an obs-fold in a request message [...] MUST
+        # either reject the message by sending a 400 (Bad Request) [...] or replace each
+        # received obs-fold with one or more SP octets". A client may reject it too.
+        if line[:1] in (b" ", b"\t"):
+            raise InvalidMessage(f"obsolete line folding isn't supported: {_d(line)}")
+        # RFC 7230 §3.2: header-field = field-name ":" OWS field-value OWS
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise InvalidMessage(f"invalid HTTP header line: {_d(line)}")
+        # RFC 7230 §3.2.4: "No whitespace is allowed between the header field-name and colon."
+        if not _btoken_re.fullmatch(name):
+            raise InvalidMessage(f"invalid HTTP header name: {_d(name)}")
+        value = value.strip(b" \t")
+        if not _bvalue_re.fullmatch(value):
+            raise InvalidMessage(f"invalid HTTP header value: {_d(value)}")
+        headers._add(name.decode("ascii"), value.decode("latin-1"))
+    return headers

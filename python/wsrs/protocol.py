@@ -1,0 +1,735 @@
+"""The WebSocket connection: :class:`WebSocketCommonProtocol`.
+
+Theory of operation
+-------------------
+
+A connection is an :class:`asyncio.Protocol`. Until the opening handshake is done, bytes
+received are buffered for the HTTP parser (:mod:`wsrs.http11`). From then on, each chunk
+received crosses into the Rust core once (``wsrs._core.Reader.feed``), which returns the
+events it completed: messages (``str`` or ``bytes``), pings, pongs, a close frame, or a
+protocol error carrying its close code. Each message sent is encoded by
+``wsrs._core.Writer`` into one ``bytes`` and written with one ``transport.write``, so
+concurrent senders never interleave frames.
+
+Rules:
+
+1. The state goes CONNECTING → OPEN → CLOSING → CLOSED and never back. CLOSING starts when
+   a close frame is sent or received; CLOSED when the TCP connection is lost.
+2. Every path towards the end of the connection arms a timer of ``timeout`` seconds that
+   aborts the transport, so :meth:`~WebSocketCommonProtocol.close` and
+   :meth:`~WebSocketCommonProtocol.wait_closed` always finish.
+3. After the closing handshake, or after failing the connection, the side that should close
+   TCP first (the server, RFC 6455 §7.1.1) half-closes it and keeps reading until the peer
+   closes too, so unread data never turns the close into a reset.
+4. Messages that arrived before the close frame are still returned by ``recv()``; once
+   they are consumed, ``recv()`` raises :class:`~wsrs.exceptions.ConnectionClosed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeAlias
+
+from . import _core
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidState,
+    PayloadTooBig,
+    SecurityError,
+    WebSocketProtocolError,
+    connection_closed,
+)
+from .extensions.base import Extension
+from .http11 import Headers
+
+
+__all__ = ["Data", "State", "WebSocketCommonProtocol"]
+
+logger = logging.getLogger("wsrs.protocol")
+
+Data: TypeAlias = str | bytes
+"""A message: ``str`` for text, ``bytes`` for binary."""
+
+_Ping = _core.Ping
+_Pong = _core.Pong
+_Close = _core.Close
+
+
+class State(enum.IntEnum):
+    """The state of a WebSocket connection (RFC 6455 §4 and §7)."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class WebSocketCommonProtocol(asyncio.Protocol):
+    """A WebSocket connection, the part common to servers and clients.
+
+    Use :func:`~wsrs.serve` or :func:`~wsrs.connect` to get one; they create
+    :class:`~wsrs.WebSocketServerProtocol` and :class:`~wsrs.WebSocketClientProtocol`
+    instances.
+
+    Args:
+        host: Stored as :attr:`host` for handlers that need it.
+        port: Stored as :attr:`port`.
+        secure: Stored as :attr:`secure`: whether the connection uses TLS.
+        timeout: Seconds allowed for the opening handshake, for the closing handshake, and
+            for closing TCP afterwards.
+        max_size: Largest message accepted, in bytes, after decompression; a larger one
+            fails the connection with close code 1009. ``None`` disables the limit.
+        max_queue: Number of received messages buffered before reading from the network
+            pauses. ``None`` or 0 disables the limit.
+        read_limit: Largest opening-handshake request or response accepted, in bytes.
+        write_limit: High-water mark of the write buffer: :meth:`send` waits while more
+            than this many bytes are waiting to be sent.
+        loop: Accepted for compatibility; it must be the running event loop.
+        legacy_recv: Make :meth:`recv` return ``None`` instead of raising
+            :class:`~wsrs.exceptions.ConnectionClosed` once the connection is closed.
+        ping_interval: Seconds between keepalive pings; ``None`` disables keepalive.
+        ping_timeout: Seconds to wait for the pong of a keepalive ping before failing the
+            connection with 1011; ``None`` waits forever.
+    """
+
+    is_client: bool = False
+    side: str = "undefined"
+
+    def __init__(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        secure: bool | None = None,
+        timeout: float = 10,
+        max_size: int | None = 2**20,
+        max_queue: int | None = 2**5,
+        read_limit: int = 2**16,
+        write_limit: int = 2**16,
+        loop: asyncio.AbstractEventLoop | None = None,
+        legacy_recv: bool = False,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+    ) -> None:
+        self.loop = _running_loop(loop)
+        """The event loop the connection runs on."""
+        self.host = host
+        """Host given to ``serve()`` or found in the URI given to ``connect()``."""
+        self.port = port
+        """Port given to ``serve()`` or found in the URI given to ``connect()``."""
+        self.secure = secure
+        """Whether the connection uses TLS."""
+        self.timeout = timeout
+        self.max_size = max_size
+        self.max_queue = max_queue or 0
+        self.read_limit = read_limit
+        self.write_limit = write_limit
+        self.legacy_recv = legacy_recv
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+
+        self.state = State.CONNECTING
+        """The :class:`State` of the connection."""
+        self.path: str | None = None
+        """Request target of the opening handshake, e.g. ``"/chat?room=1"``."""
+        self.request_headers: Headers | None = None
+        """Headers of the opening handshake's request."""
+        self.response_headers: Headers | None = None
+        """Headers of the opening handshake's response."""
+        self.raw_request_headers: list[tuple[str, str]] | None = None
+        """Request headers as ``(name, value)`` pairs, in the order received or sent."""
+        self.raw_response_headers: list[tuple[str, str]] | None = None
+        """Response headers as ``(name, value)`` pairs, in the order received or sent."""
+        self.subprotocol: str | None = None
+        """The negotiated subprotocol, if any."""
+        self.extensions: list[Extension] = []
+        """The negotiated extensions."""
+        self.close_code: int | None = None
+        """Close code of the connection, once it is closing or closed.
+
+        The code of the close frame received; the code sent when this side failed the
+        connection; 1005 for a close frame without a code; 1006 when the TCP connection was
+        lost without a closing handshake.
+        """
+        self.close_reason: str = ""
+        """Close reason of the connection, once it is closing or closed."""
+
+        self.transport: asyncio.Transport | None = None
+        self.messages: collections.deque[Data] = collections.deque()
+        """Messages received and not read yet."""
+        self.pings: dict[bytes, asyncio.Future[None]] = {}
+        """Pings sent and not acknowledged yet, by payload, oldest first."""
+
+        # Opening handshake: bytes received before the codec exists, and who waits for them.
+        self._buffer = bytearray()
+        self._buffer_waiter: asyncio.Future[None] | None = None
+        self._eof = False
+        # The Rust codec, from the end of the opening handshake.
+        self._reader: _core.Reader | None = None
+        self._writer: _core.Writer | None = None
+        # Receiving.
+        self._recv_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._paused_reading = False
+        self._stream_ended = False  # no more messages: close frame, failure or lost
+        # Sending.
+        self._paused_writing = False
+        self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Closing.
+        self._close_sent = False
+        self._close_received = False
+        self._failure: BaseException | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
+        """Resolved when the TCP connection is closed."""
+
+    # ------------------------------------------------------------------ attributes
+
+    @property
+    def local_address(self) -> Any:
+        """Local address of the connection: ``(host, port)`` for IPv4, a 4-tuple for IPv6,
+        a path for Unix sockets, or ``None`` before the connection is made."""
+        return None if self.transport is None else self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """Remote address of the connection, in the same forms as :attr:`local_address`."""
+        return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    @property
+    def open(self) -> bool:
+        """Whether the connection is usable: :attr:`state` is OPEN.
+
+        When it is ``False``, :meth:`send`, :meth:`ping` and :meth:`pong` raise
+        :class:`~wsrs.exceptions.ConnectionClosed`.
+        """
+        return self.state is State.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed: :attr:`state` is CLOSED."""
+        return self.state is State.CLOSED
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Store the transport and set the write buffer limits (asyncio callback)."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit)
+        logger.debug("%s - connection made", self.side)
+
+    def data_received(self, data: bytes) -> None:
+        """Process bytes from the network (asyncio callback)."""
+        reader = self._reader
+        if reader is None:
+            self._buffer += data
+            self._wake_buffer_waiter()
+            return
+        for event in reader.feed(data):
+            kind = type(event)
+            if kind is str or kind is bytes:
+                self._deliver(event)  # type: ignore[arg-type]
+            elif kind is _Ping:
+                self._on_ping(event)  # type: ignore[arg-type]
+            elif kind is _Pong:
+                self._on_pong(event)  # type: ignore[arg-type]
+            elif kind is _Close:
+                self._on_close(event)  # type: ignore[arg-type]
+            else:
+                assert isinstance(event, _core.ProtocolError)
+                self._on_protocol_error(event)
+
+    def eof_received(self) -> bool:
+        """Note that the peer closed its side; let asyncio close the transport."""
+        logger.debug("%s - EOF received", self.side)
+        self._eof = True
+        self._wake_buffer_waiter()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Finish the connection: wake everything that waits on it (asyncio callback)."""
+        logger.debug("%s - connection lost (%r)", self.side, exc)
+        self.state = State.CLOSED
+        if self.close_code is None:
+            self.close_code = 1006
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+        self._eof = True
+        self._wake_buffer_waiter()
+        self._end_stream()
+        closed = self._closed_exception()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_exception(closed)
+                # Mark it retrieved: a sender that gave up on it must not cause a warning.
+                waiter.exception()
+        self._drain_waiters.clear()
+        for ping in self.pings.values():
+            if not ping.done():
+                ping.set_exception(self._closed_exception())
+                ping.exception()
+        self.pings.clear()
+        if not self.connection_lost_waiter.done():
+            self.connection_lost_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        """Note that the write buffer is above ``write_limit`` (asyncio callback)."""
+        self._paused_writing = True
+
+    def resume_writing(self) -> None:
+        """Wake the senders waiting for the write buffer to drain (asyncio callback)."""
+        self._paused_writing = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # ------------------------------------------------------------------ opening handshake
+
+    def _wake_buffer_waiter(self) -> None:
+        waiter = self._buffer_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _read_http(self, parse: Callable[..., Any]) -> Any:
+        """Wait until ``parse`` finds a complete HTTP message in the buffer; consume it."""
+        while True:
+            parsed = parse(self._buffer, eof=self._eof)
+            if parsed is not None:
+                message, consumed = parsed
+                del self._buffer[:consumed]
+                return message
+            if self._eof:
+                raise EOFError("connection closed during the opening handshake")
+            if len(self._buffer) > self.read_limit:
+                raise SecurityError(
+                    f"opening handshake larger than read_limit ({self.read_limit} bytes)"
+                )
+            self._buffer_waiter = self.loop.create_future()
+            try:
+                await self._buffer_waiter
+            finally:
+                self._buffer_waiter = None
+
+    def _write_http(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def connection_open(self) -> None:
+        """Switch to the WebSocket protocol once the opening handshake succeeded.
+
+        Creates the Rust codec with the negotiated extensions, feeds it the bytes that
+        followed the handshake, and starts keepalive.
+        """
+        reader_options: dict[str, Any] = {}
+        writer_options: dict[str, Any] = {}
+        for extension in self.extensions:
+            reader_options.update(extension.reader_options())
+            writer_options.update(extension.writer_options())
+        self._reader = _core.Reader(client=self.is_client, max_size=self.max_size, **reader_options)
+        self._writer = _core.Writer(client=self.is_client, **writer_options)
+        self.state = State.OPEN
+        logger.debug("%s - connection open", self.side)
+        if self.ping_interval is not None:
+            self._keepalive_task = self.loop.create_task(self._keepalive())
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            self.data_received(data)
+        if self._eof and self.state is not State.CLOSED:
+            self._end_stream()
+
+    # ------------------------------------------------------------------ receiving
+
+    def _deliver(self, message: Data) -> None:
+        """Hand a message to a waiting ``recv()`` or queue it."""
+        self.messages.append(message)
+        waiters = self._recv_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if (
+            self.max_queue
+            and len(self.messages) >= self.max_queue
+            and not self._paused_reading
+            and self.transport is not None
+        ):
+            self._paused_reading = True
+            self.transport.pause_reading()
+
+    async def recv(self) -> Data:
+        """Receive the next message.
+
+        Returns:
+            A ``str`` for a text message, ``bytes`` for a binary message.
+
+        Raises:
+            ConnectionClosed: Once the connection is closed and every message received
+                before has been returned (with ``legacy_recv=True``, ``None`` is returned
+                instead). ``ConnectionClosedOK`` after a normal closure (1000 or 1001),
+                ``ConnectionClosedError`` otherwise.
+            InvalidState: Before the opening handshake is done.
+
+        Cancelling ``recv()`` is safe: the message it would have returned stays in the
+        queue for the next call. Several coroutines may call it at once; each message goes to
+        exactly one of them.
+        """
+        while not self.messages:
+            if self._stream_ended:
+                await asyncio.shield(self.connection_lost_waiter)
+                if self.legacy_recv:
+                    return None  # type: ignore[return-value]
+                raise self._closed_exception()
+            if self.state is State.CONNECTING:
+                raise InvalidState("the opening handshake isn't finished")
+            waiter = self.loop.create_future()
+            self._recv_waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and self._recv_waiters:
+                    # The wakeup came with the cancellation: pass it on.
+                    self._wake_one_receiver()
+                raise
+        message = self.messages.popleft()
+        if self._paused_reading and len(self.messages) < max(self.max_queue // 2, 1):
+            self._paused_reading = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return message
+
+    def _wake_one_receiver(self) -> None:
+        while self._recv_waiters:
+            waiter = self._recv_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _end_stream(self) -> None:
+        """No message will arrive any more: wake every ``recv()``."""
+        self._stream_ended = True
+        for waiter in self._recv_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._recv_waiters.clear()
+        if self._paused_reading and self.transport is not None and not self.transport.is_closing():
+            # Keep reading so the peer's close frame and EOF get through.
+            self._paused_reading = False
+            self.transport.resume_reading()
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        """Iterate over incoming messages until the connection closes.
+
+        The iteration ends without error on a normal closure (1000 or 1001) and raises
+        :class:`~wsrs.exceptions.ConnectionClosedError` otherwise.
+        """
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        while True:
+            try:
+                message = await self.recv()
+            except ConnectionClosedOK:
+                return
+            if message is None:  # legacy_recv
+                return
+            yield message
+
+    # ------------------------------------------------------------------ sending
+
+    async def ensure_open(self) -> None:
+        """Raise unless the connection is OPEN.
+
+        Raises:
+            ConnectionClosed: When the connection is closing or closed; if it is closing,
+                after it is closed, so the close code is final.
+            InvalidState: Before the opening handshake is done.
+        """
+        if self.state is State.OPEN:
+            return
+        if self.state is State.CONNECTING:
+            raise InvalidState("the opening handshake isn't finished")
+        await asyncio.shield(self.connection_lost_waiter)
+        raise self._closed_exception()
+
+    async def send(self, data: Data | bytearray | memoryview) -> None:
+        """Send a message: ``str`` as text, ``bytes``-like as binary.
+
+        Waits while the write buffer is above ``write_limit``, so a peer that reads slowly
+        cannot make memory grow.
+
+        Raises:
+            ConnectionClosed: When the connection is closing or closed.
+            TypeError: When ``data`` is neither ``str`` nor bytes-like; the connection
+                stays usable.
+        """
+        if self.state is not State.OPEN:
+            await self.ensure_open()
+        assert self._writer is not None and self.transport is not None
+        try:
+            frame = self._writer.message(data)
+        except TypeError:
+            raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}") from None
+        self.transport.write(frame)
+        if self._paused_writing:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        waiter = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    async def ping(self, data: str | bytes | None = None) -> asyncio.Future[None]:
+        """Send a ping.
+
+        Args:
+            data: Payload of the ping: ``str`` (sent as UTF-8) or ``bytes``, at most 125
+                bytes. By default, four random bytes.
+
+        Returns:
+            A future that completes when the matching pong arrives. A pong acknowledges
+            every earlier ping still waiting too. If the connection closes first, awaiting
+            the future raises :class:`~wsrs.exceptions.ConnectionClosed`.
+
+        Raises:
+            ConnectionClosed: When the connection is closing or closed.
+            ValueError: When a ping with the same payload is waiting for its pong, or the
+                payload is over 125 bytes.
+            TypeError: When ``data`` is neither ``str`` nor bytes-like.
+        """
+        if self.state is not State.OPEN:
+            await self.ensure_open()
+        assert self._writer is not None and self.transport is not None
+        if data is None:
+            payload = secrets.token_bytes(4)
+            while payload in self.pings:
+                payload = secrets.token_bytes(4)
+        else:
+            payload = _encode(data)
+            if payload in self.pings:
+                raise ValueError("already waiting for a pong with the same data")
+        frame = self._writer.ping(payload)
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self.pings[payload] = waiter
+        self.transport.write(frame)
+        if self._paused_writing:
+            await self._drain()
+        return waiter
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send a pong; an unsolicited pong may serve as a unidirectional heartbeat.
+
+        Raises:
+            ConnectionClosed: When the connection is closing or closed.
+            ValueError: When the payload is over 125 bytes.
+            TypeError: When ``data`` is neither ``str`` nor bytes-like.
+        """
+        if self.state is not State.OPEN:
+            await self.ensure_open()
+        assert self._writer is not None and self.transport is not None
+        self.transport.write(self._writer.pong(_encode(data)))
+        if self._paused_writing:
+            await self._drain()
+
+    # ------------------------------------------------------------------ control frames
+
+    def _on_ping(self, ping: _core.Ping) -> None:
+        # RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
+        # in response, unless it already received a Close frame."
+        if self.state is State.OPEN and self._writer is not None and self.transport is not None:
+            self.transport.write(self._writer.pong(ping.data))
+
+    def _on_pong(self, pong: _core.Pong) -> None:
+        payload = pong.data
+        if payload not in self.pings:
+            return  # unsolicited pong
+        # A pong acknowledges the matching ping and every ping sent before it.
+        while self.pings:
+            key, waiter = next(iter(self.pings.items()))
+            del self.pings[key]
+            if not waiter.done():
+                waiter.set_result(None)
+            if key == payload:
+                break
+
+    def _on_close(self, close: _core.Close) -> None:
+        self._close_received = True
+        self.close_code = close.code
+        self.close_reason = close.reason
+        logger.debug("%s - close frame received: %d %s", self.side, close.code, close.reason)
+        if not self._close_sent:
+            # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response [...]
+            # typically echoing the status code it received."
+            code = None if close.code == 1005 else close.code
+            self._send_close(code, close.reason)
+        self._end_stream()
+        self._close_tcp()
+
+    def _on_protocol_error(self, error: _core.ProtocolError) -> None:
+        exc: Exception
+        if error.code == 1009:
+            exc = PayloadTooBig(error.reason)
+        else:
+            exc = WebSocketProtocolError(error.reason)
+        logger.debug("%s - failing the connection: %s", self.side, exc)
+        self.fail_connection(error.code, error.reason, exc)
+
+    # ------------------------------------------------------------------ closing
+
+    def _send_close(self, code: int | None, reason: str) -> None:
+        """Write a close frame and move to CLOSING."""
+        assert self._writer is not None and self.transport is not None
+        self._close_sent = True
+        self.state = State.CLOSING
+        if not self.transport.is_closing():
+            self.transport.write(self._writer.close(code, reason))
+
+    def _arm_timer(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._close_timer = self.loop.call_later(delay, callback)
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _close_tcp(self) -> None:
+        """Close TCP once the closing handshake is over or the connection failed.
+
+        RFC 6455 §7.1.1: "the server MUST close the underlying TCP connection immediately;
+        the client SHOULD wait for the server to close the connection but MAY close the
+        connection at any time after sending and receiving a Close message".
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.is_client:
+            # Wait for the server's FIN; close (then abort) if it does not come in time.
+            def close_then_abort() -> None:
+                transport.close()
+                self._arm_timer(self.timeout, self._abort)
+
+            self._arm_timer(self.timeout, close_then_abort)
+        elif transport.can_write_eof():
+            # Half-close so the client sees EOF; keep reading (and discarding) until it
+            # closes too, so unread bytes never turn our close into a reset.
+            transport.write_eof()
+            self._arm_timer(self.timeout, self._abort)
+        else:
+            transport.close()
+            self._arm_timer(self.timeout, self._abort)
+
+    def fail_connection(
+        self, code: int = 1011, reason: str = "", exc: BaseException | None = None
+    ) -> None:
+        """Fail the WebSocket connection (RFC 6455 §7.1.7).
+
+        Sends a close frame with ``code`` if the connection is open, then closes TCP.
+        :attr:`close_code` becomes ``code`` unless a close frame was received.
+
+        Args:
+            code: Close code: 1002 protocol error, 1007 invalid data, 1009 message too big,
+                1011 unexpected condition, 1006 to close without a close frame.
+            reason: Close reason.
+            exc: The exception that caused the failure, chained to the
+                :class:`~wsrs.exceptions.ConnectionClosed` that :meth:`recv` raises.
+        """
+        if self._failure is None:
+            self._failure = exc
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        if self.state is State.OPEN and code != 1006:
+            self._send_close(code, reason)
+        elif self.state is State.CONNECTING:
+            self.state = State.CLOSING
+        self._end_stream()
+        if code == 1006:
+            self._abort()
+        else:
+            self._close_tcp()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Perform the closing handshake and close TCP.
+
+        Sends a close frame, waits for the peer's, then waits for TCP to close. Every step
+        is bounded by ``timeout``. Calling it again, or on a closed connection, does
+        nothing but wait until the connection is closed.
+
+        Args:
+            code: Close code: 1000-1003, 1007-1014 or 3000-4999.
+            reason: Close reason, at most 123 bytes of UTF-8.
+
+        Raises:
+            WebSocketProtocolError: When ``code`` may not be sent or ``reason`` is too long.
+        """
+        if self.state is State.OPEN:
+            try:
+                self._send_close(code, reason)
+            except ValueError as exc:
+                raise WebSocketProtocolError(str(exc)) from None
+            # Wait for the peer's close frame; give up after the timeout.
+            self._arm_timer(self.timeout, self._abort)
+        elif self.state is State.CONNECTING:
+            self.fail_connection(1006)
+        await asyncio.shield(self.connection_lost_waiter)
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await asyncio.shield(self.connection_lost_waiter)
+
+    def _closed_exception(self) -> ConnectionClosed:
+        exc = connection_closed(self.close_code or 1006, self.close_reason)
+        exc.__cause__ = self._failure
+        return exc
+
+    # ------------------------------------------------------------------ keepalive
+
+    async def _keepalive(self) -> None:
+        assert self.ping_interval is not None
+        try:
+            while True:
+                await asyncio.sleep(self.ping_interval)
+                if self.state is not State.OPEN:
+                    return
+                pong_waiter = await self.ping()
+                if self.ping_timeout is None:
+                    continue
+                try:
+                    async with asyncio.timeout(self.ping_timeout):
+                        await pong_waiter
+                except TimeoutError:
+                    logger.debug("%s - keepalive ping timed out", self.side)
+                    self.fail_connection(1011, "keepalive ping timeout")
+                    return
+        except ConnectionClosed:
+            return
+
+
+def _encode(data: str | bytes | bytearray | memoryview) -> bytes:
+    """Return the payload of a ping or pong: ``str`` as UTF-8, bytes-like as is."""
+    if isinstance(data, str):
+        return data.encode()
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}")
+
+
+def _running_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
+    """Return the running loop, checking that ``loop``, if given, is that loop."""
+    running = asyncio.get_running_loop()
+    if loop is not None and loop is not running:
+        raise ValueError("loop must be the running event loop (or None)")
+    return running

@@ -1,0 +1,600 @@
+"""The server side: :func:`serve`, :func:`unix_serve`, :class:`WebSocketServer` and
+:class:`WebSocketServerProtocol`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from types import TracebackType
+from typing import Any, TypeAlias
+
+from .exceptions import (
+    AbortHandshake,
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidHeader,
+    InvalidHeaderValue,
+    InvalidOrigin,
+    NegotiationError,
+    SecurityError,
+)
+from .extensions.base import Extension, ServerExtensionFactory
+from .handshake import build_response, check_request
+from .headers import build_extension_list, parse_extension_list, parse_subprotocol_list
+from .http11 import Headers, HeadersLike, Request, Response, error_response, parse_request
+from .protocol import State, WebSocketCommonProtocol
+from .version import USER_AGENT
+
+
+__all__ = ["WebSocketServer", "WebSocketServerProtocol", "serve", "unix_serve"]
+
+logger = logging.getLogger("wsrs.server")
+
+Handler: TypeAlias = Callable[..., Awaitable[Any]]
+"""A connection handler: ``handler(websocket, path)`` or ``handler(websocket)``."""
+
+ExtraHeaders: TypeAlias = HeadersLike | Callable[[str, list[tuple[str, str]]], HeadersLike]
+"""Extra response headers: a mapping, ``(name, value)`` pairs, or a callable taking the
+request path and raw headers and returning one of those."""
+
+ProcessRequestResult: TypeAlias = tuple[int, HeadersLike] | tuple[int, HeadersLike, bytes] | None
+
+
+class WebSocketServerProtocol(WebSocketCommonProtocol):
+    """The server side of a WebSocket connection.
+
+    Performs the opening handshake, then calls the handler with the connection; when the
+    handler returns, closes the connection with 1000, and if it raises, logs the error and
+    closes the connection with 1011.
+
+    Args:
+        ws_handler: Coroutine function called as ``ws_handler(websocket, path)`` (or
+            ``ws_handler(websocket)``) for each connection.
+        ws_server: The :class:`WebSocketServer` this connection belongs to.
+        origins: Acceptable ``Origin`` header values; ``''`` in the list admits requests
+            without one. ``None`` accepts any.
+        extensions: Server extension factories, in order of preference.
+        subprotocols: Supported subprotocols, in order of preference.
+        extra_headers: Headers added to the 101 response, which may override ``Server``.
+        **kwds: Passed on to :class:`~wsrs.protocol.WebSocketCommonProtocol`.
+    """
+
+    is_client = False
+    side = "server"
+
+    def __init__(
+        self,
+        ws_handler: Handler,
+        ws_server: WebSocketServer,
+        *,
+        origins: Sequence[str] | None = None,
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        extra_headers: ExtraHeaders | None = None,
+        **kwds: Any,
+    ) -> None:
+        super().__init__(**kwds)
+        self.ws_handler = ws_handler
+        self.ws_server = ws_server
+        self.origins = origins
+        self.available_extensions = extensions
+        self.available_subprotocols = subprotocols
+        self.extra_headers = extra_headers
+        self.origin: str | None = None
+        """The request's ``Origin`` header, if any."""
+        self.handler_task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Register with the server and start the handshake and handler task."""
+        super().connection_made(transport)
+        self.ws_server.register(self)
+        self.handler_task = self.loop.create_task(self.handler())
+
+    async def handler(self) -> None:
+        """Run the opening handshake, the connection handler and the closing handshake."""
+        try:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    path = await self.handshake(
+                        origins=self.origins,
+                        available_extensions=self.available_extensions,
+                        available_subprotocols=self.available_subprotocols,
+                        extra_headers=self.extra_headers,
+                    )
+            except asyncio.CancelledError:
+                if self.ws_server.closing:
+                    self._reject(error_response(503, "Server is shutting down.\n"))
+                    return
+                self._close_early()
+                raise
+            except Exception as exc:
+                self._reject_handshake(exc)
+                return
+            try:
+                await self._call_handler(path)
+            except ConnectionClosed as exc:
+                logger.debug("connection handler ended by a closed connection: %s", exc)
+            except asyncio.CancelledError:
+                # The server is shutting down and the handler did not finish in time.
+                self.fail_connection(1001)
+                raise
+            except Exception:
+                logger.error("connection handler failed", exc_info=True)
+                self.fail_connection(1011)
+                await self.wait_closed()
+                return
+            await self.close()
+        finally:
+            self.ws_server.unregister(self)
+
+    async def _call_handler(self, path: str) -> None:
+        if _takes_path(self.ws_handler):
+            await self.ws_handler(self, path)
+        else:
+            await self.ws_handler(self)
+
+    def _reject_handshake(self, exc: Exception) -> None:
+        """Answer a failed opening handshake with an HTTP error, or just close."""
+        if isinstance(exc, AbortHandshake):
+            response = Response(
+                int(exc.status),
+                http.HTTPStatus(exc.status).phrase,
+                _response_headers(exc.headers, exc.body),
+                exc.body,
+            )
+            self._reject(response)
+            return
+        if isinstance(exc, EOFError | ConnectionError):
+            logger.debug("connection closed during the opening handshake")
+            self._close_early()
+            return
+        if isinstance(exc, TimeoutError):
+            logger.info("opening handshake timed out")
+            self._close_early()
+            return
+        if isinstance(exc, InvalidOrigin):
+            status, headers = 403, {}
+        elif isinstance(exc, InvalidHeaderValue) and exc.name == "Sec-WebSocket-Version":
+            # RFC 6455 §4.4: reply with the versions the server supports.
+            status, headers = 426, {"Sec-WebSocket-Version": "13"}
+        elif isinstance(exc, SecurityError):
+            status, headers = 431, {}
+        elif isinstance(exc, InvalidHandshake):
+            status, headers = 400, {}
+        else:
+            logger.error("opening handshake failed", exc_info=True)
+            self._reject(error_response(500, "Failed to open a WebSocket connection.\n"))
+            return
+        logger.info("invalid opening handshake: %s", exc)
+        self._reject(
+            error_response(status, f"Failed to open a WebSocket connection: {exc}.\n", headers)
+        )
+
+    def _reject(self, response: Response) -> None:
+        self._write_http(response.serialize())
+        self._close_early()
+
+    def _close_early(self) -> None:
+        """Close a connection that never reached OPEN."""
+        self.state = State.CLOSING
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            self._arm_timer(self.timeout, self._abort)
+
+    async def handshake(
+        self,
+        origins: Sequence[str] | None = None,
+        available_extensions: Sequence[ServerExtensionFactory] | None = None,
+        available_subprotocols: Sequence[str] | None = None,
+        extra_headers: ExtraHeaders | None = None,
+    ) -> str:
+        """Perform the server side of the opening handshake.
+
+        Returns:
+            The request path.
+
+        Raises:
+            InvalidHandshake: When the request is not an acceptable WebSocket handshake.
+            AbortHandshake: When ``process_request`` answers instead.
+        """
+        request: Request = await self._read_http(parse_request)
+        self.path = request.path
+        self.request_headers = request.headers
+        self.raw_request_headers = list(request.headers.raw_items())
+
+        early = self.process_request(request.path, request.headers)
+        if inspect.isawaitable(early):
+            early = await early
+        if early is not None:
+            raise AbortHandshake(*early)
+
+        key = check_request(request.headers)
+        self.origin = self.process_origin(request.headers, origins)
+
+        response_headers = Headers()
+        extension_header, self.extensions = self.process_extensions(
+            request.headers, available_extensions
+        )
+        if extension_header is not None:
+            response_headers["Sec-WebSocket-Extensions"] = extension_header
+        self.subprotocol = self.process_subprotocol(request.headers, available_subprotocols)
+        if self.subprotocol is not None:
+            response_headers["Sec-WebSocket-Protocol"] = self.subprotocol
+
+        if extra_headers is not None:
+            if callable(extra_headers):
+                extra_headers = extra_headers(request.path, self.raw_request_headers)
+            response_headers.update(extra_headers)
+        if "Server" not in response_headers:
+            response_headers["Server"] = USER_AGENT
+        build_response(response_headers, key)
+
+        response = Response(101, "Switching Protocols", response_headers)
+        self.response_headers = response_headers
+        self.raw_response_headers = list(response_headers.raw_items())
+        self._write_http(response.serialize())
+        self.connection_open()
+        return request.path
+
+    def process_request(
+        self, path: str, request_headers: Headers
+    ) -> ProcessRequestResult | Awaitable[ProcessRequestResult]:
+        """Intercept the request before the WebSocket handshake; override to use.
+
+        It may be a coroutine. Returning ``None`` continues the handshake; returning
+        ``(status, headers)`` or ``(status, headers, body)`` sends that HTTP response
+        instead and closes the connection (for example, a health check). While it runs,
+        :attr:`state` is CONNECTING.
+        """
+        return None
+
+    @staticmethod
+    def process_origin(headers: Headers, origins: Sequence[str] | None = None) -> str | None:
+        """Check the ``Origin`` header against ``origins``.
+
+        Returns:
+            The origin, or ``None`` when the request has none.
+
+        Raises:
+            InvalidOrigin: When the origin is not allowed; a request without ``Origin`` is
+                allowed only if ``origins`` contains ``''`` (or ``None``).
+        """
+        try:
+            origin = headers.get("Origin")
+        except KeyError as exc:  # several Origin headers
+            raise InvalidHeader("Origin", "multiple values") from exc
+        if origins is not None:
+            allowed = origin in origins or (origin is None and "" in origins)
+            if not allowed:
+                raise InvalidOrigin(origin)
+        return origin
+
+    @staticmethod
+    def process_extensions(
+        headers: Headers,
+        available_extensions: Sequence[ServerExtensionFactory] | None,
+    ) -> tuple[str | None, list[Extension]]:
+        """Accept or decline the client's extension offers.
+
+        For each offer, in the client's order, the first server factory of the same name
+        that accepts it wins; offers nobody accepts are declined, which does not fail the
+        handshake.
+
+        Returns:
+            The ``Sec-WebSocket-Extensions`` response header (or ``None``) and the accepted
+            extensions.
+        """
+        values = headers.get_all("Sec-WebSocket-Extensions")
+        if not values or not available_extensions:
+            return None, []
+        response: list[tuple[str, list[tuple[str, str | None]]]] = []
+        accepted: list[Extension] = []
+        for name, params in parse_extension_list(values):
+            for factory in available_extensions:
+                if factory.name != name:
+                    continue
+                try:
+                    response_params, extension = factory.process_request_params(params, accepted)
+                except NegotiationError:
+                    continue
+                response.append((name, response_params))
+                accepted.append(extension)
+                break
+        if not response:
+            return None, []
+        return build_extension_list(response), accepted
+
+    def process_subprotocol(
+        self, headers: Headers, available_subprotocols: Sequence[str] | None
+    ) -> str | None:
+        """Pick a subprotocol among those the client offers, with :meth:`select_subprotocol`."""
+        values = headers.get_all("Sec-WebSocket-Protocol")
+        if not values or not available_subprotocols:
+            return None
+        return self.select_subprotocol(parse_subprotocol_list(values), available_subprotocols)
+
+    @staticmethod
+    def select_subprotocol(
+        client_subprotocols: Sequence[str], server_subprotocols: Sequence[str]
+    ) -> str | None:
+        """Choose a subprotocol; override to change the algorithm.
+
+        The default picks the subprotocol both support with the lowest sum of its
+        positions in the two lists, giving the client's and the server's preferences equal
+        weight (ties go to the server's order). ``None`` when they have none in common: the
+        connection then proceeds without a subprotocol.
+        """
+        common = [p for p in server_subprotocols if p in client_subprotocols]
+        if not common:
+            return None
+        return min(
+            common,
+            key=lambda p: client_subprotocols.index(p) + server_subprotocols.index(p),
+        )
+
+
+def _response_headers(headers: Headers, body: bytes) -> Headers:
+    """Complete the headers of a response sent instead of the handshake."""
+    headers = headers.copy()
+    if "Content-Length" not in headers:
+        headers["Content-Length"] = str(len(body))
+    if "Connection" not in headers:
+        headers["Connection"] = "close"
+    return headers
+
+
+@functools.cache
+def _takes_path_cached(handler: Handler) -> bool:
+    try:
+        inspect.signature(handler).bind(None, None)
+    except TypeError:
+        return False
+    return True
+
+
+def _takes_path(handler: Handler) -> bool:
+    """Whether the handler takes ``(websocket, path)`` rather than ``(websocket)``."""
+    try:
+        return _takes_path_cached(handler)
+    except TypeError:  # unhashable callable
+        try:
+            inspect.signature(handler).bind(None, None)
+        except TypeError:
+            return False
+        return True
+
+
+class WebSocketServer:
+    """A running WebSocket server, returned by :func:`serve` and :func:`unix_serve`.
+
+    Closing it stops accepting connections, closes every open connection with 1001 (going
+    away), lets handlers finish, and answers handshakes in progress with 503.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.server: asyncio.base_events.Server | None = None
+        self.websockets: set[WebSocketServerProtocol] = set()
+        """The connections of this server, from handshake to close."""
+        self.closing = False
+        """Whether :meth:`close` was called."""
+        self._close_task: asyncio.Task[None] | None = None
+        self._timeout: float = 10
+
+    def wrap(self, server: asyncio.base_events.Server) -> None:
+        """Attach the listening asyncio server."""
+        self.server = server
+
+    def register(self, protocol: WebSocketServerProtocol) -> None:
+        """Track a new connection."""
+        self.websockets.add(protocol)
+        self._timeout = protocol.timeout
+
+    def unregister(self, protocol: WebSocketServerProtocol) -> None:
+        """Stop tracking a connection."""
+        self.websockets.discard(protocol)
+
+    @property
+    def sockets(self) -> list[Any]:
+        """The sockets the server listens on; empty once the server is closed."""
+        if self.server is None or self.closing:
+            return []
+        return list(self.server.sockets)
+
+    def close(self) -> None:
+        """Close the server: stop accepting, close connections with 1001 (going away).
+
+        Use :meth:`wait_closed` to wait until it is done.
+        """
+        if self._close_task is None:
+            self.closing = True
+            self._close_task = self.loop.create_task(self._close())
+
+    async def _close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        # Let handshakes in progress see the server is closing: they answer 503.
+        for websocket in list(self.websockets):
+            if websocket.state is State.CONNECTING and websocket.handler_task is not None:
+                websocket.handler_task.cancel()
+        closes = [
+            self.loop.create_task(websocket.close(1001))
+            for websocket in list(self.websockets)
+            if websocket.state is State.OPEN
+        ]
+        if closes:
+            await asyncio.wait(closes)
+        handlers = [ws.handler_task for ws in list(self.websockets) if ws.handler_task is not None]
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=self._timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every connection handler has finished."""
+        if self._close_task is not None:
+            await asyncio.shield(self._close_task)
+        elif self.server is not None:
+            await self.server.wait_closed()
+
+    async def __aenter__(self) -> WebSocketServer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class Serve:
+    """Start a WebSocket server: ``await serve(...)`` or ``async with serve(...)``.
+
+    Args:
+        ws_handler: Coroutine function called with each connection, as
+            ``ws_handler(websocket, path)`` or ``ws_handler(websocket)``.
+        host: Host to listen on, as for :meth:`asyncio.loop.create_server`.
+        port: Port to listen on.
+        create_protocol: Factory of connections, a subclass of
+            :class:`WebSocketServerProtocol` by default (``klass`` is its old name).
+        timeout: Seconds allowed for the opening and closing handshakes.
+        max_size: Largest incoming message in bytes (1 MiB); ``None`` for no limit.
+        max_queue: Incoming messages buffered before reading pauses (32).
+        read_limit: Largest opening handshake request in bytes (64 KiB).
+        write_limit: Write buffer high-water mark in bytes (64 KiB).
+        loop: Accepted for compatibility; must be the running loop.
+        legacy_recv: ``recv()`` returns ``None`` instead of raising once closed.
+        origins: Acceptable ``Origin`` values (``''`` admits none); ``None`` accepts any.
+        extensions: Server extension factories.
+        subprotocols: Supported subprotocols, in order of preference.
+        extra_headers: Extra 101 response headers: mapping, pairs, or a callable
+            ``(path, raw_request_headers)``.
+        compression: ``'deflate'`` (default) enables permessage-deflate; ``None`` disables.
+        ping_interval: Seconds between keepalive pings (20); ``None`` disables.
+        ping_timeout: Seconds to wait for a keepalive pong (20); ``None`` waits forever.
+        **kwds: Passed to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``,
+            ``reuse_port``, ``backlog``...).
+    """
+
+    def __init__(
+        self,
+        ws_handler: Handler,
+        host: str | Sequence[str] | None = None,
+        port: int | None = None,
+        *,
+        path: str | None = None,
+        create_protocol: Callable[..., WebSocketServerProtocol] | None = None,
+        timeout: float = 10,
+        max_size: int | None = 2**20,
+        max_queue: int | None = 2**5,
+        read_limit: int = 2**16,
+        write_limit: int = 2**16,
+        loop: asyncio.AbstractEventLoop | None = None,
+        legacy_recv: bool = False,
+        klass: Callable[..., WebSocketServerProtocol] | None = None,
+        origins: Sequence[str] | None = None,
+        extensions: list[ServerExtensionFactory] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        extra_headers: ExtraHeaders | None = None,
+        compression: str | None = "deflate",
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        **kwds: Any,
+    ) -> None:
+        if create_protocol is None:
+            create_protocol = klass if klass is not None else WebSocketServerProtocol
+        extensions = _apply_compression(compression, extensions)
+        self._loop = loop
+        self._host = host
+        self._port = port
+        self._path = path
+        self._kwds = kwds
+        self._protocol_options: dict[str, Any] = dict(
+            host=host if isinstance(host, str) else None,
+            port=port,
+            secure=kwds.get("ssl") is not None,
+            timeout=timeout,
+            max_size=max_size,
+            max_queue=max_queue,
+            read_limit=read_limit,
+            write_limit=write_limit,
+            legacy_recv=legacy_recv,
+            origins=origins,
+            extensions=extensions,
+            subprotocols=subprotocols,
+            extra_headers=extra_headers,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        self._create_protocol = create_protocol
+        self._ws_handler = ws_handler
+        self.ws_server: WebSocketServer | None = None
+
+    async def _start(self) -> WebSocketServer:
+        loop = asyncio.get_running_loop()
+        if self._loop is not None and self._loop is not loop:
+            raise ValueError("loop must be the running event loop (or None)")
+        ws_server = WebSocketServer(loop)
+        factory = functools.partial(
+            self._create_protocol, self._ws_handler, ws_server, **self._protocol_options
+        )
+        if self._path is not None:
+            server = await loop.create_unix_server(factory, self._path, **self._kwds)
+        else:
+            server = await loop.create_server(factory, self._host, self._port, **self._kwds)
+        ws_server.wrap(server)
+        self.ws_server = ws_server
+        return ws_server
+
+    def __await__(self) -> Generator[Any, None, WebSocketServer]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> WebSocketServer:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self.ws_server is not None
+        self.ws_server.close()
+        await self.ws_server.wait_closed()
+
+
+serve = Serve
+"""Start a WebSocket server; see :class:`Serve`."""
+
+
+def unix_serve(ws_handler: Handler, path: str, **kwargs: Any) -> Serve:
+    """Start a WebSocket server on a Unix socket at ``path``; otherwise like :func:`serve`."""
+    return Serve(ws_handler, path=path, **kwargs)
+
+
+def _apply_compression(
+    compression: str | None, extensions: list[ServerExtensionFactory] | None
+) -> list[ServerExtensionFactory] | None:
+    """Add the default permessage-deflate factory unless one is there already."""
+    if compression == "deflate":
+        from .extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+        extensions = [] if extensions is None else list(extensions)
+        if not any(f.name == "permessage-deflate" for f in extensions):
+            extensions.append(ServerPerMessageDeflateFactory())
+        return extensions
+    if compression is not None:
+        raise ValueError(f"unsupported compression: {compression}")
+    return extensions
