@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Run every test of wsrs: build the Rust extension into this Python, then the Rust unit
+# tests and the Python test suite. Works on a fresh clone with Python >= 3.11, pip and a Rust
+# toolchain; installs what it needs (maturin, pytest and the test peers) with pip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+echo "== build and install wsrs (maturin, release) with its test dependencies"
+"$PYTHON" -m pip install -q -e '.[test]'
+
+echo "== cargo test"
+cargo test --quiet 2>&1 | grep -E '^(test result|error|failures|---- )' || true
+cargo test --quiet >/dev/null 2>&1 || { cargo test; exit 1; }
+
+echo "== pytest"
+"$PYTHON" -m pytest -q "$@"
