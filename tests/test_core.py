@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import pytest
-import reference as ref
 
+import reference as ref
 from wsrs import _core
 from wsrs._core import (
     Close,
@@ -1051,7 +1051,9 @@ def test_deflate_interleaves_compressed_and_plain_messages() -> None:
     # Uncompressed messages leave the DEFLATE context alone (RFC 7692 §6.1).
     writer = Writer(client=False, deflate=True, compress_threshold=10)
     reader = client(deflate=True)
-    for message in ["Hello, world!", "short", "Hello, world!", b"tiny", "Hello, world!!"]:
+    hello = "Hello, world!"
+    messages: list[str | bytes] = [hello, "short", hello, b"tiny", hello + "!"]
+    for message in messages:
         assert reader.feed(writer.message(message)) == [message]
 
 
@@ -1127,7 +1129,8 @@ def test_deflate_empty_message() -> None:
     assert client(deflate=True).feed(bytes.fromhex("c100")) == [""]
     writer = Writer(client=False, deflate=True, no_context_takeover=True)
     reader = client(deflate=True, no_context_takeover=True)
-    for message in ["a", "", b"", "b", ""]:
+    messages: list[str | bytes] = ["a", "", b"", "b", ""]
+    for message in messages:
         assert reader.feed(writer.message(message)) == [message]
 
 
@@ -1140,5 +1143,38 @@ def test_CORE_BUG_deflate_empty_message_after_another() -> None:
     """
     writer = Writer(client=False, deflate=True)
     reader = client(deflate=True)
-    for message in ["Hello", "", b"", "Hello"]:
+    messages: list[str | bytes] = ["Hello", "", b"", "Hello"]
+    for message in messages:
         assert reader.feed(writer.message(message)) == [message]
+
+
+def test_deflate_peer_ends_the_stream() -> None:
+    # A peer may end the DEFLATE stream (BFINAL); the next message starts a new stream.
+    def finished(data: bytes) -> bytes:
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return comp.compress(data) + comp.flush(zlib.Z_FINISH)
+
+    reader = client(deflate=True)
+    assert reader.feed(sframe(0x1, finished(b"Hello"), rsv1=True)) == ["Hello"]
+    assert reader.feed(sframe(0x1, finished(b"World"), rsv1=True)) == ["World"]
+    # A peer that leaves the tail in place is read as well.
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    payload = comp.compress(b"tail") + comp.flush(zlib.Z_SYNC_FLUSH)
+    assert client(deflate=True).feed(sframe(0x1, payload, rsv1=True)) == ["tail"]
+
+
+def test_deflate_large_incompressible_message() -> None:
+    # Over GIL_RELEASE_THRESHOLD on both sides, compressed and masked.
+    data = bytes((i * 2654435761 >> 13) & 0xFF for i in range(200_000))
+    writer = Writer(client=True, deflate=True)
+    reader = server(deflate=True, max_size=None)
+    assert reader.feed(writer.message(data)) == [data]
+    assert reader.feed(writer.message(data, fragment_size=70_000)) == [data]
+
+
+def test_writer_rejects_lone_surrogates() -> None:
+    writer = Writer(client=False)
+    with pytest.raises(UnicodeEncodeError):
+        writer.message("\ud800")
+    with pytest.raises(UnicodeEncodeError):
+        writer.ping("\udfff")
