@@ -96,6 +96,13 @@ impl Deflater {
                 break;
             }
         }
+        if out.len() == start {
+            // zlib writes nothing for a sync flush without new input right after another
+            // flush. The stream is byte-aligned there, so an empty stored block without its
+            // tail, the single byte 0x00, is the empty message (RFC 7692 §7.2.3.6).
+            out.push(0x00);
+            return Ok(());
+        }
         // RFC 7692 §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end."
         if out.len() >= start + 4 && out[out.len() - 4..] == TAIL {
             out.truncate(out.len() - 4);
@@ -353,6 +360,17 @@ mod tests {
         assert_eq!(c, [0x00]);
         let mut inf = Inflater::new(15, false).unwrap();
         assert_eq!(inflate_all(&mut inf, &c, 0).unwrap(), b"");
+    }
+
+    #[test]
+    fn empty_message_after_another_with_context_takeover() {
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut inf = Inflater::new(15, false).unwrap();
+        for message in [&b"a"[..], b"", b"", b"abc", b""] {
+            let mut c = Vec::new();
+            def.compress(message, &mut c).unwrap();
+            assert_eq!(inflate_all(&mut inf, &c, 100).unwrap(), message);
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod writer;
 use std::borrow::Cow;
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
@@ -57,6 +57,15 @@ fn to_pyerr(py: Python<'_>, err: &Error) -> PyErr {
         return e;
     }
     pyerr
+}
+
+/// Turn a core error raised while encoding into a Python exception: `ValueError` for bad
+/// arguments, `RuntimeError` otherwise (never `ProtocolError`: the peer did nothing wrong).
+fn to_encode_err(err: &Error) -> PyErr {
+    match err {
+        Error::InvalidArgument(msg) => PyValueError::new_err(msg.clone()),
+        _ => PyRuntimeError::new_err(err.to_string()),
+    }
 }
 
 /// A ping received from the peer.
@@ -242,7 +251,6 @@ impl Writer {
     #[new]
     #[pyo3(signature = (*, client, deflate = false, max_window_bits = 15, no_context_takeover = false, level = 6, compress_threshold = 0))]
     fn new(
-        py: Python<'_>,
         client: bool,
         deflate: bool,
         max_window_bits: u8,
@@ -253,7 +261,7 @@ impl Writer {
         let deflater = if deflate {
             Some(
                 deflate::Deflater::new(level, max_window_bits, no_context_takeover)
-                    .map_err(|e| to_pyerr(py, &e))?,
+                    .map_err(|e| to_encode_err(&e))?,
             )
         } else {
             None
@@ -287,7 +295,7 @@ impl Writer {
                 } else {
                     inner.write_message_into(buf, opcode, &payload)
                 };
-                result.map_err(|e| to_pyerr(py, &e))
+                result.map_err(|e| to_encode_err(&e))
             });
         }
         let mut out = Vec::new();
@@ -296,7 +304,7 @@ impl Writer {
         } else {
             inner.encode_message(opcode, &payload, fragment_size, &mut out)
         };
-        result.map_err(|e| to_pyerr(py, &e))?;
+        result.map_err(|e| to_encode_err(&e))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -331,7 +339,7 @@ impl Writer {
         let mut out = Vec::new();
         self.inner
             .encode_close(code, reason, &mut out)
-            .map_err(|e| to_pyerr(py, &e))?;
+            .map_err(|e| to_encode_err(&e))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -351,7 +359,7 @@ impl Writer {
         let mut out = Vec::new();
         self.inner
             .encode_frame(opcode, &payload, fin, rsv1, &mut out)
-            .map_err(|e| to_pyerr(py, &e))?;
+            .map_err(|e| to_encode_err(&e))?;
         Ok(PyBytes::new(py, &out))
     }
 }
@@ -373,7 +381,7 @@ impl Writer {
         let mut out = Vec::new();
         self.inner
             .encode_control(opcode, &payload, &mut out)
-            .map_err(|e| to_pyerr(py, &e))?;
+            .map_err(|e| to_encode_err(&e))?;
         Ok(PyBytes::new(py, &out))
     }
 }
@@ -489,7 +497,7 @@ fn build_close<'py>(
     code: Option<u16>,
     reason: &str,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let payload = frames::build_close(code, reason).map_err(|e| to_pyerr(py, &e))?;
+    let payload = frames::build_close(code, reason).map_err(|e| to_encode_err(&e))?;
     Ok(PyBytes::new(py, &payload))
 }
 

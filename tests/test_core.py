@@ -979,7 +979,7 @@ def test_rfc7692_no_context_takeover() -> None:
 def _messages() -> list[str | bytes]:
     text = "The quick brown fox jumps over the lazy dog. κόσμε. " * 50
     noise = bytes((i * 7919 + (i >> 3) * 31) % 256 for i in range(5000))
-    # No empty message here: see test_CORE_BUG_deflate_empty_message_after_another.
+    # No empty message here: see test_deflate_empty_message_after_another.
     return ["Hello", "Hello", text, noise, "κόσμε", text.encode(), b"\x00" * 70000, "end"]
 
 
@@ -1134,7 +1134,7 @@ def test_deflate_empty_message() -> None:
         assert reader.feed(writer.message(message)) == [message]
 
 
-def test_CORE_BUG_deflate_empty_message_after_another() -> None:
+def test_deflate_empty_message_after_another() -> None:
     """CORE BUG (src/deflate.rs, Deflater::compress): with context takeover, compressing an
     empty message after any other message fails: the second Z_SYNC_FLUSH without new input
     makes zlib return Z_BUF_ERROR with no output, so the `00 00 ff ff` tail is missing and
