@@ -979,8 +979,7 @@ def test_rfc7692_no_context_takeover() -> None:
 def _messages() -> list[str | bytes]:
     text = "The quick brown fox jumps over the lazy dog. κόσμε. " * 50
     noise = bytes((i * 7919 + (i >> 3) * 31) % 256 for i in range(5000))
-    # No empty message here: see test_deflate_empty_message_after_another.
-    return ["Hello", "Hello", text, noise, "κόσμε", text.encode(), b"\x00" * 70000, "end"]
+    return ["Hello", "", "Hello", text, noise, "κόσμε", text.encode(), b"\x00" * 70000, "end"]
 
 
 @pytest.mark.parametrize("is_client", [True, False])
@@ -1135,11 +1134,10 @@ def test_deflate_empty_message() -> None:
 
 
 def test_deflate_empty_message_after_another() -> None:
-    """CORE BUG (src/deflate.rs, Deflater::compress): with context takeover, compressing an
-    empty message after any other message fails: the second Z_SYNC_FLUSH without new input
-    makes zlib return Z_BUF_ERROR with no output, so the `00 00 ff ff` tail is missing and
-    Writer.message raises ProtocolError(1007) "sync flush without its tail" -- a peer error
-    type for a local encode of a valid message.
+    """With context takeover, an empty message after another one compresses to 0x00.
+
+    zlib writes nothing for a second sync flush without new input; the writer must still
+    produce the empty stored block of RFC 7692 §7.2.3.6.
     """
     writer = Writer(client=False, deflate=True)
     reader = client(deflate=True)
