@@ -208,8 +208,14 @@ impl Reader {
         let list = PyList::empty(py);
         for event in events {
             match event {
-                reader::Event::Text(s) => list.append(PyString::new(py, &s))?,
-                reader::Event::Binary(b) => list.append(PyBytes::new(py, &b))?,
+                reader::Event::Text(s) => {
+                    list.append(PyString::new(py, &s))?;
+                    inner.recycle(s.into_bytes());
+                }
+                reader::Event::Binary(b) => {
+                    list.append(PyBytes::new(py, &b))?;
+                    inner.recycle(b);
+                }
                 reader::Event::Ping(data) => list.append(Ping { data })?,
                 reader::Event::Pong(data) => list.append(Pong { data })?,
                 reader::Event::Close { code, reason } => list.append(Close { code, reason })?,

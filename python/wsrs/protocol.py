@@ -33,7 +33,7 @@ import enum
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 from . import _core
 from .exceptions import (
@@ -220,8 +220,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Store the transport and set the write buffer limits (asyncio callback)."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
+        self.transport = cast(asyncio.Transport, transport)
         transport.set_write_buffer_limits(high=self.write_limit)
         logger.debug("%s - connection made", self.side)
 
@@ -591,10 +591,12 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def _send_close(self, code: int | None, reason: str) -> None:
         """Write a close frame and move to CLOSING."""
         assert self._writer is not None and self.transport is not None
+        # Encode first: an invalid code or reason raises before anything changes.
+        frame = self._writer.close(code, reason)
         self._close_sent = True
         self.state = State.CLOSING
         if not self.transport.is_closing():
-            self.transport.write(self._writer.close(code, reason))
+            self.transport.write(frame)
 
     def _arm_timer(self, delay: float, callback: Callable[[], None]) -> None:
         if self._close_timer is not None:
