@@ -268,6 +268,8 @@ class Connect:
                 kwds["server_hostname"] = self._wsuri.host
             _, protocol = await loop.create_unix_connection(self._factory, self._path, **kwds)
         elif "sock" in kwds:
+            if kwds.get("ssl") and "server_hostname" not in kwds:
+                kwds["server_hostname"] = self._wsuri.host
             _, protocol = await loop.create_connection(self._factory, **kwds)
         else:
             _, protocol = await loop.create_connection(
