@@ -1,6 +1,6 @@
 """Demo: start an echo server, talk to it with a client, print what happens.
 
-    python -m wsrs.demo
+python -m wsrs.demo
 """
 
 from __future__ import annotations
