@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-import reference as ref
+from tests import reference as ref
 from wsrs import _core
 from wsrs._core import (
     Close,

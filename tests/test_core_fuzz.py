@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import reference as ref
+from tests import reference as ref
 from wsrs._core import (
     Close,
     Ping,

@@ -222,7 +222,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """Store the transport and set the write buffer limits (asyncio callback)."""
         # Not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(high=self.write_limit)
+        self.transport.set_write_buffer_limits(high=self.write_limit)
         logger.debug("%s - connection made", self.side)
 
     def data_received(self, data: bytes) -> None:

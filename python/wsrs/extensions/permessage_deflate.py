@@ -105,7 +105,8 @@ def _check_compress_settings(compress_settings: Mapping[str, Any] | None) -> Non
     if unknown:
         raise ValueError(f"unsupported compress_settings: {', '.join(sorted(unknown))}")
     level = compress_settings.get("level", 6)
-    if not isinstance(level, int) or not -1 <= level <= 9:
+    # The Rust core takes 0-9 only (no zlib -1 "default" level); bool is not a level.
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
         raise ValueError("compress_settings level must be an integer between 0 and 9")
 
 
@@ -183,12 +184,13 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
     ) -> None:
         _check_window_bits("server_max_window_bits", server_max_window_bits)
         if client_max_window_bits is not True:
-            _check_window_bits("client_max_window_bits", client_max_window_bits or None)
+            # 0 and False are out of range too, not "absent" (as in websockets).
+            _check_window_bits("client_max_window_bits", client_max_window_bits)
         _check_compress_settings(compress_settings)
         self.server_no_context_takeover = server_no_context_takeover
         self.client_no_context_takeover = client_no_context_takeover
         self.server_max_window_bits = server_max_window_bits
-        self.client_max_window_bits = client_max_window_bits or None
+        self.client_max_window_bits = client_max_window_bits
         self.compress_settings = compress_settings
 
     def get_request_params(self) -> list[ExtensionParameter]:

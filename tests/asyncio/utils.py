@@ -1,0 +1,313 @@
+"""Helpers for the tests of the asyncio API over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import wsrs
+from wsrs.server import WebSocketServer, WebSocketServerProtocol
+
+
+__all__ = [
+    "MS",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_CONT",
+    "OP_PING",
+    "OP_PONG",
+    "OP_TEXT",
+    "Capture",
+    "Frame",
+    "close_payload",
+    "close_writer",
+    "echo",
+    "encode_frame",
+    "finish_raw",
+    "http_server",
+    "open_raw",
+    "parse_close",
+    "raw_handshake",
+    "raw_ws_server",
+    "read_frame",
+    "read_http_response",
+    "reset_writer",
+    "run_server",
+    "server_uri",
+    "upgrade_request",
+]
+
+MS = 0.001 * float(os.environ.get("WSRS_TESTS_TIMEOUT_FACTOR", "1"))
+"""One millisecond, scaled by ``WSRS_TESTS_TIMEOUT_FACTOR`` on slow machines."""
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
+
+
+# ---------------------------------------------------------------------------- wsrs servers
+
+
+async def echo(ws: wsrs.WebSocketServerProtocol, path: str) -> None:
+    """Echo every message back until the connection closes."""
+    async for message in ws:
+        await ws.send(message)
+
+
+def server_uri(server: WebSocketServer, path: str = "/") -> str:
+    """Return the ws:// URI of a server listening on 127.0.0.1."""
+    host, port = server.sockets[0].getsockname()[:2]
+    return f"ws://{host}:{port}{path}"
+
+
+@contextlib.asynccontextmanager
+async def run_server(
+    handler: Callable[..., Awaitable[Any]] = echo, **kwargs: Any
+) -> AsyncIterator[str]:
+    """Run a wsrs server on 127.0.0.1, port 0; yield its ws:// URI; close it on exit."""
+    async with wsrs.serve(handler, "127.0.0.1", 0, **kwargs) as server:
+        yield server_uri(server)
+
+
+@dataclass
+class Capture:
+    """A handler that hands each server-side connection to the test and waits for its end."""
+
+    connections: asyncio.Queue[WebSocketServerProtocol] = field(default_factory=asyncio.Queue)
+
+    async def handler(self, ws: WebSocketServerProtocol, path: str) -> None:
+        await self.connections.put(ws)
+        await ws.wait_closed()
+
+    async def get(self) -> WebSocketServerProtocol:
+        return await asyncio.wait_for(self.connections.get(), 1000 * MS)
+
+
+# ---------------------------------------------------------------------------- raw sockets
+
+
+def accept_key(key: str) -> str:
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+def upgrade_request(
+    host: str, path: str = "/", headers: Iterable[tuple[str, str]] = (), *, key: str | None = None
+) -> tuple[bytes, str]:
+    """Return an opening handshake request (no extension offered) and its key."""
+    if key is None:
+        key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {path} HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    lines += [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode(), key
+
+
+def _host_port(uri: str) -> tuple[str, int]:
+    hostport = uri.split("//", 1)[1].split("/", 1)[0]
+    host, port = hostport.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+async def open_raw(uri: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Open a plain TCP connection to the host and port of ``uri``."""
+    host, port = _host_port(uri)
+    return await asyncio.open_connection(host, port)
+
+
+async def read_http_response(
+    reader: asyncio.StreamReader,
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Read a response head, then its body (by Content-Length, else until EOF)."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2000 * MS)
+    status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+    status = int(status_line.split(" ", 2)[1])
+    headers = [(n, v.strip()) for n, v in (line.split(":", 1) for line in header_lines)]
+    if status == 101:
+        return status, headers, b""
+    lengths = [int(v) for n, v in headers if n.lower() == "content-length"]
+    if lengths:
+        body = await asyncio.wait_for(reader.readexactly(lengths[0]), 2000 * MS)
+    else:
+        body = await asyncio.wait_for(reader.read(), 2000 * MS)
+    return status, headers, body
+
+
+async def raw_handshake(
+    uri: str, path: str = "/", headers: Iterable[tuple[str, str]] = ()
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect a raw client and complete the opening handshake (no extensions)."""
+    reader, writer = await open_raw(uri)
+    host, port = _host_port(uri)
+    request, key = upgrade_request(f"{host}:{port}", path, headers)
+    writer.write(request)
+    status, response_headers, _ = await read_http_response(reader)
+    assert status == 101, status
+    assert ("Sec-WebSocket-Accept", accept_key(key)) in response_headers
+    return reader, writer
+
+
+def encode_frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True
+) -> bytes:
+    """Encode a frame; clients must mask, servers must not."""
+    head = bytes([(0x80 if fin else 0) | opcode])
+    mask_bit = 0x80 if mask else 0
+    length = len(payload)
+    if length < 126:
+        head += bytes([mask_bit | length])
+    elif length < 2**16:
+        head += bytes([mask_bit | 126]) + struct.pack("!H", length)
+    else:
+        head += bytes([mask_bit | 127]) + struct.pack("!Q", length)
+    if mask:
+        key = os.urandom(4)
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        head += key
+    return head + payload
+
+
+@dataclass
+class Frame:
+    opcode: int
+    payload: bytes
+    fin: bool = True
+    rsv: int = 0
+
+
+async def read_frame(reader: asyncio.StreamReader, timeout: float = 2000 * MS) -> Frame:
+    """Read one frame, unmasking it if needed."""
+
+    async def read() -> Frame:
+        b0, b1 = await reader.readexactly(2)
+        length = b1 & 0x7F
+        if length == 126:
+            (length,) = struct.unpack("!H", await reader.readexactly(2))
+        elif length == 127:
+            (length,) = struct.unpack("!Q", await reader.readexactly(8))
+        key = await reader.readexactly(4) if b1 & 0x80 else None
+        payload = await reader.readexactly(length)
+        if key is not None:
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        return Frame(b0 & 0x0F, payload, bool(b0 & 0x80), (b0 >> 4) & 0x7)
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+def close_payload(code: int, reason: str = "") -> bytes:
+    return struct.pack("!H", code) + reason.encode()
+
+
+def parse_close(payload: bytes) -> tuple[int, str]:
+    if not payload:
+        return 1005, ""
+    (code,) = struct.unpack("!H", payload[:2])
+    return code, payload[2:].decode()
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a raw connection, ignoring errors from an already broken one."""
+    writer.close()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()
+
+
+async def finish_raw(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Wait for the server to close TCP (EOF), then close the raw connection too."""
+    assert await asyncio.wait_for(reader.read(), 1000 * MS) == b""
+    await close_writer(writer)
+
+
+async def reset_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a raw connection with a TCP RST (SO_LINGER 0)."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+    with contextlib.suppress(ConnectionError, OSError):
+        await writer.wait_closed()
+
+
+RawCallback = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_ws_server(
+    callback: RawCallback,
+    *,
+    accept: Callable[[str], str] = accept_key,
+    extra_response: str = "",
+) -> AsyncIterator[str]:
+    """Run a hand-written WebSocket server; ``callback`` runs after the 101 response.
+
+    It never negotiates extensions. Yields the ws:// URI.
+    """
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            key = ""
+            for line in head.split("\r\n")[1:]:
+                if line.lower().startswith("sec-websocket-key:"):
+                    key = line.split(":", 1)[1].strip()
+            writer.write(
+                (
+                    "HTTP/1.1 101 Switching Protocols\r\n"
+                    "Upgrade: websocket\r\n"
+                    "Connection: Upgrade\r\n"
+                    f"Sec-WebSocket-Accept: {accept(key)}\r\n"
+                    f"{extra_response}\r\n"
+                ).encode()
+            )
+            await callback(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            await close_writer(writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        host, port = server.sockets[0].getsockname()[:2]
+        yield f"ws://{host}:{port}/"
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def http_server(response: bytes) -> AsyncIterator[str]:
+    """Run a plain HTTP server answering every request with ``response``; yield a ws:// URI."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(response)
+            await writer.drain()
+        await close_writer(writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        host, port = server.sockets[0].getsockname()[:2]
+        yield f"ws://{host}:{port}/"
+    finally:
+        server.close()
+        await server.wait_closed()
