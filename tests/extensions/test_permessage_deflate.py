@@ -26,6 +26,7 @@ from wsrs.exceptions import (
 )
 from wsrs.extensions.base import ClientExtensionFactory, Extension, ServerExtensionFactory
 from wsrs.extensions.permessage_deflate import (
+    DEFAULT_THRESHOLD,
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
@@ -169,6 +170,9 @@ BAD_COMPRESS_SETTINGS: list[tuple[dict[str, Any], str]] = [
     ({"level": 6.0}, "level must be an integer between 0 and 9"),
     ({"level": None}, "level must be an integer between 0 and 9"),
     ({"level": True}, "level must be an integer between 0 and 9"),
+    ({"threshold": -1}, "threshold must be a non-negative integer"),
+    ({"threshold": 1.5}, "threshold must be a non-negative integer"),
+    ({"threshold": False}, "threshold must be a non-negative integer"),
 ]
 
 
@@ -182,7 +186,10 @@ def test_compress_settings_rejected_everywhere(settings: dict[str, Any], message
         ServerPerMessageDeflateFactory(compress_settings=settings)
 
 
-@pytest.mark.parametrize("settings", [None, {}, {"level": 0}, {"level": 6}, {"level": 9}])
+@pytest.mark.parametrize(
+    "settings",
+    [None, {}, {"level": 0}, {"level": 6}, {"level": 9}, {"threshold": 0}, {"threshold": 4096}],
+)
 def test_compress_settings_accepted(settings: dict[str, Any] | None) -> None:
     ext = PerMessageDeflate(False, False, 15, 15, settings)
     # Every accepted level is one the Rust core accepts too.
@@ -209,13 +216,26 @@ def test_writer_options() -> None:
         "max_window_bits": 11,
         "no_context_takeover": False,
         "level": 6,
+        "compress_threshold": DEFAULT_THRESHOLD,
     }
     assert PerMessageDeflate(False, True, 15, 9, {"level": 1}).writer_options() == {
         "deflate": True,
         "max_window_bits": 9,
         "no_context_takeover": True,
         "level": 1,
+        "compress_threshold": DEFAULT_THRESHOLD,
     }
+
+
+def test_compress_threshold() -> None:
+    # Below the threshold messages go out uncompressed (RSV1 clear); from it, compressed.
+    writer = Writer(client=False, **PerMessageDeflate(False, False, 15, 15).writer_options())
+    assert not writer.message(b"a" * (DEFAULT_THRESHOLD - 1))[0] & 0x40
+    assert writer.message(b"a" * DEFAULT_THRESHOLD)[0] & 0x40
+    ext = PerMessageDeflate(False, False, 15, 15, {"threshold": 0})
+    assert Writer(client=False, **ext.writer_options()).message(b"a")[0] & 0x40
+    ext = PerMessageDeflate(False, False, 15, 15, {"threshold": 10_000})
+    assert not Writer(client=False, **ext.writer_options()).message(b"a" * 9_999)[0] & 0x40
 
 
 def test_writer_options_with_8_bit_window_send_uncompressed() -> None:
