@@ -1,0 +1,60 @@
+# One command surface for wsrs. `make help` lists the targets.
+PYTHON ?= python3
+CONFORMANCE ?= ../shared/conformance
+
+.DEFAULT_GOAL := help
+.PHONY: help build-dev format lint lint-python lint-rust test test-rust bench bench-echo \
+	bench-memory autobahn autobahn-full all
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build-dev: ## Build the Rust extension into the current Python (release, editable)
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+format: ## Format Python and Rust code
+	$(PYTHON) -m ruff check --fix -q python tests compliance benches
+	$(PYTHON) -m ruff format -q python tests compliance benches
+	cargo fmt --all
+
+lint-python: ## ruff and mypy --strict
+	$(PYTHON) -m ruff check python tests compliance benches
+	$(PYTHON) -m ruff format --check python tests compliance benches
+	$(PYTHON) -m mypy
+
+lint-rust: ## cargo fmt --check and clippy -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+lint: lint-python lint-rust ## All linters
+
+test: ## Every test (the README's test command)
+	bash scripts/test.sh
+
+test-rust: ## Rust unit and property tests
+	cargo test
+
+bench: ## Criterion benches of the Rust kernels, next to their baselines
+	cargo bench --bench core
+
+bench-echo: ## Echo round trips: wsrs against websockets, side by side
+	$(PYTHON) benches/echo_compare.py
+
+bench-memory: ## Idle memory per connection: wsrs against websockets
+	$(PYTHON) benches/memory.py
+
+autobahn: ## Autobahn Testsuite, cases 1-11, as server and as client
+	bash $(CONFORMANCE)/install-autobahn.sh
+	$(PYTHON) $(CONFORMANCE)/autobahn.py server --exclude "12.*,13.*" --out /tmp/wsrs-ab-server \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/echo_server.py --port {port}"
+	$(PYTHON) $(CONFORMANCE)/autobahn.py client --exclude "12.*,13.*" --out /tmp/wsrs-ab-client \
+		--agent wsrs --cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent}"
+
+autobahn-full: ## Autobahn Testsuite, all 517 cases, as server and as client (~20 min)
+	bash $(CONFORMANCE)/install-autobahn.sh
+	$(PYTHON) $(CONFORMANCE)/autobahn.py server --out /tmp/wsrs-ab-server \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/echo_server.py --port {port}"
+	$(PYTHON) $(CONFORMANCE)/autobahn.py client --out /tmp/wsrs-ab-client \
+		--agent wsrs --cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent}"
+
+all: format build-dev lint test ## Format, build, lint and test
