@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import pytest
 import websockets.asyncio.client
 import websockets.asyncio.server
 import websockets.exceptions
+import websockets.extensions.permessage_deflate as ws_deflate
 
 import wsrs
 from wsrs import ConnectionClosedError, ConnectionClosedOK, WebSocketServerProtocol
+from wsrs.extensions.base import ClientExtensionFactory
 
-from .utils import MS, Capture, run_server
+from .utils import MS, Capture, DeflateParams, deflate_params, run_server, tcp_relay
 
 
 COMPRESSION = pytest.mark.parametrize("compression", ["deflate", None])
@@ -236,3 +240,378 @@ async def test_wsrs_client_subprotocol_with_websockets_server() -> None:
         async with wsrs.connect(f"ws://127.0.0.1:{port}/", subprotocols=["other", "chat"]) as ws:
             assert ws.subprotocol == "chat"
             assert await ws.recv() == "chat"
+
+
+# ---------------------------------------------------------------------------- RFC 7692 variants
+
+# About 545 KiB of JSON that deflates about 20 times smaller, even with a 512-byte window.
+JSON_TEXT = json.dumps(
+    [
+        {"id": i, "name": f"user{i % 10}", "active": i % 2 == 0, "tags": ["alpha", "beta"]}
+        for i in range(7500)
+    ]
+)
+RANDOM = os.urandom(300 * 2**10)  # incompressible
+
+DEFLATE_MESSAGES: list[str | bytes] = [
+    "hello",
+    "ünïcödé ☃ " * 10,
+    b"\x00\x01\xfe\xff",
+    "",
+    b"",
+    JSON_TEXT,
+    JSON_TEXT.encode(),
+    RANDOM,
+]
+
+
+def fragments(message: str | bytes, count: int = 4) -> list[Any]:
+    """Split a message into ``count`` fragments at most (one empty fragment if empty)."""
+    size = max(1, -(-len(message) // count))
+    return [message[i : i + size] for i in range(0, len(message), size)] or [message]
+
+
+def peer_params(extensions: Sequence[object]) -> DeflateParams | None:
+    """Return what websockets negotiated, as :func:`deflate_params` does for wsrs."""
+    if not extensions:
+        return None
+    [extension] = extensions
+    assert isinstance(extension, ws_deflate.PerMessageDeflate)
+    return (
+        extension.remote_no_context_takeover,
+        extension.local_no_context_takeover,
+        extension.remote_max_window_bits,
+        extension.local_max_window_bits,
+    )
+
+
+def assert_compatible(wsrs_side: DeflateParams | None, peer: DeflateParams | None) -> None:
+    """Check that both sides agree: each inflates with a window as large as the other
+    deflates with, and neither relies on the other resetting its context unless it does."""
+    if wsrs_side is None or peer is None:
+        assert wsrs_side is peer is None
+        return
+    remote_nct, local_nct, remote_mwb, local_mwb = wsrs_side
+    peer_remote_nct, peer_local_nct, peer_remote_mwb, peer_local_mwb = peer
+    assert peer_local_mwb <= remote_mwb
+    assert local_mwb <= peer_remote_mwb
+    assert peer_local_nct or not remote_nct
+    assert local_nct or not peer_remote_nct
+
+
+async def check_wire_size(
+    exchange: Callable[[], Awaitable[None]],
+    counters: Callable[[], tuple[int, int]],
+    compressed: tuple[bool, bool],
+) -> None:
+    """Run ``exchange`` (one round trip of JSON_TEXT) and check, from the bytes counted each
+    way, whether each direction was compressed."""
+    upstream, downstream = counters()
+    await exchange()
+    after_upstream, after_downstream = counters()
+    sent = (after_upstream - upstream, after_downstream - downstream)
+    for was_compressed, size in zip(compressed, sent, strict=True):
+        if was_compressed:
+            assert size < len(JSON_TEXT) // 8, sent
+        else:
+            assert size > len(JSON_TEXT), sent
+
+
+# (factory arguments of the websockets client, of the wsrs server, negotiated parameters on the
+# wsrs side: remote_no_context_takeover, local_no_context_takeover, remote_max_window_bits,
+# local_max_window_bits).
+#
+# Not tested: a wsrs server requiring client_max_window_bits=8, which websockets refuses since
+# zlib cannot compress with a 256-byte window ("unsupported client_max_window_bits = 8").
+WSRS_SERVER_VARIANTS = [
+    pytest.param({}, {}, (False, False, 15, 15), id="default"),
+    pytest.param(
+        {"server_no_context_takeover": True},
+        {},
+        (False, True, 15, 15),
+        id="offer-server_no_context_takeover",
+    ),
+    pytest.param(
+        {"client_no_context_takeover": True},
+        {},
+        (True, False, 15, 15),
+        id="offer-client_no_context_takeover",
+    ),
+    *[
+        pytest.param(
+            {"server_max_window_bits": bits},
+            {},
+            (False, False, 15, bits),
+            id=f"offer-server_max_window_bits={bits}",
+        )
+        for bits in range(8, 16)
+    ],
+    *[
+        pytest.param(
+            {"client_max_window_bits": bits},
+            {},
+            (False, False, bits, 15),
+            id=f"offer-client_max_window_bits={bits}",
+        )
+        for bits in range(9, 16)  # websockets compresses with 9 bits at least
+    ],
+    pytest.param(
+        {"client_max_window_bits": None},
+        {},
+        (False, False, 15, 15),
+        id="offer-no-client_max_window_bits",
+    ),
+    pytest.param(
+        {},
+        {"server_no_context_takeover": True},
+        (False, True, 15, 15),
+        id="require-server_no_context_takeover",
+    ),
+    pytest.param(
+        {},
+        {"client_no_context_takeover": True},
+        (True, False, 15, 15),
+        id="require-client_no_context_takeover",
+    ),
+    *[
+        pytest.param(
+            {},
+            {"server_max_window_bits": bits},
+            (False, False, 15, bits),
+            id=f"require-server_max_window_bits={bits}",
+        )
+        for bits in range(8, 16)
+    ],
+    *[
+        pytest.param(
+            {},
+            {"client_max_window_bits": bits},
+            (False, False, bits, 15),
+            id=f"require-client_max_window_bits={bits}",
+        )
+        for bits in range(9, 16)
+    ],
+    pytest.param(
+        {
+            "server_no_context_takeover": True,
+            "client_no_context_takeover": True,
+            "server_max_window_bits": 12,
+            "client_max_window_bits": 13,
+        },
+        {"server_max_window_bits": 10, "client_max_window_bits": 11},
+        (True, True, 11, 10),
+        id="all",
+    ),
+]
+
+
+@pytest.mark.parametrize(("client_kwargs", "server_kwargs", "expected"), WSRS_SERVER_VARIANTS)
+async def test_wsrs_server_websockets_client_deflate(
+    client_kwargs: dict[str, Any], server_kwargs: dict[str, Any], expected: DeflateParams
+) -> None:
+    negotiated: list[DeflateParams | None] = []
+
+    async def handler(ws: WebSocketServerProtocol, path: str) -> None:
+        negotiated.append(deflate_params(ws))
+        await echo(ws, path)
+
+    server_extensions = [wsrs.ServerPerMessageDeflateFactory(**server_kwargs)]
+    client_extensions = [ws_deflate.ClientPerMessageDeflateFactory(**client_kwargs)]
+    async with (
+        run_server(
+            handler, compression=None, extensions=server_extensions, max_size=MAX_SIZE
+        ) as uri,
+        tcp_relay(uri) as relay,
+        websockets.asyncio.client.connect(
+            relay.uri,
+            compression=None,
+            extensions=client_extensions,
+            proxy=None,
+            open_timeout=2,
+            close_timeout=2,
+            max_size=MAX_SIZE,
+        ) as client,
+    ):
+        assert_compatible(expected, peer_params(client.protocol.extensions))
+        for message in DEFLATE_MESSAGES:
+            await client.send(message)
+            assert await asyncio.wait_for(client.recv(), 5000 * MS) == message
+            # A fragmented compressed message: wsrs reassembles it, then echoes it whole.
+            await client.send(fragments(message))
+            assert await asyncio.wait_for(client.recv(), 5000 * MS) == message
+
+        async def exchange() -> None:
+            await client.send(JSON_TEXT)
+            assert await asyncio.wait_for(client.recv(), 5000 * MS) == JSON_TEXT
+
+        # wsrs sends uncompressed messages when it must compress with 8 bits (zlib can't).
+        await check_wire_size(
+            exchange, lambda: (relay.upstream, relay.downstream), (True, expected[3] > 8)
+        )
+    assert negotiated == [expected]
+
+
+async def test_wsrs_server_websockets_client_fragmented() -> None:
+    """Fragmented compressed messages from websockets, from (async) iterables."""
+
+    async def chunks(message: str) -> AsyncIterator[str]:
+        for chunk in fragments(message, 64):
+            yield chunk
+
+    async with (
+        run_server(echo, max_size=MAX_SIZE) as uri,
+        ws_connect(uri, "deflate") as client,
+    ):
+        await client.send(["frag", "mented", " ", "ünïcödé"])
+        assert await client.recv() == "fragmented ünïcödé"
+        await client.send([b"\x00", b"", b"\xff" * 1000])
+        assert await client.recv() == b"\x00" + b"\xff" * 1000
+        await client.send(fragments(JSON_TEXT, 200))
+        assert await asyncio.wait_for(client.recv(), 5000 * MS) == JSON_TEXT
+        await client.send(chunks(JSON_TEXT))
+        assert await asyncio.wait_for(client.recv(), 5000 * MS) == JSON_TEXT
+        await client.send(fragments(RANDOM, 10))
+        assert await asyncio.wait_for(client.recv(), 5000 * MS) == RANDOM
+        # The compression context carries over fragmented messages.
+        for _ in range(3):
+            await client.send(fragments(JSON_TEXT[:20000], 7))
+            assert await client.recv() == JSON_TEXT[:20000]
+
+
+async def ws_fragmenting_echo(ws: websockets.asyncio.server.ServerConnection) -> None:
+    """Echo every message back in fragments."""
+    async for message in ws:
+        await ws.send(fragments(message))
+
+
+# (factory arguments of the wsrs client, of the websockets server, negotiated parameters on the
+# wsrs side, or None when websockets declines the offer).
+WSRS_CLIENT_VARIANTS = [
+    pytest.param({}, {}, (False, False, 15, 15), id="default"),
+    pytest.param(
+        {"server_no_context_takeover": True},
+        {},
+        (True, False, 15, 15),
+        id="offer-server_no_context_takeover",
+    ),
+    pytest.param(
+        {"client_no_context_takeover": True},
+        {},
+        (False, True, 15, 15),
+        id="offer-client_no_context_takeover",
+    ),
+    *[
+        pytest.param(
+            {"server_max_window_bits": bits},
+            {},
+            (False, False, bits, 15),
+            id=f"offer-server_max_window_bits={bits}",
+        )
+        for bits in range(9, 16)
+    ],
+    # websockets declines server_max_window_bits=8 (zlib can't compress with 8 bits).
+    pytest.param({"server_max_window_bits": 8}, {}, None, id="offer-server_max_window_bits=8"),
+    *[
+        pytest.param(
+            {"client_max_window_bits": bits},
+            {},
+            (False, False, 15, bits),
+            id=f"offer-client_max_window_bits={bits}",
+        )
+        for bits in range(8, 16)
+    ],
+    pytest.param(
+        {"client_max_window_bits": None},
+        {},
+        (False, False, 15, 15),
+        id="offer-no-client_max_window_bits",
+    ),
+    pytest.param(
+        {},
+        {"server_no_context_takeover": True},
+        (True, False, 15, 15),
+        id="require-server_no_context_takeover",
+    ),
+    pytest.param(
+        {},
+        {"client_no_context_takeover": True},
+        (False, True, 15, 15),
+        id="require-client_no_context_takeover",
+    ),
+    *[
+        pytest.param(
+            {},
+            {"server_max_window_bits": bits},
+            (False, False, bits, 15),
+            id=f"require-server_max_window_bits={bits}",
+        )
+        for bits in range(9, 16)  # websockets compresses with 9 bits at least
+    ],
+    *[
+        pytest.param(
+            {},
+            {"client_max_window_bits": bits},
+            (False, False, 15, bits),
+            id=f"require-client_max_window_bits={bits}",
+        )
+        for bits in range(8, 16)
+    ],
+    pytest.param(
+        {
+            "server_no_context_takeover": True,
+            "client_no_context_takeover": True,
+            "server_max_window_bits": 12,
+            "client_max_window_bits": 13,
+        },
+        {"server_max_window_bits": 10, "client_max_window_bits": 11},
+        (True, True, 10, 11),
+        id="all",
+    ),
+]
+
+
+@pytest.mark.parametrize(("client_kwargs", "server_kwargs", "expected"), WSRS_CLIENT_VARIANTS)
+async def test_wsrs_client_websockets_server_deflate(
+    client_kwargs: dict[str, Any], server_kwargs: dict[str, Any], expected: DeflateParams | None
+) -> None:
+    peer: list[DeflateParams | None] = []
+
+    async def handler(ws: websockets.asyncio.server.ServerConnection) -> None:
+        peer.append(peer_params(ws.protocol.extensions))
+        await ws_fragmenting_echo(ws)
+
+    # compression="deflate" offers client_max_window_bits without a value; so do these.
+    client_extensions: list[ClientExtensionFactory] = [
+        wsrs.ClientPerMessageDeflateFactory(**{"client_max_window_bits": True, **client_kwargs})
+    ]
+    async with (
+        websockets.asyncio.server.serve(
+            handler,
+            "127.0.0.1",
+            0,
+            compression=None,
+            extensions=[ws_deflate.ServerPerMessageDeflateFactory(**server_kwargs)],
+            close_timeout=2,
+            max_size=MAX_SIZE,
+        ) as server,
+        tcp_relay(f"ws://127.0.0.1:{list(server.sockets)[0].getsockname()[1]}/") as relay,
+        wsrs.connect(
+            relay.uri, compression=None, extensions=client_extensions, max_size=MAX_SIZE
+        ) as ws,
+    ):
+        assert deflate_params(ws) == expected
+        for message in DEFLATE_MESSAGES:
+            # websockets echoes the message in fragments: wsrs reassembles them.
+            await ws.send(message)
+            assert await asyncio.wait_for(ws.recv(), 5000 * MS) == message
+
+        async def exchange() -> None:
+            await ws.send(JSON_TEXT)
+            assert await asyncio.wait_for(ws.recv(), 5000 * MS) == JSON_TEXT
+
+        await check_wire_size(
+            exchange,
+            lambda: (relay.upstream, relay.downstream),
+            (expected is not None and expected[3] > 8, expected is not None),
+        )
+    assert_compatible(expected, peer[0])

@@ -26,9 +26,12 @@ __all__ = [
     "OP_PONG",
     "OP_TEXT",
     "Capture",
+    "DeflateParams",
     "Frame",
+    "Relay",
     "close_payload",
     "close_writer",
+    "deflate_params",
     "echo",
     "encode_frame",
     "finish_raw",
@@ -42,6 +45,7 @@ __all__ = [
     "reset_writer",
     "run_server",
     "server_uri",
+    "tcp_relay",
     "upgrade_request",
 ]
 
@@ -90,6 +94,25 @@ class Capture:
 
     async def get(self) -> WebSocketServerProtocol:
         return await asyncio.wait_for(self.connections.get(), 1000 * MS)
+
+
+DeflateParams = tuple[bool, bool, int, int]
+"""``(remote_no_context_takeover, local_no_context_takeover, remote_max_window_bits,
+local_max_window_bits)`` of a negotiated permessage-deflate extension."""
+
+
+def deflate_params(ws: wsrs.WebSocketCommonProtocol) -> DeflateParams | None:
+    """Return the parameters of the permessage-deflate extension ``ws`` negotiated, if any."""
+    if not ws.extensions:
+        return None
+    [extension] = ws.extensions
+    assert isinstance(extension, wsrs.PerMessageDeflate)
+    return (
+        extension.remote_no_context_takeover,
+        extension.local_no_context_takeover,
+        extension.remote_max_window_bits,
+        extension.local_max_window_bits,
+    )
 
 
 # ---------------------------------------------------------------------------- raw sockets
@@ -310,4 +333,68 @@ async def http_server(response: bytes) -> AsyncIterator[str]:
         yield f"ws://{host}:{port}/"
     finally:
         server.close()
+        await server.wait_closed()
+
+
+@dataclass
+class Relay:
+    """Where :func:`tcp_relay` listens, and how many bytes it forwarded each way."""
+
+    uri: str
+    upstream: int = 0
+    """Bytes forwarded from clients to the server."""
+    downstream: int = 0
+    """Bytes forwarded from the server to clients."""
+
+
+@contextlib.asynccontextmanager
+async def tcp_relay(uri: str) -> AsyncIterator[Relay]:
+    """Forward TCP connections to the host and port of ``uri``, counting bytes.
+
+    It measures what goes on the wire, for example whether a peer really compresses.
+    Yields a :class:`Relay` whose ``uri`` has the same path as ``uri``.
+    """
+    host, port = _host_port(uri)
+    hostport_path = uri.split("//", 1)[1]
+    path = "/" + hostport_path.split("/", 1)[1] if "/" in hostport_path else "/"
+    relay = Relay("")
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pump(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool
+    ) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(2**16):
+                if upstream:
+                    relay.upstream += len(data)
+                else:
+                    relay.downstream += len(data)
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            server_reader, server_writer = await asyncio.open_connection(host, port)
+            try:
+                await asyncio.gather(
+                    pump(reader, server_writer, True), pump(server_reader, writer, False)
+                )
+            finally:
+                await close_writer(server_writer)
+        finally:
+            await close_writer(writer)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        relay.uri = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}{path}"
+        yield relay
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
         await server.wait_closed()
