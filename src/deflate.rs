@@ -1,4 +1,5 @@
-//! permessage-deflate codec (RFC 7692 §7) on `flate2` with the zlib-rs backend.
+//! permessage-deflate codec (RFC 7692 §7) on zlib-rs: `flate2`'s `Decompress` (zlib-rs backend)
+//! for inflating and `zlib_rs::Deflate` for deflating, which `memLevel` needs.
 //!
 //! - Compressing: raw DEFLATE with a sync flush, then the `00 00 ff ff` tail that the flush
 //!   leaves is removed (§7.2.1).
@@ -15,7 +16,7 @@
 //! Neither type shares state with the other: a connection has one [`Deflater`] for what it
 //! sends and one [`Inflater`] for what it receives.
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::error::{Error, Result};
 
@@ -37,35 +38,79 @@ fn window_bits(bits: u8) -> Result<u8> {
 }
 
 /// The compressing half of permessage-deflate.
+///
+/// Built on `zlib_rs::Deflate` rather than `flate2::Compress`, which cannot set zlib's
+/// `memLevel`: the memory level sizes the pending buffer (`4 << (mem_level + 6)` bytes), and
+/// with the window it decides what an idle connection holds. The stream is allocated on the
+/// first compressed message, so a connection that never compresses holds none of it.
 pub struct Deflater {
-    stream: Compress,
+    stream: Option<zlib_rs::Deflate>,
+    config: zlib_rs::DeflateConfig,
     no_context_takeover: bool,
 }
 
 impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deflater")
+            .field("config", &self.config)
             .field("no_context_takeover", &self.no_context_takeover)
             .finish_non_exhaustive()
     }
 }
 
+/// zlib's default memory level.
+pub const DEFAULT_MEM_LEVEL: u8 = 8;
+
 impl Deflater {
     /// A compressor with zlib `level` (0-9, default 6 in websockets) and `max_window_bits`
-    /// (8-15); `no_context_takeover` resets it after every message.
+    /// (8-15); `no_context_takeover` resets it after every message. `mem_level` (1-9,
+    /// default [`DEFAULT_MEM_LEVEL`]) trades memory for speed as in zlib's `deflateInit2`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a level or window size out of range.
+    /// [`Error::InvalidArgument`] for a level, window size or memory level out of range.
     pub fn new(level: u32, max_window_bits: u8, no_context_takeover: bool) -> Result<Self> {
+        Self::with_mem_level(
+            level,
+            max_window_bits,
+            no_context_takeover,
+            DEFAULT_MEM_LEVEL,
+        )
+    }
+
+    /// As [`new`](Self::new), with zlib's memory level.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a level, window size or memory level out of range.
+    pub fn with_mem_level(
+        level: u32,
+        max_window_bits: u8,
+        no_context_takeover: bool,
+        mem_level: u8,
+    ) -> Result<Self> {
         if level > 9 {
             return Err(Error::InvalidArgument(format!(
                 "compression level must be between 0 and 9, got {level}"
             )));
         }
+        if !(1..=9).contains(&mem_level) {
+            return Err(Error::InvalidArgument(format!(
+                "memory level must be between 1 and 9, got {mem_level}"
+            )));
+        }
         let bits = window_bits(max_window_bits)?;
+        let config = zlib_rs::DeflateConfig {
+            level: i32::from(level as u8),
+            method: zlib_rs::Method::Deflated,
+            // Negative window bits: raw DEFLATE, no zlib header.
+            window_bits: -i32::from(bits),
+            mem_level: i32::from(mem_level),
+            strategy: zlib_rs::Strategy::Default,
+        };
         Ok(Self {
-            stream: Compress::new_with_window_bits(Compression::new(level), false, bits),
+            stream: None,
+            config,
             no_context_takeover,
         })
     }
@@ -76,6 +121,10 @@ impl Deflater {
     ///
     /// [`Error::BadCompressedData`] if zlib reports an error (it does not for valid state).
     pub fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        let config = self.config;
+        let stream = self
+            .stream
+            .get_or_insert_with(|| zlib_rs::Deflate::new_with_config(config));
         let start = out.len();
         // DEFLATE expands incompressible input by 5 bytes per 16 KiB stored block at most;
         // the sync flush adds a few bytes more.
@@ -85,14 +134,21 @@ impl Deflater {
             if out.capacity() - out.len() < 64 {
                 out.reserve(input.len() + 1024);
             }
-            let before = self.stream.total_in();
-            self.stream
-                .compress_vec(input, out, FlushCompress::Sync)
-                .map_err(|e| Error::BadCompressedData(e.to_string()))?;
-            let consumed = usize::try_from(self.stream.total_in() - before).unwrap_or(usize::MAX);
+            let (filled, room) = (out.len(), out.capacity());
+            // Zeroing the spare capacity keeps this safe; it costs far less than deflating.
+            out.resize(room, 0);
+            let (in_before, out_before) = (stream.total_in(), stream.total_out());
+            let status = stream
+                .compress(input, &mut out[filled..], zlib_rs::DeflateFlush::SyncFlush)
+                .map_err(|e| Error::BadCompressedData(e.as_str().to_owned()))?;
+            let produced = usize::try_from(stream.total_out() - out_before).unwrap_or(0);
+            let consumed = usize::try_from(stream.total_in() - in_before).unwrap_or(usize::MAX);
+            out.truncate(filled + produced);
             input = &input[consumed.min(input.len())..];
-            // zlib: a flush is complete when it returns with output space left.
-            if input.is_empty() && out.len() < out.capacity() {
+            // zlib: a flush is complete when it returns with output space left; BufError means
+            // there was nothing left to do.
+            if input.is_empty() && (filled + produced < room || status == zlib_rs::Status::BufError)
+            {
                 break;
             }
         }
@@ -112,15 +168,26 @@ impl Deflater {
             ));
         }
         if self.no_context_takeover {
-            self.stream.reset();
+            // Without context takeover nothing carries over to the next message: free the
+            // state (about 300 KiB with zlib-rs at 15 bits) rather than keep it while idle,
+            // as websockets does with a new compressobj per message.
+            self.stream = None;
         }
         Ok(())
+    }
+
+    /// Whether the compression state is allocated (it is from the first message on).
+    #[must_use]
+    pub fn is_allocated(&self) -> bool {
+        self.stream.is_some()
     }
 }
 
 /// The decompressing half of permessage-deflate.
 pub struct Inflater {
-    stream: Decompress,
+    /// Allocated on the first compressed message.
+    stream: Option<Decompress>,
+    bits: u8,
     no_context_takeover: bool,
     /// Set when the peer ended the DEFLATE stream (a block with BFINAL): the rest of the
     /// message is ignored and the stream restarts with the next message.
@@ -145,7 +212,8 @@ impl Inflater {
     pub fn new(max_window_bits: u8, no_context_takeover: bool) -> Result<Self> {
         let bits = window_bits(max_window_bits)?;
         Ok(Self {
-            stream: Decompress::new_with_window_bits(false, bits),
+            stream: None,
+            bits,
             no_context_takeover,
             ended: false,
         })
@@ -160,6 +228,10 @@ impl Inflater {
     /// [`Error::TooBig`] when the output would exceed `limit`;
     /// [`Error::BadCompressedData`] when the input is not valid DEFLATE data.
     pub fn decompress(&mut self, data: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<()> {
+        let bits = self.bits;
+        let stream = self
+            .stream
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, bits));
         let mut input = data;
         while !self.ended {
             if out.len() == out.capacity() {
@@ -172,16 +244,14 @@ impl Inflater {
                 out.try_reserve_exact(grow)
                     .map_err(|_| Error::TooBig { limit })?;
             }
-            let (in_before, out_before) = (self.stream.total_in(), out.len());
-            let status = self
-                .stream
+            let (in_before, out_before) = (stream.total_in(), out.len());
+            let status = stream
                 .decompress_vec(input, out, FlushDecompress::Sync)
                 .map_err(|e| Error::BadCompressedData(e.to_string()))?;
             if out.len() > limit {
                 return Err(Error::TooBig { limit });
             }
-            let consumed =
-                usize::try_from(self.stream.total_in() - in_before).unwrap_or(usize::MAX);
+            let consumed = usize::try_from(stream.total_in() - in_before).unwrap_or(usize::MAX);
             input = &input[consumed.min(input.len())..];
             match status {
                 Status::StreamEnd => self.ended = true,
@@ -196,15 +266,19 @@ impl Inflater {
         Ok(())
     }
 
-    /// End a message: feed the stripped `00 00 ff ff` tail, then reset the stream if context
-    /// takeover is off or the peer ended the stream.
+    /// End a message: feed the stripped `00 00 ff ff` tail, then free the stream if context
+    /// takeover is off, or reset it if the peer ended the stream.
     ///
     /// # Errors
     ///
     /// As [`decompress`](Self::decompress).
     pub fn finish(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<()> {
         let result = self.decompress(&TAIL, out, limit);
-        if self.no_context_takeover || self.ended {
+        if self.no_context_takeover {
+            // Nothing carries over to the next message: free the window while idle.
+            self.stream = None;
+            self.ended = false;
+        } else if self.ended {
             self.reset();
         }
         result
@@ -212,8 +286,16 @@ impl Inflater {
 
     /// Forget the context and start a new DEFLATE stream.
     pub fn reset(&mut self) {
-        self.stream.reset(false);
+        if let Some(stream) = self.stream.as_mut() {
+            stream.reset(false);
+        }
         self.ended = false;
+    }
+
+    /// Whether the decompression state is allocated (it is from the first compressed message).
+    #[must_use]
+    pub fn is_allocated(&self) -> bool {
+        self.stream.is_some()
     }
 }
 
@@ -371,6 +453,43 @@ mod tests {
             def.compress(message, &mut c).unwrap();
             assert_eq!(inflate_all(&mut inf, &c, 100).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn state_is_allocated_on_first_use() {
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut inf = Inflater::new(15, false).unwrap();
+        assert!(!def.is_allocated() && !inf.is_allocated());
+        let mut c = Vec::new();
+        def.compress(b"Hello", &mut c).unwrap();
+        assert!(def.is_allocated());
+        inf.reset();
+        assert!(!inf.is_allocated());
+        assert_eq!(inflate_all(&mut inf, &c, 100).unwrap(), b"Hello");
+        assert!(inf.is_allocated());
+        // Without context takeover, the state is freed after each message.
+        let mut def = Deflater::new(6, 15, true).unwrap();
+        let mut inf = Inflater::new(15, true).unwrap();
+        let mut c = Vec::new();
+        def.compress(b"Hello", &mut c).unwrap();
+        assert!(!def.is_allocated());
+        assert_eq!(inflate_all(&mut inf, &c, 100).unwrap(), b"Hello");
+        assert!(!inf.is_allocated());
+    }
+
+    #[test]
+    fn memory_levels() {
+        let data = b"The quick brown fox jumps over the lazy dog. ".repeat(100);
+        for mem_level in 1..=9 {
+            let mut def = Deflater::with_mem_level(6, 12, false, mem_level).unwrap();
+            let mut c = Vec::new();
+            def.compress(&data, &mut c).unwrap();
+            assert!(c.len() < data.len() / 10);
+            let mut inf = Inflater::new(12, false).unwrap();
+            assert_eq!(inflate_all(&mut inf, &c, data.len()).unwrap(), data);
+        }
+        assert!(Deflater::with_mem_level(6, 15, false, 0).is_err());
+        assert!(Deflater::with_mem_level(6, 15, false, 10).is_err());
     }
 
     #[test]

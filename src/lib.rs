@@ -255,19 +255,26 @@ pub struct Writer {
 #[pymethods]
 impl Writer {
     #[new]
-    #[pyo3(signature = (*, client, deflate = false, max_window_bits = 15, no_context_takeover = false, level = 6, compress_threshold = 0))]
+    #[pyo3(signature = (*, client, deflate = false, max_window_bits = 15, no_context_takeover = false, level = 6, mem_level = 8, compress_threshold = 0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         client: bool,
         deflate: bool,
         max_window_bits: u8,
         no_context_takeover: bool,
         level: u32,
+        mem_level: u8,
         compress_threshold: usize,
     ) -> PyResult<Self> {
         let deflater = if deflate {
             Some(
-                deflate::Deflater::new(level, max_window_bits, no_context_takeover)
-                    .map_err(|e| to_encode_err(&e))?,
+                deflate::Deflater::with_mem_level(
+                    level,
+                    max_window_bits,
+                    no_context_takeover,
+                    mem_level,
+                )
+                .map_err(|e| to_encode_err(&e))?,
             )
         } else {
             None

@@ -98,6 +98,7 @@ class Writer:
         max_window_bits: The window size to compress with (8 is treated as 9).
         no_context_takeover: Whether to reset the compressor after each message.
         level: zlib compression level, 0 to 9.
+        mem_level: zlib memory level, 1 to 9: sizes the compressor's buffers.
         compress_threshold: Data messages shorter than this are sent uncompressed.
     """
 
@@ -109,6 +110,7 @@ class Writer:
         max_window_bits: int = 15,
         no_context_takeover: bool = False,
         level: int = 6,
+        mem_level: int = 8,
         compress_threshold: int = 0,
     ) -> None: ...
     def message(self, data: str | Buffer, *, fragment_size: int = 0) -> bytes:

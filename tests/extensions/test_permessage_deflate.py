@@ -161,8 +161,11 @@ def test_extension_rejects_local_window_bits(bits: int) -> None:
 BAD_COMPRESS_SETTINGS: list[tuple[dict[str, Any], str]] = [
     ({"wbits": 10}, "must not include wbits"),
     ({"wbits": -15, "level": 1}, "must not include wbits"),
-    ({"memLevel": 8}, "unsupported compress_settings: memLevel"),
-    ({"strategy": 1, "memLevel": 8}, "unsupported compress_settings: memLevel, strategy"),
+    ({"strategy": 1}, "unsupported compress_settings: strategy"),
+    ({"strategy": 1, "wait": 8}, "unsupported compress_settings: strategy, wait"),
+    ({"memLevel": 0}, "memLevel must be an integer between 1 and 9"),
+    ({"memLevel": 10}, "memLevel must be an integer between 1 and 9"),
+    ({"memLevel": True}, "memLevel must be an integer between 1 and 9"),
     ({"level": 10}, "level must be an integer between 0 and 9"),
     ({"level": -1}, "level must be an integer between 0 and 9"),
     ({"level": -2}, "level must be an integer between 0 and 9"),
@@ -188,7 +191,17 @@ def test_compress_settings_rejected_everywhere(settings: dict[str, Any], message
 
 @pytest.mark.parametrize(
     "settings",
-    [None, {}, {"level": 0}, {"level": 6}, {"level": 9}, {"threshold": 0}, {"threshold": 4096}],
+    [
+        None,
+        {},
+        {"level": 0},
+        {"level": 6},
+        {"level": 9},
+        {"threshold": 0},
+        {"threshold": 4096},
+        {"memLevel": 1},
+        {"memLevel": 9, "level": 1},
+    ],
 )
 def test_compress_settings_accepted(settings: dict[str, Any] | None) -> None:
     ext = PerMessageDeflate(False, False, 15, 15, settings)
@@ -216,6 +229,7 @@ def test_writer_options() -> None:
         "max_window_bits": 11,
         "no_context_takeover": False,
         "level": 6,
+        "mem_level": 8,
         "compress_threshold": DEFAULT_THRESHOLD,
     }
     assert PerMessageDeflate(False, True, 15, 9, {"level": 1}).writer_options() == {
@@ -223,6 +237,7 @@ def test_writer_options() -> None:
         "max_window_bits": 9,
         "no_context_takeover": True,
         "level": 1,
+        "mem_level": 8,
         "compress_threshold": DEFAULT_THRESHOLD,
     }
 

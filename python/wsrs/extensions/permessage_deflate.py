@@ -49,8 +49,9 @@ class PerMessageDeflate(Extension):
         local_no_context_takeover: This side resets its compressor after each message.
         remote_max_window_bits: Window size (8-15) the peer compresses with.
         local_max_window_bits: Window size (8-15) this side compresses with.
-        compress_settings: ``{"level": 0-9, "threshold": bytes}``: the zlib compression
-            level (default 6) and the size below which messages are sent uncompressed
+        compress_settings: ``{"level": 0-9, "memLevel": 1-9, "threshold": bytes}``: the
+            zlib compression level (default 6) and memory level (default 8, as zlib's
+            ``compressobj``), and the size below which messages are sent uncompressed
             (default :data:`DEFAULT_THRESHOLD`).
     """
 
@@ -105,6 +106,7 @@ class PerMessageDeflate(Extension):
             "max_window_bits": self.local_max_window_bits,
             "no_context_takeover": self.local_no_context_takeover,
             "level": self.compress_settings.get("level", 6),
+            "mem_level": self.compress_settings.get("memLevel", 8),
             "compress_threshold": self.compress_settings.get("threshold", DEFAULT_THRESHOLD),
         }
 
@@ -114,13 +116,16 @@ def _check_compress_settings(compress_settings: Mapping[str, Any] | None) -> Non
         return
     if "wbits" in compress_settings:
         raise ValueError("compress_settings must not include wbits, set max_window_bits instead")
-    unknown = set(compress_settings) - {"level", "threshold"}
+    unknown = set(compress_settings) - {"level", "memLevel", "threshold"}
     if unknown:
         raise ValueError(f"unsupported compress_settings: {', '.join(sorted(unknown))}")
     level = compress_settings.get("level", 6)
     # The Rust core takes 0-9 only (no zlib -1 "default" level); bool is not a level.
     if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
         raise ValueError("compress_settings level must be an integer between 0 and 9")
+    mem_level = compress_settings.get("memLevel", 8)
+    if isinstance(mem_level, bool) or not isinstance(mem_level, int) or not 1 <= mem_level <= 9:
+        raise ValueError("compress_settings memLevel must be an integer between 1 and 9")
     threshold = compress_settings.get("threshold", DEFAULT_THRESHOLD)
     if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 0:
         raise ValueError("compress_settings threshold must be a non-negative integer")
@@ -185,7 +190,7 @@ class ClientPerMessageDeflateFactory(ClientExtensionFactory):
         server_max_window_bits: Ask the server to use at most this window (8-15).
         client_max_window_bits: ``True`` to let the server choose the client's window
             (as browsers do), or at most this window (8-15).
-        compress_settings: ``{"level": 0-9, "threshold": bytes}`` (see
+        compress_settings: ``{"level": 0-9, "memLevel": 1-9, "threshold": bytes}`` (see
             :class:`PerMessageDeflate`).
     """
 
@@ -277,7 +282,7 @@ class ServerPerMessageDeflateFactory(ServerExtensionFactory):
         server_max_window_bits: Compress with at most this window (8-15).
         client_max_window_bits: Require the client to compress with at most this window;
             offers that don't allow it are declined.
-        compress_settings: ``{"level": 0-9, "threshold": bytes}`` (see
+        compress_settings: ``{"level": 0-9, "memLevel": 1-9, "threshold": bytes}`` (see
             :class:`PerMessageDeflate`).
     """
 

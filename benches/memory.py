@@ -1,0 +1,500 @@
+"""Idle memory per connection on the server side: wsrs against the ``websockets`` library.
+
+Run everything (4 configurations, 2 libraries, 1,000 connections; about a minute)::
+
+    python benches/memory.py
+    python benches/memory.py --connections 10000
+    python benches/memory.py --tracemalloc          # also: Python-heap share, top allocation sites
+    python benches/memory.py --quick                # smoke run: 20 connections, default config
+
+For every (configuration, library) a fresh server process (``--role server``) listens on an
+ephemeral port of 127.0.0.1; its handler echoes every message and otherwise waits in ``recv``.
+A separate client process (``--role client``, the same library as the server unless
+``--client`` says otherwise) opens the connections: first one warm-up connection (one
+message, closed again) so that lazy imports and first-use caches are paid before the
+baseline; then N/2 connections, then the other N/2. Each connection sends one ~1 KiB
+JSON-like text message, checks the echo and stays open and idle (``ping_interval=None`` on
+both sides, so nothing at all happens on it afterwards). The compressor and decompressor
+of each connection have therefore been used once, as in real use.
+
+The server measures itself on request (a line on its stdin): it waits until the expected
+number of handlers is running, lets the loop settle, runs ``gc.collect()`` and reads
+``VmRSS`` from ``/proc/self/status``. Reported:
+
+- ``KiB/conn``: ``(RSS with N connections - RSS at baseline) / N``;
+- ``2nd half``: ``(RSS with N - RSS with N/2) / (N/2)``, the marginal cost, free of any
+  one-off growth (allocator arenas, caches) that the first figure spreads over N;
+- ``wsrs/websockets``: ratio of the ``KiB/conn`` figures for the configuration.
+
+Configurations (the server's settings; the client offers permessage-deflate with its
+defaults, which include ``client_max_window_bits`` like browsers do):
+
+- ``off``: ``compression=None``;
+- ``default``: ``compression='deflate'`` with each library's defaults. websockets 14+ then
+  uses ``server_max_window_bits=12, client_max_window_bits=12`` and zlib ``memLevel=5``
+  (``enable_server_permessage_deflate``); wsrs uses 15/15 windows, level 6 and the zlib-rs
+  memLevel 8 (its hash table is a fixed 64 Ki entries whatever the memLevel);
+- ``no-ctx``: ``ServerPerMessageDeflateFactory(server_no_context_takeover=True,
+  client_no_context_takeover=True)``;
+- ``wbits10``: ``ServerPerMessageDeflateFactory(server_max_window_bits=10,
+  client_max_window_bits=10)``.
+
+The explicit factories get no ``compress_settings``, so websockets uses zlib's memLevel 8
+there. The ``negotiated`` column shows what the server ended up with: ``s:`` the window bits
+the server compresses with, ``c:`` the client's; ``nct`` marks no context takeover, ``mN``
+a memLevel other than 8.
+
+Connections need one file descriptor each in both processes: both raise their
+``RLIMIT_NOFILE`` soft limit to the hard limit. When the hard limit is too low for N, the
+run is skipped with a message (exit status 0). A failing measurement shows as ``error``
+(its stderr is printed) and makes the exit status 1; the others go on. Linux only
+(``/proc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+
+HOST = "127.0.0.1"
+LIBS = ("wsrs", "websockets")
+CONFIGS = ("off", "default", "no-ctx", "wbits10")
+FD_MARGIN = 64  # descriptors besides the connections: stdio, listening socket, epoll, ...
+OPEN_CONCURRENCY = 64  # handshakes in flight at once in the client
+SETTLE = 0.5  # seconds the server idles before it measures
+STEP_TIMEOUT = 300.0  # seconds any one step (opening N connections, waiting for them) may take
+
+# A ~1 KiB JSON-like text message: compressible, as real traffic is.
+MESSAGE = json.dumps(
+    [
+        {"id": i, "user": f"user-{i:04d}", "event": "update", "value": i * 7.25, "ok": i % 3 == 0}
+        for i in range(14)
+    ],
+    separators=(",", ":"),
+)[:1024]
+
+
+# ---------------------------------------------------------------------------------------------
+# Configurations.
+
+
+def server_options(lib: str, config: str) -> dict[str, Any]:
+    """``serve()`` keyword arguments for ``lib`` under ``config`` (besides the handler)."""
+    if lib == "wsrs":
+        from wsrs import ServerPerMessageDeflateFactory as WsrsFactory
+
+        factory: type[Any] = WsrsFactory
+    else:
+        from websockets.extensions.permessage_deflate import (
+            ServerPerMessageDeflateFactory as WebsocketsFactory,
+        )
+
+        factory = WebsocketsFactory
+    options: dict[str, Any] = {"ping_interval": None}
+    if config == "off":
+        options["compression"] = None
+    elif config == "default":
+        options["compression"] = "deflate"
+    elif config == "no-ctx":
+        options["compression"] = "deflate"
+        options["extensions"] = [
+            factory(server_no_context_takeover=True, client_no_context_takeover=True)
+        ]
+    elif config == "wbits10":
+        options["compression"] = "deflate"
+        options["extensions"] = [factory(server_max_window_bits=10, client_max_window_bits=10)]
+    else:
+        raise ValueError(f"unknown config: {config}")
+    return options
+
+
+def client_options(config: str) -> dict[str, Any]:
+    """``connect()`` keyword arguments: the library's default offer unless compression is off."""
+    return {"ping_interval": None, "compression": None if config == "off" else "deflate"}
+
+
+def describe_extensions(extensions: Sequence[Any]) -> str:
+    """Summarise negotiated permessage-deflate parameters, as seen by the server."""
+    parts = []
+    for ext in extensions:
+        if getattr(ext, "name", "") != "permessage-deflate":
+            parts.append(str(getattr(ext, "name", ext)))
+            continue
+        server = f"s:{ext.local_max_window_bits}"
+        if ext.local_no_context_takeover:
+            server += ",nct"
+        mem_level = (getattr(ext, "compress_settings", None) or {}).get("memLevel", 8)
+        if mem_level != 8:
+            server += f",m{mem_level}"
+        client = f"c:{ext.remote_max_window_bits}"
+        if ext.remote_no_context_takeover:
+            client += ",nct"
+        parts.append(f"{server} {client}")
+    return "; ".join(parts) or "-"
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1 << 20)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def rss_kib() -> int:
+    """Resident set size of this process, in KiB (``VmRSS``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+async def read_line(stream: IO[str]) -> str:
+    """Read one line of ``stream`` without blocking the event loop ('' at end of file)."""
+    return await asyncio.get_running_loop().run_in_executor(None, stream.readline)
+
+
+def reply(obj: object) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Server process.
+
+
+class ServerState:
+    def __init__(self) -> None:
+        self.live = 0
+        self.negotiated: str | None = None
+
+
+async def run_server(lib: str, config: str, trace: bool) -> None:
+    raise_fd_limit()
+    if trace:
+        tracemalloc.start(1)
+    state = ServerState()
+
+    async def handler(websocket: Any) -> None:
+        state.live += 1
+        try:
+            if state.negotiated is None:
+                extensions = (
+                    websocket.extensions if lib == "wsrs" else websocket.protocol.extensions
+                )
+                state.negotiated = describe_extensions(extensions)
+            async for message in websocket:
+                await websocket.send(message)
+        finally:
+            state.live -= 1
+
+    options = server_options(lib, config)
+    if lib == "wsrs":
+        import wsrs
+
+        server_cm: Any = wsrs.serve(handler, HOST, 0, backlog=1024, **options)
+    else:
+        from websockets.asyncio.server import serve
+
+        server_cm = serve(handler, HOST, 0, backlog=1024, **options)
+
+    async with server_cm as server:
+        reply({"port": int(next(iter(server.sockets)).getsockname()[1])})
+        before: tracemalloc.Snapshot | None = None
+        while line := (await read_line(sys.stdin)).strip():
+            # "rss <expected live handlers>": wait for them, settle, collect, measure.
+            expected = int(line.split()[1])
+            deadline = time.monotonic() + STEP_TIMEOUT
+            while state.live != expected:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{state.live} live handlers, expected {expected}")
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(SETTLE)
+            gc.collect()
+            result: dict[str, Any] = {
+                "rss_kib": rss_kib(),
+                "live": state.live,
+                "negotiated": state.negotiated,
+            }
+            if trace:
+                snapshot = tracemalloc.take_snapshot().filter_traces(
+                    [tracemalloc.Filter(False, tracemalloc.__file__)]
+                )
+                result["traced_bytes"] = sum(s.size for s in snapshot.statistics("filename"))
+                if before is None:
+                    before = snapshot
+                else:
+                    result["top"] = [
+                        f"{s.size_diff / max(expected, 1):9.0f} B/conn  {s.traceback}"
+                        for s in snapshot.compare_to(before, "lineno")[:12]
+                    ]
+            reply(result)
+    os._exit(0)  # skip closing thousands of connections one by one
+
+
+# ---------------------------------------------------------------------------------------------
+# Client process.
+
+
+async def open_connections(lib: str, config: str, port: int, count: int) -> list[Any]:
+    """Open ``count`` connections, exchange one message on each, return them (still open)."""
+    uri = f"ws://{HOST}:{port}/"
+    options = client_options(config)
+    connect: Callable[..., Awaitable[Any]]
+    if lib == "wsrs":
+        import wsrs
+
+        async def connect(uri: str, **kwargs: Any) -> Any:
+            return await wsrs.connect(uri, **kwargs)
+    else:
+        from websockets.asyncio.client import connect as websockets_connect
+
+        async def connect(uri: str, **kwargs: Any) -> Any:
+            return await websockets_connect(uri, **kwargs)
+
+    semaphore = asyncio.Semaphore(OPEN_CONCURRENCY)
+
+    async def one() -> Any:
+        async with semaphore:
+            websocket = await connect(uri, **options)
+            await websocket.send(MESSAGE)
+            echo = await websocket.recv()
+            if echo != MESSAGE:
+                raise AssertionError("echo differs from the message sent")
+            return websocket
+
+    return list(
+        await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), STEP_TIMEOUT)
+    )
+
+
+async def run_client(lib: str, config: str, port: int, connections: int) -> None:
+    raise_fd_limit()
+    warm = await open_connections(lib, config, port, 1)
+    for websocket in warm:
+        await websocket.close()
+    del warm
+    reply({"phase": "warm"})
+    kept: list[Any] = []
+    for phase, count in (("half", connections // 2), ("full", connections - connections // 2)):
+        if not (await read_line(sys.stdin)).strip():
+            break
+        kept += await open_connections(lib, config, port, count)
+        reply({"phase": phase, "open": len(kept)})
+    await read_line(sys.stdin)  # end of file: the run is over
+    os._exit(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration.
+
+
+@dataclass
+class Result:
+    lib: str
+    config: str
+    connections: int
+    negotiated: str = ""
+    rss_kib: list[int] = field(default_factory=list)  # baseline, N/2, N
+    traced_bytes: list[int] = field(default_factory=list)
+    top: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def kib_per_conn(self) -> float:
+        return (self.rss_kib[2] - self.rss_kib[0]) / self.connections
+
+    @property
+    def marginal(self) -> float:
+        return (self.rss_kib[2] - self.rss_kib[1]) / (self.connections - self.connections // 2)
+
+    @property
+    def py_kib_per_conn(self) -> float:
+        return (self.traced_bytes[2] - self.traced_bytes[0]) / self.connections / 1024
+
+
+class Child:
+    """A child process of this script, talking JSON lines on its stdout."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=10)
+            raise RuntimeError(f"child {self.args} exited early")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def stop(self) -> str:
+        """End the child (closing its stdin ends both roles); return its stderr."""
+        try:
+            _, stderr = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, stderr = self.proc.communicate()
+        return stderr
+
+
+def measure(lib: str, client_lib: str, config: str, connections: int, trace: bool) -> Result:
+    result = Result(lib, config, connections)
+    server = Child(
+        ["--role", "server", "--lib", lib, "--config", config] + ["--tracemalloc"] * trace
+    )
+    client: Child | None = None
+    try:
+        port = server.receive()["port"]
+        client = Child(
+            ["--role", "client", "--lib", client_lib, "--config", config]
+            + ["--port", str(port), "--connections", str(connections)]
+        )
+        for expected in (0, connections // 2, connections):
+            if expected:
+                client.send("go")
+            phase = client.receive()
+            if expected and phase.get("open") != expected:
+                raise RuntimeError(f"client reports {phase}, expected {expected} open")
+            server.send(f"rss {expected}")
+            answer = server.receive()
+            result.rss_kib.append(answer["rss_kib"])
+            result.traced_bytes.append(answer.get("traced_bytes", 0))
+            result.top = answer.get("top", [])
+            result.negotiated = answer["negotiated"] or ""
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        client_err = client.stop() if client is not None else ""
+        server_err = server.stop()
+        if result.error is not None:
+            result.error += f"\n--- server stderr:\n{server_err}\n--- client stderr:\n{client_err}"
+    return result
+
+
+def library_versions() -> str:
+    from importlib.metadata import version
+
+    return f"wsrs {version('wsrs')}, websockets {version('websockets')}"
+
+
+def print_table(results: list[Result], trace: bool) -> None:
+    header = f"{'config':<9} {'library':<11} {'negotiated':<22} {'KiB/conn':>9} {'2nd half':>9}"
+    if trace:
+        header += f" {'py KiB/conn':>11}"
+    print(header + f" {'wsrs/websockets':>15}")
+    by_key = {(r.config, r.lib): r for r in results}
+    for r in results:
+        if r.error is not None:
+            print(f"{r.config:<9} {r.lib:<11} {'error':<22}")
+            continue
+        row = (
+            f"{r.config:<9} {r.lib:<11} {r.negotiated:<22} {r.kib_per_conn:9.1f} {r.marginal:9.1f}"
+        )
+        if trace:
+            row += f" {r.py_kib_per_conn:11.1f}"
+        wsrs_r, ws_r = by_key.get((r.config, "wsrs")), by_key.get((r.config, "websockets"))
+        ratio = ""
+        if (
+            wsrs_r is not None
+            and ws_r is not None
+            and wsrs_r.error is None
+            and ws_r.error is None
+            and ws_r.kib_per_conn > 0
+        ):
+            ratio = f"{wsrs_r.kib_per_conn / ws_r.kib_per_conn:.2f}x"
+        print(row + f" {ratio:>15}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--connections", type=int, default=None, help="N (default 1000)")
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=None)
+    parser.add_argument("--libs", nargs="+", choices=LIBS, default=list(LIBS))
+    parser.add_argument(
+        "--client", choices=LIBS, default=None, help="client library (default: same as server)"
+    )
+    parser.add_argument("--quick", action="store_true", help="20 connections, default config")
+    parser.add_argument("--tracemalloc", action="store_true", help="trace the servers' Python heap")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--role", choices=["server", "client"], help=argparse.SUPPRESS)
+    parser.add_argument("--lib", choices=LIBS, help=argparse.SUPPRESS)
+    parser.add_argument("--config", choices=CONFIGS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.role == "server":
+        asyncio.run(run_server(args.lib, args.config, args.tracemalloc))
+        return 0
+    if args.role == "client":
+        asyncio.run(run_client(args.lib, args.config, args.port, args.connections))
+        return 0
+
+    connections: int = args.connections or (20 if args.quick else 1000)
+    configs: list[str] = args.configs or (["default"] if args.quick else list(CONFIGS))
+    if connections < 2:
+        parser.error("--connections must be at least 2")
+    limit = raise_fd_limit()
+    print(
+        f"{library_versions()}, Python {platform.python_version()}, {platform.machine()}; "
+        f"N={connections} idle connections, server RSS; fd limit {limit}"
+    )
+    if limit < connections + FD_MARGIN:
+        print(
+            f"skipped: the RLIMIT_NOFILE hard limit ({limit}) is below the "
+            f"{connections + FD_MARGIN} descriptors needed for {connections} connections"
+        )
+        return 0
+    results: list[Result] = []
+    for i, config in enumerate(configs):
+        libs = list(args.libs) if i % 2 == 0 else list(reversed(args.libs))
+        for lib in libs:
+            result = measure(lib, args.client or lib, config, connections, args.tracemalloc)
+            results.append(result)
+            if result.error is not None:
+                print(f"{config} {lib}: {result.error}", file=sys.stderr)
+    results.sort(key=lambda r: (configs.index(r.config), LIBS.index(r.lib)))
+    print_table(results, args.tracemalloc)
+    for r in results:
+        if r.top:
+            print(f"\ntop Python allocation sites, {r.lib} {r.config} (baseline -> N):")
+            print("\n".join(r.top))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(
+                {"versions": library_versions(), "results": [asdict(r) for r in results]}, out
+            )
+    return 1 if any(r.error is not None for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
