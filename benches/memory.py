@@ -37,7 +37,9 @@ defaults, which include ``client_max_window_bits`` like browsers do):
 - ``no-ctx``: ``ServerPerMessageDeflateFactory(server_no_context_takeover=True,
   client_no_context_takeover=True)``;
 - ``wbits10``: ``ServerPerMessageDeflateFactory(server_max_window_bits=10,
-  client_max_window_bits=10)``.
+  client_max_window_bits=10)``;
+- ``small``: websockets' default settings given explicitly to both libraries:
+  ``server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}``.
 
 The explicit factories get no ``compress_settings``, so websockets uses zlib's memLevel 8
 there. The ``negotiated`` column shows what the server ended up with: ``s:`` the window bits
@@ -71,7 +73,7 @@ from typing import IO, Any
 
 HOST = "127.0.0.1"
 LIBS = ("wsrs", "websockets")
-CONFIGS = ("off", "default", "no-ctx", "wbits10")
+CONFIGS = ("off", "default", "no-ctx", "wbits10", "small")
 FD_MARGIN = 64  # descriptors besides the connections: stdio, listening socket, epoll, ...
 OPEN_CONCURRENCY = 64  # handshakes in flight at once in the client
 SETTLE = 0.5  # seconds the server idles before it measures
@@ -116,6 +118,15 @@ def server_options(lib: str, config: str) -> dict[str, Any]:
     elif config == "wbits10":
         options["compression"] = "deflate"
         options["extensions"] = [factory(server_max_window_bits=10, client_max_window_bits=10)]
+    elif config == "small":
+        options["compression"] = "deflate"
+        options["extensions"] = [
+            factory(
+                server_max_window_bits=12,
+                client_max_window_bits=12,
+                compress_settings={"memLevel": 5},
+            )
+        ]
     else:
         raise ValueError(f"unknown config: {config}")
     return options
