@@ -1,15 +1,15 @@
-"""The WebSocket connection: :class:`WebSocketCommonProtocol`.
+"""The asyncio adapter of a WebSocket connection: :class:`WebSocketCommonProtocol`.
 
 Theory of operation
 -------------------
 
 A connection is an :class:`asyncio.Protocol`. Until the opening handshake is done, bytes
 received are buffered for the HTTP parser (:mod:`wsrs.http11`). From then on, each chunk
-received crosses into the Rust core once (``wsrs._core.Reader.feed``), which returns the
-events it completed: messages (``str`` or ``bytes``), pings, pongs, a close frame, or a
-protocol error carrying its close code. Each message sent is encoded by
-``wsrs._core.Writer`` into one ``bytes`` and written with one ``transport.write``, so
-concurrent senders never interleave frames.
+received goes to the Sans-I/O :class:`~wsrs.connection.Connection` once, which feeds the Rust
+core and returns the events it completed; this adapter hands messages to ``recv()``,
+resolves pong waiters, writes what the connection produced (pongs, close frames) and closes
+TCP when the connection says so. Each message sent is encoded into one ``bytes`` and written
+with one ``transport.write``, so concurrent senders never interleave frames.
 
 Rules:
 
@@ -29,18 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias, cast
 
 from . import _core
+from .connection import Connection, Side, State
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedOK,
     InvalidState,
-    PayloadTooBig,
     SecurityError,
     WebSocketProtocolError,
     connection_closed,
@@ -56,18 +55,7 @@ logger = logging.getLogger("wsrs.protocol")
 Data: TypeAlias = str | bytes
 """A message: ``str`` for text, ``bytes`` for binary."""
 
-_Ping = _core.Ping
 _Pong = _core.Pong
-_Close = _core.Close
-
-
-class State(enum.IntEnum):
-    """The state of a WebSocket connection (RFC 6455 §4 and §7)."""
-
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
 
 
 class WebSocketCommonProtocol(asyncio.Protocol):
@@ -134,8 +122,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
 
-        self.state = State.CONNECTING
-        """The :class:`State` of the connection."""
+        self.connection: Connection | None = None
+        """The Sans-I/O connection, from the end of the opening handshake."""
+        self._handshake_state = State.CONNECTING
         self.path: str | None = None
         """Request target of the opening handshake, e.g. ``"/chat?room=1"``."""
         self.request_headers: Headers | None = None
@@ -150,16 +139,6 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """The negotiated subprotocol, if any."""
         self.extensions: list[Extension] = []
         """The negotiated extensions."""
-        self.close_code: int | None = None
-        """Close code of the connection, once it is closing or closed.
-
-        The code of the close frame received; the code sent when this side failed the
-        connection; 1005 for a close frame without a code; 1006 when the TCP connection was
-        lost without a closing handshake.
-        """
-        self.close_reason: str = ""
-        """Close reason of the connection, once it is closing or closed."""
-
         self.transport: asyncio.Transport | None = None
         self.messages: collections.deque[Data] = collections.deque()
         """Messages received and not read yet."""
@@ -170,9 +149,6 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._buffer = bytearray()
         self._buffer_waiter: asyncio.Future[None] | None = None
         self._eof = False
-        # The Rust codec, from the end of the opening handshake.
-        self._reader: _core.Reader | None = None
-        self._writer: _core.Writer | None = None
         # Receiving.
         self._recv_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._paused_reading = False
@@ -181,15 +157,42 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._paused_writing = False
         self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         # Closing.
-        self._close_sent = False
-        self._close_received = False
-        self._failure: BaseException | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
         """Resolved when the TCP connection is closed."""
 
     # ------------------------------------------------------------------ attributes
+
+    @property
+    def state(self) -> State:
+        """The :class:`State` of the connection."""
+        if self.connection is not None:
+            return self.connection.state
+        return self._handshake_state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        # Only the opening handshake sets the state; then the connection owns it.
+        assert self.connection is None, "the state belongs to the connection once open"
+        self._handshake_state = state
+
+    @property
+    def close_code(self) -> int | None:
+        """Close code of the connection, once it is closing or closed.
+
+        The code of the close frame received; the code sent when this side failed the
+        connection; 1005 for a close frame without a code; 1006 when the TCP connection was
+        lost without a closing handshake. ``None`` while the connection is open.
+        """
+        if self.connection is not None:
+            return self.connection.close_code
+        return 1006 if self._handshake_state is State.CLOSED else None
+
+    @property
+    def close_reason(self) -> str:
+        """Close reason of the connection, once it is closing or closed."""
+        return "" if self.connection is None else self.connection.close_reason
 
     @property
     def local_address(self) -> Any:
@@ -227,24 +230,42 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Process bytes from the network (asyncio callback)."""
-        reader = self._reader
-        if reader is None:
+        connection = self.connection
+        if connection is None:
             self._buffer += data
             self._wake_buffer_waiter()
             return
-        for event in reader.feed(data):
+        control = False
+        for event in connection.receive_data(data):
             kind = type(event)
             if kind is str or kind is bytes:
                 self._deliver(event)  # type: ignore[arg-type]
-            elif kind is _Ping:
-                self._on_ping(event)  # type: ignore[arg-type]
-            elif kind is _Pong:
-                self._on_pong(event)  # type: ignore[arg-type]
-            elif kind is _Close:
-                self._on_close(event)  # type: ignore[arg-type]
             else:
-                assert isinstance(event, _core.ProtocolError)
-                self._on_protocol_error(event)
+                control = True
+                if kind is _Pong:
+                    self._on_pong(event)  # type: ignore[arg-type]
+        if control:
+            self._after_events(connection)
+
+    def _after_events(self, connection: Connection) -> None:
+        """Write what the connection produced; end the stream and close TCP if it says so."""
+        output = connection.data_to_send()
+        transport = self.transport
+        if output and transport is not None and not transport.is_closing():
+            transport.write(b"".join(output))
+        if connection.stream_ended:
+            if connection.close_rcvd is not None:
+                logger.debug(
+                    "%s - close frame received: %d %s",
+                    self.side,
+                    connection.close_rcvd.code,
+                    connection.close_rcvd.reason,
+                )
+            elif connection.failure is not None:
+                logger.debug("%s - failing the connection: %s", self.side, connection.failure)
+            self._end_stream()
+        if connection.close_expected():
+            self._close_tcp()
 
     def eof_received(self) -> bool:
         """Note that the peer closed its side; let asyncio close the transport."""
@@ -256,9 +277,10 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Finish the connection: wake everything that waits on it (asyncio callback)."""
         logger.debug("%s - connection lost (%r)", self.side, exc)
-        self.state = State.CLOSED
-        if self.close_code is None:
-            self.close_code = 1006
+        if self.connection is not None:
+            self.connection.receive_eof()
+        else:
+            self._handshake_state = State.CLOSED
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
@@ -328,17 +350,14 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def connection_open(self) -> None:
         """Switch to the WebSocket protocol once the opening handshake succeeded.
 
-        Creates the Rust codec with the negotiated extensions, feeds it the bytes that
-        followed the handshake, and starts keepalive.
+        Creates the Sans-I/O connection (and so the Rust codec) with the negotiated
+        extensions, feeds it the bytes that followed the handshake, and starts keepalive.
         """
-        reader_options: dict[str, Any] = {}
-        writer_options: dict[str, Any] = {}
-        for extension in self.extensions:
-            reader_options.update(extension.reader_options())
-            writer_options.update(extension.writer_options())
-        self._reader = _core.Reader(client=self.is_client, max_size=self.max_size, **reader_options)
-        self._writer = _core.Writer(client=self.is_client, **writer_options)
-        self.state = State.OPEN
+        self.connection = Connection(
+            Side.CLIENT if self.is_client else Side.SERVER,
+            max_size=self.max_size,
+            extensions=self.extensions,
+        )
         logger.debug("%s - connection open", self.side)
         if self.ping_interval is not None:
             self._keepalive_task = self.loop.create_task(self._keepalive())
@@ -477,9 +496,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """
         if self.state is not State.OPEN:
             await self.ensure_open()
-        assert self._writer is not None and self.transport is not None
+        assert self.connection is not None and self.transport is not None
         try:
-            frame = self._writer.message(data)
+            frame = self.connection.send_message(data)
         except TypeError:
             raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}") from None
         self.transport.write(frame)
@@ -511,16 +530,14 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """
         if self.state is not State.OPEN:
             await self.ensure_open()
-        assert self._writer is not None and self.transport is not None
+        assert self.connection is not None and self.transport is not None
         if data is None:
             payload = secrets.token_bytes(4)
-            while payload in self.pings:
+            while self.connection.has_ping(payload):
                 payload = secrets.token_bytes(4)
         else:
             payload = _encode(data)
-            if payload in self.pings:
-                raise ValueError("already waiting for a pong with the same data")
-        frame = self._writer.ping(payload)
+        frame = self.connection.send_ping(payload)
         waiter: asyncio.Future[None] = self.loop.create_future()
         self.pings[payload] = waiter
         self.transport.write(frame)
@@ -538,65 +555,21 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """
         if self.state is not State.OPEN:
             await self.ensure_open()
-        assert self._writer is not None and self.transport is not None
-        self.transport.write(self._writer.pong(_encode(data)))
+        assert self.connection is not None and self.transport is not None
+        self.transport.write(self.connection.send_pong(_encode(data)))
         if self._paused_writing:
             await self._drain()
 
     # ------------------------------------------------------------------ control frames
 
-    def _on_ping(self, ping: _core.Ping) -> None:
-        # RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
-        # in response, unless it already received a Close frame."
-        if self.state is State.OPEN and self._writer is not None and self.transport is not None:
-            self.transport.write(self._writer.pong(ping.data))
-
     def _on_pong(self, pong: _core.Pong) -> None:
-        payload = pong.data
-        if payload not in self.pings:
-            return  # unsolicited pong
-        # A pong acknowledges the matching ping and every ping sent before it.
-        while self.pings:
-            key, waiter = next(iter(self.pings.items()))
-            del self.pings[key]
-            if not waiter.done():
+        assert self.connection is not None
+        for payload in self.connection.acknowledge(pong.data):
+            waiter = self.pings.pop(payload, None)
+            if waiter is not None and not waiter.done():
                 waiter.set_result(None)
-            if key == payload:
-                break
-
-    def _on_close(self, close: _core.Close) -> None:
-        self._close_received = True
-        self.close_code = close.code
-        self.close_reason = close.reason
-        logger.debug("%s - close frame received: %d %s", self.side, close.code, close.reason)
-        if not self._close_sent:
-            # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response [...]
-            # typically echoing the status code it received."
-            code = None if close.code == 1005 else close.code
-            self._send_close(code, close.reason)
-        self._end_stream()
-        self._close_tcp()
-
-    def _on_protocol_error(self, error: _core.ProtocolError) -> None:
-        exc: Exception
-        if error.code == 1009:
-            exc = PayloadTooBig(error.reason)
-        else:
-            exc = WebSocketProtocolError(error.reason)
-        logger.debug("%s - failing the connection: %s", self.side, exc)
-        self.fail_connection(error.code, error.reason, exc)
 
     # ------------------------------------------------------------------ closing
-
-    def _send_close(self, code: int | None, reason: str) -> None:
-        """Write a close frame and move to CLOSING."""
-        assert self._writer is not None and self.transport is not None
-        # Encode first: an invalid code or reason raises before anything changes.
-        frame = self._writer.close(code, reason)
-        self._close_sent = True
-        self.state = State.CLOSING
-        if not self.transport.is_closing():
-            self.transport.write(frame)
 
     def _arm_timer(self, delay: float, callback: Callable[[], None]) -> None:
         if self._close_timer is not None:
@@ -634,7 +607,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             self._arm_timer(self.timeout, self._abort)
 
     def fail_connection(
-        self, code: int = 1011, reason: str = "", exc: BaseException | None = None
+        self, code: int = 1011, reason: str = "", exc: Exception | None = None
     ) -> None:
         """Fail the WebSocket connection (RFC 6455 §7.1.7).
 
@@ -648,20 +621,15 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             exc: The exception that caused the failure, chained to the
                 :class:`~wsrs.exceptions.ConnectionClosed` that :meth:`recv` raises.
         """
-        if self._failure is None:
-            self._failure = exc
-        if self.close_code is None:
-            self.close_code = code
-            self.close_reason = reason
-        if self.state is State.OPEN and code != 1006:
-            self._send_close(code, reason)
-        elif self.state is State.CONNECTING:
-            self.state = State.CLOSING
-        self._end_stream()
+        connection = self.connection
+        if connection is None:
+            self._handshake_state = State.CLOSING
+            self._abort()
+            return
+        connection.fail(code, reason, exc)
+        self._after_events(connection)
         if code == 1006:
             self._abort()
-        else:
-            self._close_tcp()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Perform the closing handshake and close TCP.
@@ -677,11 +645,15 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         Raises:
             WebSocketProtocolError: When ``code`` may not be sent or ``reason`` is too long.
         """
-        if self.state is State.OPEN:
+        connection = self.connection
+        if connection is not None and connection.state is State.OPEN:
             try:
-                self._send_close(code, reason)
+                frame = connection.send_close(code, reason)
             except ValueError as exc:
                 raise WebSocketProtocolError(str(exc)) from None
+            assert self.transport is not None
+            if not self.transport.is_closing():
+                self.transport.write(frame)
             # Wait for the peer's close frame; give up after the timeout.
             self._arm_timer(self.timeout, self._abort)
         elif self.state is State.CONNECTING:
@@ -694,7 +666,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     def _closed_exception(self) -> ConnectionClosed:
         exc = connection_closed(self.close_code or 1006, self.close_reason)
-        exc.__cause__ = self._failure
+        if self.connection is not None:
+            exc.__cause__ = self.connection.failure
         return exc
 
     # ------------------------------------------------------------------ keepalive

@@ -1,0 +1,269 @@
+"""Sans-I/O WebSocket connection: the RFC 6455 state machine after the opening handshake.
+
+:class:`Connection` takes bytes in and gives events and bytes out. It never touches a
+socket, a clock or an event loop, so its rules are tested without any of them
+(``tests/test_connection.py``); :class:`~wsrs.protocol.WebSocketCommonProtocol` is the
+asyncio adapter that owns the transport, the futures and the timers.
+
+Theory of operation
+-------------------
+
+- The Rust core does the framing: ``wsrs._core.Reader`` turns bytes into events (messages as
+  ``str`` / ``bytes``, :class:`~wsrs._core.Ping`, :class:`~wsrs._core.Pong`,
+  :class:`~wsrs._core.Close`, or a :class:`~wsrs._core.ProtocolError` carrying its close
+  code) and ``wsrs._core.Writer`` turns messages into frames.
+- This class owns what the frames mean: the state (OPEN → CLOSING → CLOSED), the closing
+  handshake (who sent and who received a close frame, which code to report), answering
+  pings, matching pongs to pings, and failing the connection with the right code.
+- Methods that send return the bytes to write at once (the hot path: one ``bytes`` per
+  message); answers the connection produces by itself (pongs, the echo of a close frame, the
+  close frame of a failure) are collected for :meth:`Connection.data_to_send`.
+- :meth:`Connection.close_expected` tells the adapter when to close TCP.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from . import _core
+from .exceptions import PayloadTooBig, WebSocketProtocolError
+from .extensions.base import Extension
+
+
+__all__ = ["Connection", "Side", "State"]
+
+_Ping = _core.Ping
+_Pong = _core.Pong
+_Close = _core.Close
+
+
+class State(enum.IntEnum):
+    """The state of a WebSocket connection (RFC 6455 §4 and §7)."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Side(enum.Enum):
+    """Which end of the connection this is."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class Connection:
+    """The state of one WebSocket connection from the end of the opening handshake.
+
+    Args:
+        side: :attr:`Side.CLIENT` masks what it sends and refuses masked frames;
+            :attr:`Side.SERVER` the reverse.
+        max_size: Largest message accepted, in bytes, after decompression; a larger one fails
+            the connection with 1009. ``None`` disables the limit.
+        extensions: Negotiated extensions, which configure the Rust reader and writer.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_size: int | None = 2**20,
+        extensions: Sequence[Extension] = (),
+    ) -> None:
+        self.side = side
+        client = side is Side.CLIENT
+        reader_options: dict[str, object] = {}
+        writer_options: dict[str, object] = {}
+        for extension in extensions:
+            reader_options.update(extension.reader_options())
+            writer_options.update(extension.writer_options())
+        self._reader = _core.Reader(client=client, max_size=max_size, **reader_options)  # type: ignore[arg-type]
+        self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
+        self.state = State.OPEN
+        """The :class:`State` of the connection."""
+        self.close_rcvd: _core.Close | None = None
+        """The close frame received, if any."""
+        self.close_sent: _core.Close | None = None
+        """The close frame sent, if any (code 1005 when it carried no code)."""
+        self.failure: Exception | None = None
+        """Why this side failed the connection, if it did."""
+        self._failure_close: _core.Close | None = None
+        self._output: list[bytes] = []
+        # Payloads of the pings sent and not acknowledged yet, oldest first.
+        self._pings: dict[bytes, None] = {}
+
+    # ------------------------------------------------------------------ results
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code to report: the one received, else the one this side failed with,
+        else 1006 once the connection is closed; ``None`` while it is open."""
+        if self.close_rcvd is not None:
+            return self.close_rcvd.code
+        if self._failure_close is not None:
+            return self._failure_close.code
+        if self.state is State.CLOSED:
+            return 1006
+        return None
+
+    @property
+    def close_reason(self) -> str:
+        """The close reason matching :attr:`close_code` (empty when there is none)."""
+        if self.close_rcvd is not None:
+            return self.close_rcvd.reason
+        if self._failure_close is not None:
+            return self._failure_close.reason
+        return ""
+
+    @property
+    def stream_ended(self) -> bool:
+        """Whether no message will arrive any more (close frame, failure or EOF)."""
+        return (
+            self.close_rcvd is not None or self.failure is not None or (self.state is State.CLOSED)
+        )
+
+    def close_expected(self) -> bool:
+        """Whether TCP should close now: the closing handshake is done, or this side failed
+        the connection. The adapter decides who closes first (RFC 6455 §7.1.1)."""
+        return (self.close_rcvd is not None and self.close_sent is not None) or (
+            self.failure is not None
+        )
+
+    def data_to_send(self) -> list[bytes]:
+        """Return and forget the bytes the connection produced by itself: pongs answering
+        pings, the echo of a close frame, the close frame of a failure."""
+        output, self._output = self._output, []
+        return output
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes) -> list[_core.Event]:
+        """Feed bytes from the network; return the events they completed, in order.
+
+        Control frames are acted on here: a ping gets its pong, a close frame is echoed, a
+        protocol error fails the connection. They are returned too, so the caller can
+        resolve pong waiters (:meth:`acknowledge`) and wake receivers. Call
+        :meth:`data_to_send` and :meth:`close_expected` afterwards.
+        """
+        events = self._reader.feed(data)
+        for event in events:
+            kind = type(event)
+            if kind is str or kind is bytes:
+                continue
+            if kind is _Ping:
+                # RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
+                # Pong frame in response, unless it already received a Close frame."
+                if self.state is State.OPEN:
+                    self._output.append(self._writer.pong(event.data))  # type: ignore[union-attr]
+            elif kind is _Close:
+                self._receive_close(event)  # type: ignore[arg-type]
+            elif kind is _core.ProtocolError:
+                assert isinstance(event, _core.ProtocolError)
+                exc: Exception = (
+                    PayloadTooBig(event.reason)
+                    if event.code == 1009
+                    else WebSocketProtocolError(event.reason)
+                )
+                self.fail(event.code, event.reason, exc)
+        return events
+
+    def _receive_close(self, close: _core.Close) -> None:
+        self.close_rcvd = close
+        if self.close_sent is None:
+            # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response [...]
+            # typically echoing the status code it received."
+            code = None if close.code == 1005 else close.code
+            self._output.append(self._close_frame(code, close.reason))
+        self.state = State.CLOSING
+
+    def receive_eof(self) -> None:
+        """Note that TCP is closed: the connection is CLOSED."""
+        self.state = State.CLOSED
+
+    def acknowledge(self, payload: bytes) -> list[bytes]:
+        """Match a pong to the pings sent.
+
+        Returns:
+            The payloads of the pings it acknowledges: the matching ping and every ping
+            sent before it; empty for an unsolicited pong.
+        """
+        if payload not in self._pings:
+            return []
+        acknowledged = []
+        for key in list(self._pings):
+            del self._pings[key]
+            acknowledged.append(key)
+            if key == payload:
+                break
+        return acknowledged
+
+    # ------------------------------------------------------------------ sending
+
+    def send_message(self, data: str | bytes | bytearray | memoryview) -> bytes:
+        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary.
+
+        Raises:
+            TypeError: When ``data`` is neither ``str`` nor bytes-like.
+        """
+        return self._writer.message(data)
+
+    def send_ping(self, payload: bytes) -> bytes:
+        """Return a ping frame and remember its payload for :meth:`acknowledge`.
+
+        Raises:
+            ValueError: When a ping with this payload is waiting for its pong, or the payload
+                is over 125 bytes.
+        """
+        if payload in self._pings:
+            raise ValueError("already waiting for a pong with the same data")
+        frame = self._writer.ping(payload)
+        self._pings[payload] = None
+        return frame
+
+    def has_ping(self, payload: bytes) -> bool:
+        """Whether a ping with this payload is waiting for its pong."""
+        return payload in self._pings
+
+    def send_pong(self, payload: bytes) -> bytes:
+        """Return a pong frame.
+
+        Raises:
+            ValueError: When the payload is over 125 bytes.
+        """
+        return self._writer.pong(payload)
+
+    def send_close(self, code: int | None = 1000, reason: str = "") -> bytes:
+        """Start the closing handshake: return the close frame, move to CLOSING.
+
+        Raises:
+            ValueError: When ``code`` may not be sent or ``reason`` is too long; nothing
+                changes then.
+        """
+        frame = self._close_frame(code, reason)
+        self.state = State.CLOSING
+        return frame
+
+    def _close_frame(self, code: int | None, reason: str) -> bytes:
+        # Encode first: an invalid code or reason raises before anything changes.
+        frame = self._writer.close(code, reason)
+        self.close_sent = _core.Close(1005 if code is None else code, reason)
+        return frame
+
+    def fail(self, code: int = 1011, reason: str = "", exc: Exception | None = None) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): queue a close frame with ``code`` unless
+        one was sent already, and stop delivering messages.
+
+        Args:
+            code: Close code: 1002, 1007, 1009, 1011...; 1006 sends no close frame.
+            reason: Close reason.
+            exc: The cause, reported by the adapter as the cause of ``ConnectionClosed``.
+        """
+        if self.failure is None:
+            self.failure = exc if exc is not None else WebSocketProtocolError(reason or str(code))
+            self._failure_close = _core.Close(code, reason)
+        if self.state is State.OPEN and code != 1006:
+            self._output.append(self._close_frame(code, reason))
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSING
