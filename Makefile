@@ -37,8 +37,8 @@ test-rust: ## Rust unit and property tests
 bench: ## Criterion benches of the Rust kernels, next to their baselines
 	cargo bench --bench core
 
-bench-echo: ## Echo round trips: wsrs against websockets, side by side
-	$(PYTHON) benches/echo_compare.py
+bench-echo: ## Echo round trips: wsrs against websockets, aiohttp, picows and raw TCP
+	$(PYTHON) -m pip install -q -r benches/requirements.txt && $(PYTHON) benches/echo_compare.py
 
 bench-memory: ## Idle memory per connection: wsrs against websockets
 	$(PYTHON) benches/memory.py

@@ -81,6 +81,8 @@ class Connection:
             writer_options.update(extension.writer_options())
         self._reader = _core.Reader(client=client, max_size=max_size, **reader_options)  # type: ignore[arg-type]
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
+        # The hot path: send_message is the writer's own method, with no Python frame.
+        self.send_message = self._writer.message  # type: ignore[method-assign]
         self.state = State.OPEN
         """The :class:`State` of the connection."""
         self.close_rcvd: _core.Close | None = None

@@ -494,11 +494,13 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             TypeError: When ``data`` is neither ``str`` nor bytes-like; the connection
                 stays usable.
         """
-        if self.state is not State.OPEN:
+        connection = self.connection
+        if connection is None or connection.state is not State.OPEN:
             await self.ensure_open()
-        assert self.connection is not None and self.transport is not None
+            connection = self.connection
+        assert connection is not None and self.transport is not None
         try:
-            frame = self.connection.send_message(data)
+            frame = connection.send_message(data)
         except TypeError:
             raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}") from None
         self.transport.write(frame)
