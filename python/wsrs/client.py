@@ -20,7 +20,7 @@ from .headers import (
     parse_subprotocol_list,
 )
 from .http11 import Headers, HeadersLike, Request, Response, parse_response
-from .protocol import State, WebSocketCommonProtocol
+from .protocol import WebSocketCommonProtocol
 from .uri import WebSocketURI, parse_uri
 from .version import USER_AGENT
 
@@ -286,9 +286,9 @@ class Connect:
                     extra_headers=protocol.extra_headers,
                 )
         except BaseException:
-            protocol.state = State.CLOSED if protocol.closed else State.CLOSING
-            if protocol.transport is not None:
-                protocol.transport.abort()
+            # Close TCP without a closing handshake: the connection never opened (or is
+            # abandoned by a cancelled caller).
+            protocol.fail_connection(1006)
             raise
         self.websocket = protocol
         return protocol

@@ -348,25 +348,13 @@ def _response_headers(headers: Headers, body: bytes) -> Headers:
     return headers
 
 
-@functools.cache
-def _takes_path_cached(handler: Handler) -> bool:
+def _takes_path(handler: Handler) -> bool:
+    """Whether the handler takes ``(websocket, path)`` rather than ``(websocket)``."""
     try:
         inspect.signature(handler).bind(None, None)
     except TypeError:
         return False
     return True
-
-
-def _takes_path(handler: Handler) -> bool:
-    """Whether the handler takes ``(websocket, path)`` rather than ``(websocket)``."""
-    try:
-        return _takes_path_cached(handler)
-    except TypeError:  # unhashable callable
-        try:
-            inspect.signature(handler).bind(None, None)
-        except TypeError:
-            return False
-        return True
 
 
 class WebSocketServer:
