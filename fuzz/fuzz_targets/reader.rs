@@ -1,0 +1,61 @@
+//! The frame reader, as client and as server, with and without permessage-deflate, fed the
+//! input in arbitrary pieces. The only allowed outcomes are events or a documented error
+//! (close code 1002, 1007 or 1009), the same whatever the split (but for a compressed message
+//! both corrupt and too big, see below), and no message over `max_size`.
+#![no_main]
+
+use _core::deflate::Inflater;
+use _core::reader::{Event, Reader};
+use libfuzzer_sys::fuzz_target;
+
+const MAX_SIZE: usize = 4096;
+
+fn run(data: &[u8], client: bool, deflate: bool, cuts: &[usize]) -> (Vec<Event>, Option<u16>) {
+    let inflater = if deflate {
+        Inflater::new(15, false).ok()
+    } else {
+        None
+    };
+    let mut reader = Reader::new(client, Some(MAX_SIZE), inflater);
+    let mut events = Vec::new();
+    let mut start = 0;
+    for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
+        if let Err(error) = reader.feed(&data[start..cut], &mut events) {
+            assert!(
+                matches!(error.close_code(), 1002 | 1007 | 1009),
+                "{error:?}"
+            );
+            return (events, Some(error.close_code()));
+        }
+        start = cut;
+    }
+    (events, None)
+}
+
+fuzz_target!(|input: &[u8]| {
+    let Some((&flags, data)) = input.split_first() else {
+        return;
+    };
+    let client = flags & 1 != 0;
+    let deflate = flags & 2 != 0;
+    // Cut points derived from the flags byte, so the same input also runs split.
+    let step = usize::from(flags >> 2) + 1;
+    let cuts: Vec<usize> = (step..data.len()).step_by(step).collect();
+    let whole = run(data, client, deflate, &[]);
+    let split = run(data, client, deflate, &cuts);
+    assert_eq!(whole.0, split.0);
+    assert_eq!(whole.1.is_some(), split.1.is_some());
+    // A compressed message that is both corrupt and too big may be caught as either,
+    // depending on how much zlib had to inflate before it saw the corrupt bytes.
+    if !(deflate && matches!((whole.1, split.1), (Some(1007 | 1009), Some(1007 | 1009)))) {
+        assert_eq!(whole.1, split.1);
+    }
+    for event in &whole.0 {
+        match event {
+            Event::Text(text) => assert!(text.len() <= MAX_SIZE),
+            Event::Binary(bytes) => assert!(bytes.len() <= MAX_SIZE),
+            Event::Ping(payload) | Event::Pong(payload) => assert!(payload.len() <= 125),
+            Event::Close { reason, .. } => assert!(reason.len() <= 123),
+        }
+    }
+});
