@@ -232,6 +232,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """Process bytes from the network (asyncio callback)."""
         connection = self.connection
         if connection is None:
+            if self._handshake_state is State.CLOSING:
+                return  # the opening handshake failed: discard (lingering close)
             self._buffer += data
             self._wake_buffer_waiter()
             return

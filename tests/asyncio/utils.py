@@ -29,24 +29,35 @@ __all__ = [
     "DeflateParams",
     "Frame",
     "Relay",
+    "Tracker",
+    "check_echo",
     "close_payload",
     "close_writer",
     "deflate_params",
     "echo",
     "encode_frame",
+    "eventually",
     "finish_raw",
+    "frame_header",
     "http_server",
+    "open_fds",
     "open_raw",
     "parse_close",
+    "peak_rss",
     "raw_handshake",
+    "raw_handshake_response",
     "raw_ws_server",
     "read_frame",
     "read_http_response",
+    "reset_peak_rss",
     "reset_writer",
+    "rss",
     "run_server",
     "server_uri",
     "tcp_relay",
+    "tracked_server",
     "upgrade_request",
+    "wait_for_tasks",
 ]
 
 MS = 0.001 * float(os.environ.get("WSRS_TESTS_TIMEOUT_FACTOR", "1"))
@@ -94,6 +105,104 @@ class Capture:
 
     async def get(self) -> WebSocketServerProtocol:
         return await asyncio.wait_for(self.connections.get(), 1000 * MS)
+
+
+@dataclass
+class Tracker:
+    """A handler that echoes, except on ``/hold`` where it hands the connection to the test
+    (like :class:`Capture`); it records every connection it starts and finishes."""
+
+    held: asyncio.Queue[WebSocketServerProtocol] = field(default_factory=asyncio.Queue)
+    started: list[WebSocketServerProtocol] = field(default_factory=list)
+    finished: list[WebSocketServerProtocol] = field(default_factory=list)
+
+    async def handler(self, ws: WebSocketServerProtocol, path: str) -> None:
+        self.started.append(ws)
+        try:
+            if path == "/hold":
+                await self.held.put(ws)
+                await ws.wait_closed()
+            else:
+                await echo(ws, path)
+        finally:
+            self.finished.append(ws)
+
+    async def get(self) -> WebSocketServerProtocol:
+        return await asyncio.wait_for(self.held.get(), 1000 * MS)
+
+
+@contextlib.asynccontextmanager
+async def tracked_server(**kwargs: Any) -> AsyncIterator[tuple[WebSocketServer, Tracker]]:
+    """Run a :class:`Tracker` server on 127.0.0.1, without keepalive or compression unless
+    ``kwargs`` say otherwise; yield the server and the tracker."""
+    tracker = Tracker()
+    options: dict[str, Any] = {"ping_interval": None, "compression": None, **kwargs}
+    async with wsrs.serve(tracker.handler, "127.0.0.1", 0, **options) as server:
+        yield server, tracker
+
+
+async def check_echo(ws: wsrs.WebSocketCommonProtocol, message: str = "still here") -> None:
+    """Check that ``ws``, connected to an echo handler, still works."""
+    await ws.send(message)
+    assert await asyncio.wait_for(ws.recv(), 2000 * MS) == message
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 2000 * MS) -> None:
+    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(5 * MS)
+
+
+async def wait_for_tasks(
+    expected: set[asyncio.Task[Any]], timeout: float = 2000 * MS
+) -> set[asyncio.Task[Any]]:
+    """Wait until the running tasks are no more than ``expected``; return them.
+
+    On timeout, return the tasks still running, so the caller's assertion shows them.
+    """
+    with contextlib.suppress(TimeoutError):
+        await eventually(lambda: asyncio.all_tasks() <= expected, timeout)
+    return asyncio.all_tasks()
+
+
+# ---------------------------------------------------------------------------- resources
+
+
+def _proc_status(field_name: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) * 1024
+    raise LookupError(field_name)
+
+
+def rss() -> int:
+    """Resident set size of this process, in bytes (Linux)."""
+    return _proc_status("VmRSS")
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS of this process to its current RSS (Linux >= 4.0).
+
+    Returns whether it worked; when it did not, :func:`peak_rss` gives the lifetime peak.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss() -> int:
+    """Peak resident set size of this process since :func:`reset_peak_rss`, in bytes."""
+    return _proc_status("VmHWM")
+
+
+def open_fds() -> int:
+    """Number of file descriptors this process holds (Linux)."""
+    return len(os.listdir("/proc/self/fd"))
 
 
 DeflateParams = tuple[bool, bool, int, int]
@@ -170,10 +279,11 @@ async def read_http_response(
     return status, headers, body
 
 
-async def raw_handshake(
+async def raw_handshake_response(
     uri: str, path: str = "/", headers: Iterable[tuple[str, str]] = ()
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect a raw client and complete the opening handshake (no extensions)."""
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, list[tuple[str, str]]]:
+    """Connect a raw client and complete the opening handshake; ``headers`` may offer
+    extensions. Returns the response headers too."""
     reader, writer = await open_raw(uri)
     host, port = _host_port(uri)
     request, key = upgrade_request(f"{host}:{port}", path, headers)
@@ -181,25 +291,44 @@ async def raw_handshake(
     status, response_headers, _ = await read_http_response(reader)
     assert status == 101, status
     assert ("Sec-WebSocket-Accept", accept_key(key)) in response_headers
+    return reader, writer, response_headers
+
+
+async def raw_handshake(
+    uri: str, path: str = "/", headers: Iterable[tuple[str, str]] = ()
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect a raw client and complete the opening handshake (no extensions)."""
+    reader, writer, _ = await raw_handshake_response(uri, path, headers)
     return reader, writer
 
 
-def encode_frame(
-    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True
+def frame_header(
+    opcode: int, length: int, *, fin: bool = True, mask: bool = True, rsv: int = 0
 ) -> bytes:
-    """Encode a frame; clients must mask, servers must not."""
-    head = bytes([(0x80 if fin else 0) | opcode])
+    """Encode a frame header announcing ``length`` bytes (any 64-bit value, even invalid
+    ones), without the masking key."""
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
     mask_bit = 0x80 if mask else 0
-    length = len(payload)
     if length < 126:
-        head += bytes([mask_bit | length])
-    elif length < 2**16:
-        head += bytes([mask_bit | 126]) + struct.pack("!H", length)
-    else:
-        head += bytes([mask_bit | 127]) + struct.pack("!Q", length)
+        return head + bytes([mask_bit | length])
+    if length < 2**16:
+        return head + bytes([mask_bit | 126]) + struct.pack("!H", length)
+    return head + bytes([mask_bit | 127]) + struct.pack("!Q", length)
+
+
+def encode_frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True, rsv: int = 0
+) -> bytes:
+    """Encode a frame; clients must mask, servers must not. ``rsv`` sets the RSV1-3 bits
+    (``0b100`` is RSV1, the "compressed" bit of permessage-deflate)."""
+    head = frame_header(opcode, len(payload), fin=fin, mask=mask, rsv=rsv)
     if mask:
         key = os.urandom(4)
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        if payload:
+            # XOR with the key repeated, as one big integer: fast enough for megabytes.
+            repeated = (key * (len(payload) // 4 + 1))[: len(payload)]
+            masked = int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")
+            payload = masked.to_bytes(len(payload), "big")
         head += key
     return head + payload
 
