@@ -169,7 +169,9 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             logger.error("opening handshake failed", exc_info=True)
             self._reject(error_response(500, "Failed to open a WebSocket connection.\n"))
             return
-        logger.info("invalid opening handshake: %s", exc)
+        # The details can quote request headers: keep them out of logs above DEBUG.
+        logger.info("rejected an invalid opening handshake with HTTP %d", status)
+        logger.debug("invalid opening handshake: %s", exc)
         self._reject(
             error_response(status, f"Failed to open a WebSocket connection: {exc}.\n", headers)
         )
