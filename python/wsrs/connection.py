@@ -24,7 +24,7 @@ Theory of operation
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import _core
 from .exceptions import PayloadTooBig, WebSocketProtocolError
@@ -81,8 +81,12 @@ class Connection:
             writer_options.update(extension.writer_options())
         self._reader = _core.Reader(client=client, max_size=max_size, **reader_options)  # type: ignore[arg-type]
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
-        # The hot path: send_message is the writer's own method, with no Python frame.
-        self.send_message = self._writer.message  # type: ignore[method-assign]
+        self.send_message: Callable[[str | bytes | bytearray | memoryview], bytes] = (
+            self._writer.message
+        )
+        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary; raise
+        ``TypeError`` for anything else. It is the Rust writer's own method: the hot path
+        has no Python frame of its own."""
         self.state = State.OPEN
         """The :class:`State` of the connection."""
         self.close_rcvd: _core.Close | None = None
@@ -202,14 +206,6 @@ class Connection:
         return acknowledged
 
     # ------------------------------------------------------------------ sending
-
-    def send_message(self, data: str | bytes | bytearray | memoryview) -> bytes:
-        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary.
-
-        Raises:
-            TypeError: When ``data`` is neither ``str`` nor bytes-like.
-        """
-        return self._writer.message(data)
 
     def send_ping(self, payload: bytes) -> bytes:
         """Return a ping frame and remember its payload for :meth:`acknowledge`.
