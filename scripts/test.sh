@@ -13,5 +13,5 @@ echo "== build and install wsrs (maturin, release) with its test dependencies"
 echo "== cargo test"
 cargo test --quiet
 
-echo "== pytest"
-"$PYTHON" -m pytest -q "$@"
+echo "== pytest (with branch coverage of python/wsrs)"
+"$PYTHON" -m pytest -q --cov=wsrs --cov-branch --cov-report=term:skip-covered "$@"
