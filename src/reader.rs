@@ -33,7 +33,7 @@ const MAX_UPFRONT_RESERVE: usize = 16 << 20;
 /// a malloc/free pair per message, which glibc turns into page faults for sizes around 64 KiB
 /// (measured: 64 KiB echo round trips went from 7k/s to 12k/s); the cap bounds what an idle
 /// connection keeps.
-const MAX_RECYCLED_CAPACITY: usize = 256 * 1024;
+const MAX_RECYCLED_CAPACITY: usize = 128 * 1024;
 
 /// What the peer sent, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +122,7 @@ impl Reader {
 
     /// Hand back the buffer of a delivered message so the next message can reuse it.
     ///
-    /// Buffers larger than 256 KiB are dropped, so an idle connection keeps little memory.
+    /// Buffers larger than 128 KiB are dropped, so an idle connection keeps little memory.
     pub fn recycle(&mut self, mut buffer: Vec<u8>) {
         if buffer.capacity() <= MAX_RECYCLED_CAPACITY && buffer.capacity() > self.spare.capacity() {
             buffer.clear();
