@@ -627,6 +627,12 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """
         connection = self.connection
         if connection is None:
+            if self.transport is None:
+                # Never connected: there is no connection_lost() to wait for.
+                self._handshake_state = State.CLOSED
+                if not self.connection_lost_waiter.done():
+                    self.connection_lost_waiter.set_result(None)
+                return
             self._handshake_state = State.CLOSING
             self._abort()
             return
