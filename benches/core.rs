@@ -378,9 +378,85 @@ fn bench_inflate(c: &mut Criterion) {
     group.finish();
 }
 
+/// The price of [`Deflater::compact`] / [`Inflater::compact`]: the first message after a
+/// compaction rebuilds the zlib state from a full 32 KiB window of history.
+fn bench_compact(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compact");
+    group.sampling_mode(SamplingMode::Flat);
+    let size = 1024;
+    let corpus = json(8 << 20, 3);
+    let count = corpus.len() / size;
+    group.throughput(Throughput::Bytes(size as u64));
+    for compact in [false, true] {
+        let name = if compact {
+            "compact_then_compress"
+        } else {
+            "compress"
+        };
+        group.bench_function(BenchmarkId::new(name, "1KiB"), |b| {
+            let mut deflater = unwrap_ok(Deflater::new(6, 15, false));
+            let mut out = Vec::new();
+            let mut next = 0;
+            b.iter(|| {
+                if compact {
+                    deflater.compact();
+                }
+                let chunk = &corpus[next * size..(next + 1) * size];
+                next = (next + 1) % count;
+                out.clear();
+                unwrap_ok(deflater.compress(black_box(chunk), &mut out));
+                black_box(&out);
+            });
+        });
+    }
+    // A stream of compressed 1 KiB messages, each referring back into the previous ones.
+    let mut deflater = unwrap_ok(Deflater::new(6, 15, false));
+    let messages: Vec<Vec<u8>> = (0..count.min(4096))
+        .map(|i| {
+            let mut out = Vec::new();
+            unwrap_ok(deflater.compress(&corpus[i * size..(i + 1) * size], &mut out));
+            out
+        })
+        .collect();
+    for compact in [false, true] {
+        let name = if compact {
+            "compact_then_decompress"
+        } else {
+            "decompress"
+        };
+        group.bench_function(BenchmarkId::new(name, "1KiB"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let mut inflater = unwrap_ok(Inflater::new(15, false));
+                    let mut out = Vec::new();
+                    for message in &messages {
+                        if done == iters {
+                            break;
+                        }
+                        let start = std::time::Instant::now();
+                        if compact {
+                            inflater.compact();
+                        }
+                        out.clear();
+                        unwrap_ok(inflater.decompress(black_box(message), &mut out, usize::MAX));
+                        unwrap_ok(inflater.finish(&mut out, usize::MAX));
+                        total += start.elapsed();
+                        done += 1;
+                    }
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = bench_mask, bench_utf8, bench_parse, bench_encode, bench_deflate, bench_inflate
+    targets = bench_mask, bench_utf8, bench_parse, bench_encode, bench_deflate, bench_inflate,
+        bench_compact
 }
 criterion_main!(benches);

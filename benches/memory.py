@@ -24,7 +24,12 @@ number of handlers is running, lets the loop settle, runs ``gc.collect()`` and r
 - ``KiB/conn``: ``(RSS with N connections - RSS at baseline) / N``;
 - ``2nd half``: ``(RSS with N - RSS with N/2) / (N/2)``, the marginal cost, free of any
   one-off growth (allocator arenas, caches) that the first figure spreads over N;
-- ``wsrs/websockets``: ratio of the ``KiB/conn`` figures for the configuration.
+- ``idle KiB/conn``: the same as ``KiB/conn``, measured again after the connections have
+  been idle for ``--idle`` seconds (default 12). wsrs frees the spare buffers and the zlib
+  states of a connection idle for 5 to 10 s (``compact_after``), keeping only the last
+  window of data in each direction; websockets keeps its state, so its two figures match;
+- ``wsrs/websockets``: ratio of the ``idle KiB/conn`` figures (``KiB/conn`` without
+  ``--idle``) for the configuration.
 
 Configurations (the server's settings; the client offers permessage-deflate with its
 defaults, which include ``client_max_window_bits`` like browsers do):
@@ -77,6 +82,7 @@ CONFIGS = ("off", "default", "no-ctx", "wbits10", "small")
 FD_MARGIN = 64  # descriptors besides the connections: stdio, listening socket, epoll, ...
 OPEN_CONCURRENCY = 64  # handshakes in flight at once in the client
 SETTLE = 0.5  # seconds the server idles before it measures
+IDLE = 12.0  # seconds of idleness before the last measurement (wsrs compacts after 5-10 s)
 STEP_TIMEOUT = 300.0  # seconds any one step (opening N connections, waiting for them) may take
 
 # A ~1 KiB JSON-like text message: compressible, as real traffic is.
@@ -228,14 +234,17 @@ async def run_server(lib: str, config: str, trace: bool) -> None:
         reply({"port": int(next(iter(server.sockets)).getsockname()[1])})
         before: tracemalloc.Snapshot | None = None
         while line := (await read_line(sys.stdin)).strip():
-            # "rss <expected live handlers>": wait for them, settle, collect, measure.
-            expected = int(line.split()[1])
+            # "rss <expected live handlers> [<settle seconds>]": wait for them, settle,
+            # collect, measure.
+            words = line.split()
+            expected = int(words[1])
+            settle = float(words[2]) if len(words) > 2 else SETTLE
             deadline = time.monotonic() + STEP_TIMEOUT
             while state.live != expected:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{state.live} live handlers, expected {expected}")
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(SETTLE)
+            await asyncio.sleep(settle)
             gc.collect()
             result: dict[str, Any] = {
                 "rss_kib": rss_kib(),
@@ -322,6 +331,7 @@ class Result:
     connections: int
     negotiated: str = ""
     rss_kib: list[int] = field(default_factory=list)  # baseline, N/2, N
+    idle_rss_kib: int | None = None  # N, after --idle seconds
     traced_bytes: list[int] = field(default_factory=list)
     top: list[str] = field(default_factory=list)
     error: str | None = None
@@ -329,6 +339,12 @@ class Result:
     @property
     def kib_per_conn(self) -> float:
         return (self.rss_kib[2] - self.rss_kib[0]) / self.connections
+
+    @property
+    def idle_kib_per_conn(self) -> float:
+        if self.idle_rss_kib is None:
+            return self.kib_per_conn
+        return (self.idle_rss_kib - self.rss_kib[0]) / self.connections
 
     @property
     def marginal(self) -> float:
@@ -376,7 +392,9 @@ class Child:
         return stderr
 
 
-def measure(lib: str, client_lib: str, config: str, connections: int, trace: bool) -> Result:
+def measure(
+    lib: str, client_lib: str, config: str, connections: int, trace: bool, idle: float = 0.0
+) -> Result:
     result = Result(lib, config, connections)
     server = Child(
         ["--role", "server", "--lib", lib, "--config", config] + ["--tracemalloc"] * trace
@@ -400,6 +418,9 @@ def measure(lib: str, client_lib: str, config: str, connections: int, trace: boo
             result.traced_bytes.append(answer.get("traced_bytes", 0))
             result.top = answer.get("top", [])
             result.negotiated = answer["negotiated"] or ""
+        if idle > 0:
+            server.send(f"rss {connections} {idle}")
+            result.idle_rss_kib = server.receive()["rss_kib"]
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -418,6 +439,7 @@ def library_versions() -> str:
 
 def print_table(results: list[Result], trace: bool) -> None:
     header = f"{'config':<9} {'library':<11} {'negotiated':<22} {'KiB/conn':>9} {'2nd half':>9}"
+    header += f" {'idle KiB/conn':>13}"
     if trace:
         header += f" {'py KiB/conn':>11}"
     print(header + f" {'wsrs/websockets':>15}")
@@ -429,6 +451,8 @@ def print_table(results: list[Result], trace: bool) -> None:
         row = (
             f"{r.config:<9} {r.lib:<11} {r.negotiated:<22} {r.kib_per_conn:9.1f} {r.marginal:9.1f}"
         )
+        row += f" {r.idle_kib_per_conn:13.1f}" if r.idle_rss_kib is not None else f" {'-':>13}"
+
         if trace:
             row += f" {r.py_kib_per_conn:11.1f}"
         wsrs_r, ws_r = by_key.get((r.config, "wsrs")), by_key.get((r.config, "websockets"))
@@ -438,9 +462,9 @@ def print_table(results: list[Result], trace: bool) -> None:
             and ws_r is not None
             and wsrs_r.error is None
             and ws_r.error is None
-            and ws_r.kib_per_conn > 0
+            and ws_r.idle_kib_per_conn > 0
         ):
-            ratio = f"{wsrs_r.kib_per_conn / ws_r.kib_per_conn:.2f}x"
+            ratio = f"{wsrs_r.idle_kib_per_conn / ws_r.idle_kib_per_conn:.2f}x"
         print(row + f" {ratio:>15}")
 
 
@@ -455,6 +479,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--client", choices=LIBS, default=None, help="client library (default: same as server)"
     )
     parser.add_argument("--quick", action="store_true", help="20 connections, default config")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"idle time before the last measurement (default {IDLE:g}; 0 in --quick: skip)",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="trace the servers' Python heap")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--role", choices=["server", "client"], help=argparse.SUPPRESS)
@@ -471,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     connections: int = args.connections or (20 if args.quick else 1000)
+    idle: float = args.idle if args.idle is not None else (0.0 if args.quick else IDLE)
     configs: list[str] = args.configs or (["default"] if args.quick else list(CONFIGS))
     if connections < 2:
         parser.error("--connections must be at least 2")
@@ -489,7 +521,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, config in enumerate(configs):
         libs = list(args.libs) if i % 2 == 0 else list(reversed(args.libs))
         for lib in libs:
-            result = measure(lib, args.client or lib, config, connections, args.tracemalloc)
+            result = measure(lib, args.client or lib, config, connections, args.tracemalloc, idle)
             results.append(result)
             if result.error is not None:
                 print(f"{config} {lib}: {result.error}", file=sys.stderr)

@@ -244,6 +244,19 @@ impl Reader {
     fn in_message(&self) -> bool {
         self.inner.in_message()
     }
+
+    /// Free what an idle connection does not need (decompression state, spare buffers),
+    /// keeping the window history; a no-op in the middle of a message. Returns the number
+    /// of bytes freed, at least.
+    fn compact(&mut self) -> usize {
+        self.inner.compact()
+    }
+
+    /// Whether the decompression state is allocated.
+    #[getter]
+    fn inflater_allocated(&self) -> bool {
+        self.inner.inflater_allocated()
+    }
 }
 
 /// The sending side of a connection: messages in, bytes out.
@@ -374,6 +387,19 @@ impl Writer {
             .encode_frame(opcode, &payload, fin, rsv1, &mut out)
             .map_err(|e| to_encode_err(&e))?;
         Ok(PyBytes::new(py, &out))
+    }
+
+    /// Free the compression state of an idle connection, keeping the window history: the
+    /// next compressed message rebuilds it from that history. Returns whether a state was
+    /// freed.
+    fn compact(&mut self) -> bool {
+        self.inner.compact()
+    }
+
+    /// Whether the compression state is allocated.
+    #[getter]
+    fn deflater_allocated(&self) -> bool {
+        self.inner.deflater_allocated()
     }
 }
 

@@ -130,6 +130,31 @@ impl Reader {
         }
     }
 
+    /// Free what an idle connection does not need: the buffer kept for the next message and,
+    /// between messages, the decompression state (see [`Inflater::compact`]). Does nothing
+    /// in the middle of a message. Returns how many bytes of buffers and state it freed, at
+    /// least (the decompression state counts as its window).
+    pub fn compact(&mut self) -> usize {
+        if self.message.is_some() {
+            return 0;
+        }
+        let mut freed = self.spare.capacity() + self.scratch.capacity();
+        self.spare = Vec::new();
+        self.scratch = Vec::new();
+        if let Some(inflater) = self.inflater.as_mut() {
+            if inflater.compact() {
+                freed += inflater.window_size();
+            }
+        }
+        freed
+    }
+
+    /// Whether the decompression state is allocated.
+    #[must_use]
+    pub fn inflater_allocated(&self) -> bool {
+        self.inflater.as_ref().is_some_and(Inflater::is_allocated)
+    }
+
     /// Whether a close frame was received (input is ignored from then on).
     #[must_use]
     pub fn is_closed(&self) -> bool {

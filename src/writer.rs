@@ -82,6 +82,18 @@ impl Writer {
         }
     }
 
+    /// Free the compression state of an idle connection, keeping only its history (see
+    /// [`Deflater::compact`]). Returns whether a state was freed.
+    pub fn compact(&mut self) -> bool {
+        self.deflater.as_mut().is_some_and(Deflater::compact)
+    }
+
+    /// Whether the compression state is allocated.
+    #[must_use]
+    pub fn deflater_allocated(&self) -> bool {
+        self.deflater.as_ref().is_some_and(Deflater::is_allocated)
+    }
+
     /// Whether frames are masked (client side).
     #[must_use]
     pub fn is_client(&self) -> bool {

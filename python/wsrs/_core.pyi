@@ -87,6 +87,12 @@ class Reader:
     @property
     def in_message(self) -> bool:
         """Whether a fragmented message has started and not ended."""
+    def compact(self) -> int:
+        """Free spare buffers and the decompression state between messages, keeping the
+        window history; return the number of bytes freed (0 in the middle of a message)."""
+    @property
+    def inflater_allocated(self) -> bool:
+        """Whether the decompression state is allocated."""
 
 class Writer:
     """The sending side of a connection: messages in, the bytes of their frames out.
@@ -127,6 +133,12 @@ class Writer:
         """Encode a close frame; ``ValueError`` for a code that may not be sent."""
     def frame(self, opcode: int, data: Buffer, *, fin: bool = True, rsv1: bool = False) -> bytes:
         """Encode one frame exactly as given (never compressed)."""
+    def compact(self) -> bool:
+        """Free the compression state, keeping the window history from which the next
+        compressed message rebuilds it; return whether a state was freed."""
+    @property
+    def deflater_allocated(self) -> bool:
+        """Whether the compression state is allocated."""
 
 class Utf8Validator:
     """Incremental UTF-8 validation across the pieces of a message."""

@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias, cast
 
 from . import _core
+from ._memory import request_trim
 from .connection import Connection, Side, State
 from .exceptions import (
     ConnectionClosed,
@@ -84,10 +85,18 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         ping_interval: Seconds between keepalive pings; ``None`` disables keepalive.
         ping_timeout: Seconds to wait for the pong of a keepalive ping before failing the
             connection with 1011; ``None`` waits forever.
+
+    A connection that neither receives nor sends anything for :attr:`compact_after` to
+    twice that many seconds frees its spare buffers and compression state (see
+    :meth:`Connection.compact <wsrs.connection.Connection.compact>`): an idle connection
+    with permessage-deflate then holds its last window of data, not zlib's tables.
     """
 
     is_client: bool = False
     side: str = "undefined"
+    compact_after: float | None = 5.0
+    """Seconds of inactivity after which buffers and compression state are freed
+    (``None``: never). Set it on the class or on a subclass passed as ``klass``."""
 
     def __init__(
         self,
@@ -159,6 +168,10 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         # Closing.
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
+        # Idle compaction: set on every message in or out, cleared by each tick.
+        self._active = True
+        self._compacted = False
+        self._compact_timer: asyncio.TimerHandle | None = None
         self.connection_lost_waiter: asyncio.Future[None] = self.loop.create_future()
         """Resolved when the TCP connection is closed."""
 
@@ -237,6 +250,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             self._buffer += data
             self._wake_buffer_waiter()
             return
+        self._active = True
         control = False
         for event in connection.receive_data(data):
             kind = type(event)
@@ -288,6 +302,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             self._close_timer = None
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
+        if self._compact_timer is not None:
+            self._compact_timer.cancel()
+            self._compact_timer = None
         self._eof = True
         self._wake_buffer_waiter()
         self._end_stream()
@@ -363,6 +380,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         logger.debug("%s - connection open", self.side)
         if self.ping_interval is not None:
             self._keepalive_task = self.loop.create_task(self._keepalive())
+        if self.compact_after is not None:
+            self._compact_timer = self.loop.call_later(self.compact_after, self._compact_tick)
         if self._buffer:
             data = bytes(self._buffer)
             self._buffer.clear()
@@ -506,6 +525,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         except TypeError:
             raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}") from None
         self.transport.write(frame)
+        self._active = True
         if self._paused_writing:
             await self._drain()
 
@@ -681,6 +701,24 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         return exc
 
     # ------------------------------------------------------------------ keepalive
+
+    def _compact_tick(self) -> None:
+        """Every :attr:`compact_after` seconds: compact a connection idle since the last tick."""
+        connection = self.connection
+        assert connection is not None and self.compact_after is not None
+        if self._active:
+            self._active = False
+            self._compacted = False
+        elif not self._compacted:
+            freed = connection.compact()
+            self._compacted = True
+            if freed:
+                logger.debug(
+                    "%s - idle: %d bytes of buffers and compression state freed", self.side, freed
+                )
+                # Give the freed pages back to the OS (glibc keeps them otherwise).
+                request_trim(self.loop)
+        self._compact_timer = self.loop.call_later(self.compact_after, self._compact_tick)
 
     async def _keepalive(self) -> None:
         assert self.ping_interval is not None

@@ -287,6 +287,39 @@ fn compressed_fragmented_masked_at_every_split() {
 }
 
 #[test]
+fn compact_between_messages_only() {
+    let mut def = Deflater::new(6, 15, false).unwrap();
+    let mut r = Reader::new(true, None, Some(Inflater::new(15, false).unwrap()));
+    let text = "Hello, Hello, Hello".repeat(10);
+    let mut compressed = Vec::new();
+    def.compress(text.as_bytes(), &mut compressed).unwrap();
+    let (a, b) = compressed.split_at(compressed.len() / 2);
+    let mut first = Vec::new();
+    encode_frame(&mut first, Opcode::Text, false, true, a, None);
+    assert_eq!(feed(&mut r, &first), (vec![], None));
+    // Mid-message: nothing is freed.
+    assert_eq!(r.compact(), 0);
+    assert!(r.inflater_allocated() && r.in_message());
+    let mut rest = Vec::new();
+    encode_frame(&mut rest, Opcode::Continuation, true, false, b, None);
+    let (events, err) = feed(&mut r, &rest);
+    assert_eq!((events, err), (vec![Event::Text(text.clone())], None));
+    r.recycle(text.clone().into_bytes());
+    // The spare buffer and the decompression state (counted as its 32 KiB window).
+    assert!(r.compact() >= 32768 + text.len());
+    assert_eq!(r.compact(), 0);
+    assert!(!r.inflater_allocated());
+    assert_eq!(r.spare.capacity(), 0);
+    // The next message refers back into the previous one and still decodes.
+    let mut again = Vec::new();
+    def.compress(text.as_bytes(), &mut again).unwrap();
+    assert!(again.len() < compressed.len());
+    let mut frame = Vec::new();
+    encode_frame(&mut frame, Opcode::Text, true, true, &again, None);
+    assert_eq!(feed(&mut r, &frame), (vec![Event::Text(text)], None));
+}
+
+#[test]
 fn uncompressed_message_with_deflate_negotiated() {
     let mut r = Reader::new(true, None, Some(Inflater::new(15, false).unwrap()));
     assert_eq!(

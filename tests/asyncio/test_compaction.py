@@ -1,0 +1,263 @@
+"""Idle compaction: an idle connection frees its spare buffers and compression state, and
+the compressed stream carries on unchanged for a peer that never compacts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+import websockets.asyncio.client
+import websockets.asyncio.server
+
+import wsrs
+from wsrs import WebSocketClientProtocol, WebSocketServerProtocol, _memory
+
+from .utils import MS, Capture, eventually, run_server, server_uri
+
+
+class FastCompactingServer(WebSocketServerProtocol):
+    compact_after = 20 * MS
+
+
+class FastCompactingClient(WebSocketClientProtocol):
+    compact_after = 20 * MS
+
+
+class ManualServer(WebSocketServerProtocol):
+    """Ticks only when the test calls ``_compact_tick``."""
+
+    compact_after = 3600.0
+
+
+def allocated(ws: wsrs.WebSocketCommonProtocol) -> tuple[bool, bool]:
+    """Whether the (compressor, decompressor) states of ``ws`` are allocated."""
+    assert ws.connection is not None
+    return ws.connection._writer.deflater_allocated, ws.connection._reader.inflater_allocated
+
+
+# Text that compresses well against the previous messages: each message repeats most of
+# the one before, so a compressor that lost its context would produce much larger frames.
+MESSAGES = [f"message {i}: " + "the same sentence again and again. " * 30 for i in range(4)]
+
+
+async def test_wsrs_server_compacts_between_websockets_messages() -> None:
+    """websockets never compacts: its windows keep the full context, so anything our
+    compacted compressor or decompressor gets wrong fails to decode on one side."""
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=FastCompactingServer, ping_interval=None
+    ) as server:
+        async with websockets.asyncio.client.connect(
+            server_uri(server), compression="deflate", ping_interval=None
+        ) as client:
+            ws = await capture.get()
+            assert ws.extensions
+            for message in MESSAGES:
+                await client.send(message)
+                assert await ws.recv() == message
+                await ws.send(message)
+                assert await client.recv() == message
+                # Idle for a few ticks: both states are freed, the history stays.
+                await eventually(lambda: allocated(ws) == (False, False))
+                assert ws.connection is not None
+                assert ws.connection._writer.deflater_allocated is False
+
+
+async def test_wsrs_client_compacts_against_websockets_server() -> None:
+    async def echo(ws: websockets.asyncio.server.ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with websockets.asyncio.server.serve(
+        echo, "127.0.0.1", 0, compression="deflate", ping_interval=None
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with wsrs.connect(
+            f"ws://127.0.0.1:{port}/", klass=FastCompactingClient, ping_interval=None
+        ) as client:
+            for message in MESSAGES:
+                await client.send(message)
+                assert await client.recv() == message
+                await eventually(lambda: allocated(client) == (False, False))
+
+
+async def test_context_survives_compaction() -> None:
+    """The same message sent again after a compaction is still a short back-reference."""
+    frames: list[int] = []
+
+    async def handler(ws: WebSocketServerProtocol, path: str) -> None:
+        assert ws.transport is not None
+        write = ws.transport.write
+
+        def record(data: bytes | bytearray | memoryview) -> None:
+            frames.append(len(data))
+            write(data)
+
+        ws.transport.write = record  # type: ignore[method-assign]
+        message = await ws.recv()
+        await ws.send(message)
+        await eventually(lambda: allocated(ws) == (False, False))
+        await ws.send(await ws.recv())
+
+    message = "x" * 200 + "".join(chr(0x41 + i % 26) for i in range(800))
+    async with run_server(handler, klass=FastCompactingServer, ping_interval=None) as uri:
+        async with wsrs.connect(uri, ping_interval=None) as client:
+            await client.send(message)
+            assert await client.recv() == message
+            await client.send(message)
+            assert await client.recv() == message
+    first, second = frames[:2]
+    # 1000 bytes: about 40 bytes on their own, half that or less as a back-reference.
+    assert second <= first // 2, frames
+
+
+async def test_tick_compacts_only_after_a_quiet_period(caplog: pytest.LogCaptureFixture) -> None:
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=ManualServer, ping_interval=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            await client.send(MESSAGES[0])
+            assert await ws.recv() == MESSAGES[0]
+            await ws.send(MESSAGES[0])
+            await client.recv()
+            assert allocated(ws) == (True, True)
+            # First tick: there was traffic since the last one.
+            ws._compact_tick()
+            assert allocated(ws) == (True, True)
+            # Second tick: a quiet period.
+            with caplog.at_level(logging.DEBUG, logger="wsrs"):
+                ws._compact_tick()
+            assert allocated(ws) == (False, False)
+            assert "bytes of buffers and compression state freed" in caplog.text
+            # A message in either direction makes the connection active again.
+            await client.send(MESSAGES[1])
+            assert await ws.recv() == MESSAGES[1]
+            assert allocated(ws) == (False, True)
+            ws._compact_tick()
+            await ws.send(MESSAGES[1])
+            assert await client.recv() == MESSAGES[1]
+            assert allocated(ws) == (True, True)
+            ws._compact_tick()
+            ws._compact_tick()
+            assert allocated(ws) == (False, False)
+
+
+async def test_compaction_can_be_disabled() -> None:
+    class NeverCompact(WebSocketServerProtocol):
+        compact_after = None
+
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=NeverCompact, ping_interval=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            assert ws._compact_timer is None
+            await client.send(MESSAGES[0])
+            await ws.recv()
+            await asyncio.sleep(50 * MS)
+            assert allocated(ws) == (False, True)
+
+
+async def test_timer_stops_with_the_connection() -> None:
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=FastCompactingServer, ping_interval=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None):
+            ws = await capture.get()
+            assert ws._compact_timer is not None
+        await ws.wait_closed()
+        assert ws._compact_timer is None
+
+
+async def test_compaction_in_the_middle_of_a_fragmented_message() -> None:
+    """A half-received message is left alone: its buffer and inflater stay."""
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=ManualServer, ping_interval=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            assert client.connection is not None and client.transport is not None
+            writer = client.connection._writer
+            # A compressed message in two frames, the first with RSV1.
+            text = "fragment " * 100
+            payload = writer.message(text)
+            assert payload  # compressed single frame; re-send it fragmented by hand
+            first = writer.frame(0x1, b"", fin=False, rsv1=True)
+            client.transport.write(first)
+            await asyncio.sleep(20 * MS)
+            ws._compact_tick()
+            ws._compact_tick()
+            assert ws.connection is not None
+            assert ws.connection._reader.in_message
+            client.transport.write(writer.frame(0x0, b"\x00", fin=True))
+            assert await ws.recv() == ""
+
+
+async def test_trim_is_debounced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(_memory, "_malloc_trim", calls.append)
+    monkeypatch.setattr(_memory, "_pending", False)
+    monkeypatch.setattr(_memory, "TRIM_DELAY", 10 * MS)
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.DEBUG, logger="wsrs"):
+        assert _memory.request_trim(loop)
+        assert _memory.request_trim(loop)
+        await eventually(lambda: calls == [0])
+        await asyncio.sleep(30 * MS)
+        assert calls == [0]  # one trim for both requests
+        assert _memory.request_trim(loop)
+        await eventually(lambda: calls == [0, 0])
+    assert "malloc_trim" in caplog.text
+
+
+async def test_trim_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_memory, "_malloc_trim", _memory._UNKNOWN)
+    monkeypatch.setattr(_memory, "_find_malloc_trim", lambda: None)
+    assert not _memory.request_trim(asyncio.get_running_loop())
+    assert _memory._malloc_trim is None
+
+
+def test_malloc_trim_is_found_on_glibc() -> None:
+    import platform
+
+    trim = _memory._find_malloc_trim()
+    if platform.libc_ver()[0] == "glibc":
+        assert trim is not None
+        assert trim(0) in (0, 1)
+    else:  # pragma: no cover - the test machines run glibc
+        assert trim is None
+
+
+def test_missing_libc_is_tolerated(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_library(name: str | None) -> None:
+        raise OSError("no C library")
+
+    monkeypatch.setattr("ctypes.CDLL", no_library)
+    assert _memory._find_malloc_trim() is None
+
+
+async def test_idle_compaction_requests_a_trim(monkeypatch: pytest.MonkeyPatch) -> None:
+    requests: list[object] = []
+    monkeypatch.setattr(wsrs.protocol, "request_trim", requests.append)
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=ManualServer, ping_interval=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            ws._compact_tick()
+            ws._compact_tick()
+            assert requests == []  # nothing received or sent: nothing to free
+            await client.send(MESSAGES[0])
+            await ws.recv()
+            ws._compact_tick()
+            ws._compact_tick()
+            assert requests == [ws.loop]
