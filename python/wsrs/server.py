@@ -148,8 +148,10 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             )
             self._reject(response)
             return
-        if isinstance(exc, EOFError | ConnectionError):
-            logger.debug("connection closed during the opening handshake")
+        if isinstance(exc, EOFError | ConnectionError) or self._eof:
+            # No response can reach a client that closed its side: asyncio closes the
+            # transport on EOF. (The parser reports a request cut short as InvalidMessage.)
+            logger.debug("connection closed during the opening handshake: %s", exc)
             self._close_early()
             return
         if isinstance(exc, TimeoutError):
@@ -224,6 +226,10 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             early = await early
         if early is not None:
             raise AbortHandshake(*early)
+        if self._eof:
+            # The client closed its side, with its request or while process_request ran:
+            # asyncio closes the transport then, so the connection can never open.
+            raise EOFError("connection closed during the opening handshake")
 
         key = check_request(request.headers)
         self.origin = self.process_origin(request.headers, origins)

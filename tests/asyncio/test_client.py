@@ -111,6 +111,16 @@ async def test_unsolicited_subprotocol_and_extension() -> None:
             await connect(uri)
 
 
+async def test_several_subprotocols_chosen_by_the_server() -> None:
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    chosen = "Sec-WebSocket-Protocol: chat, superchat\r\n"
+    async with raw_ws_server(peer, extra_response=chosen) as uri:
+        with pytest.raises(InvalidHandshake, match="multiple subprotocols: chat, superchat"):
+            await connect(uri, subprotocols=["chat", "superchat"])
+
+
 async def test_handshake_timeout() -> None:
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -350,6 +360,41 @@ async def test_unix_serve_context_manager(tmp_path: pathlib.Path) -> None:
         async with unix_connect(path) as ws:
             await ws.send("x")
             assert await ws.recv() == "x"
+
+
+async def test_tls_over_unix_socket_checks_the_uri_host(
+    tmp_path: pathlib.Path, server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # asyncio needs server_hostname for TLS without a host: it comes from the URI.
+    path = str(tmp_path / "wss.sock")
+    cap = Capture()
+    async with unix_serve(cap.handler, path, ssl=server_context):
+        async with unix_connect(path, "wss://localhost/tls", ssl=client_context) as ws:
+            server_ws = await cap.get()
+            assert ws.secure is True and server_ws.path == "/tls"
+            assert ws.transport is not None
+            assert ws.transport.get_extra_info("ssl_object").server_hostname == "localhost"
+            await ws.send("secret")
+            assert await server_ws.recv() == "secret"
+        # The certificate is for localhost: another host in the URI fails verification.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await unix_connect(path, "wss://example.com/", ssl=client_context)
+
+
+async def test_tls_over_a_given_socket_checks_the_uri_host(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    cap = Capture()
+    async with serve(cap.handler, "127.0.0.1", 0, ssl=server_context) as server:
+        port = server.sockets[0].getsockname()[1]
+        sock = socket.create_connection(("127.0.0.1", port))
+        async with connect(f"wss://localhost:{port}/sock", sock=sock, ssl=client_context) as ws:
+            server_ws = await cap.get()
+            assert server_ws.path == "/sock"
+            assert ws.transport is not None
+            assert ws.transport.get_extra_info("ssl_object").server_hostname == "localhost"
+            await server_ws.send("over TLS")
+            assert await ws.recv() == "over TLS"
 
 
 def _has_ipv6() -> bool:

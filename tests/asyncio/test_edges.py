@@ -68,3 +68,23 @@ async def test_api_before_the_handshake() -> None:
     # Closing a connection that never connected finishes at once.
     await asyncio.wait_for(ws.close(), 1000 * MS)
     assert ws.closed and ws.close_code == 1006
+
+
+async def test_wait_closed_before_close_waits_for_the_close() -> None:
+    server = await wsrs.serve(echo, "127.0.0.1", 0)
+    waiter = asyncio.create_task(server.wait_closed())
+    await asyncio.sleep(20 * MS)
+    assert not waiter.done()
+    server.close()
+    await asyncio.wait_for(waiter, 2000 * MS)
+    assert server.sockets == []
+
+
+async def test_server_object_without_a_listener_closes() -> None:
+    # A WebSocketServer that never got its asyncio server (wrap() not called).
+    server = wsrs.WebSocketServer()
+    assert server.sockets == []
+    await asyncio.wait_for(server.wait_closed(), 1000 * MS)
+    server.close()
+    assert server.closing
+    await asyncio.wait_for(server.wait_closed(), 1000 * MS)

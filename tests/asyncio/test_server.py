@@ -26,6 +26,7 @@ from .utils import (
     Capture,
     close_writer,
     echo,
+    eventually,
     open_raw,
     raw_handshake,
     read_http_response,
@@ -433,6 +434,88 @@ async def test_partial_request_then_silence_is_closed_after_timeout() -> None:
         assert b"HTTP/1.1 101" not in data
 
 
+async def test_request_larger_than_read_limit_gets_431() -> None:
+    async with run_server(echo, read_limit=256) as uri:
+        reader, writer = await open_raw(uri)
+        try:
+            # Valid so far and far below the parser's own limits, but over read_limit.
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: abc\r\n" * 30)
+            status, _, body = await read_http_response(reader)
+        finally:
+            await close_writer(writer)
+        assert status == 431
+        assert b"read_limit (256 bytes)" in body
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"GET / HTTP/1.1\r\nHost: x\r\n"],
+    ids=["nothing", "partial request"],
+)
+async def test_client_closing_during_the_handshake_is_not_a_rejection(
+    caplog: pytest.LogCaptureFixture, data: bytes
+) -> None:
+    # Regression: a request cut short by EOF was logged at INFO as "rejected an invalid
+    # opening handshake with HTTP 400", once per port scan or TCP health check.
+    caplog.set_level(logging.DEBUG, logger="wsrs")
+    async with run_server(echo) as uri:
+        reader, writer = await open_raw(uri)
+        writer.write(data)
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 2000 * MS) == b""
+        await close_writer(writer)
+    assert not [r for r in caplog.records if r.levelno > logging.DEBUG]
+    assert "connection closed during the opening handshake" in caplog.text
+
+
+async def test_client_gone_during_process_request_never_reaches_the_handler() -> None:
+    # Regression: when the client closed TCP while an asynchronous process_request ran,
+    # the handshake went on: the handler got a connection that was OPEN for good, whose
+    # send() never raised.
+    processing = asyncio.Event()
+    client_gone = asyncio.Event()
+    handled: list[str] = []
+
+    class SlowCheck(WebSocketServerProtocol):
+        async def process_request(self, path: str, request_headers: Headers) -> None:
+            processing.set()
+            await client_gone.wait()  # an authentication lookup, say
+            await eventually(lambda: self._eof)
+
+    async def handler(ws: WebSocketServerProtocol, path: str) -> None:
+        handled.append(path)
+
+    async with wsrs.serve(handler, "127.0.0.1", 0, create_protocol=SlowCheck) as server:
+        reader, writer = await open_raw(server_uri(server))
+        request, _ = upgrade_request("localhost", "/slow")
+        writer.write(request)
+        await asyncio.wait_for(processing.wait(), 2000 * MS)
+        await close_writer(writer)
+        client_gone.set()
+        await eventually(lambda: not server.websockets)
+    assert handled == []
+
+
+async def test_handshake_cancelled_outside_a_shutdown_closes_without_a_response() -> None:
+    # As when asyncio.run() ends and cancels the tasks left.
+    async with wsrs.serve(echo, "127.0.0.1", 0) as server:
+        reader, writer = await open_raw(server_uri(server))
+        try:
+            writer.write(b"GET / HTTP/1.1\r\n")
+            await eventually(lambda: len(server.websockets) == 1)
+            [server_ws] = server.websockets
+            # Once the server read the bytes, closing cannot turn into a reset.
+            await eventually(lambda: bool(server_ws._buffer))
+            assert server_ws.handler_task is not None
+            server_ws.handler_task.cancel()
+            assert await asyncio.wait_for(reader.read(), 2000 * MS) == b""
+        finally:
+            await close_writer(writer)
+        assert server_ws.handler_task.cancelled()
+        assert server.websockets == set()
+        assert server_ws.state is State.CLOSED
+
+
 async def test_handshake_in_progress_when_server_closes_gets_503() -> None:
     server = await serve(echo, "127.0.0.1", 0)
     reader, writer = await open_raw(server_uri(server))
@@ -473,6 +556,25 @@ async def test_process_request_crash_gives_500(caplog: pytest.LogCaptureFixture)
             await connect(uri)
         assert exc_info.value.status_code == 500
     assert "crash in process_request" in caplog.text
+
+
+async def test_process_request_headers_are_kept() -> None:
+    class Redirect(WebSocketServerProtocol):
+        def process_request(
+            self, path: str, request_headers: Headers
+        ) -> tuple[http.HTTPStatus, list[tuple[str, str]], bytes]:
+            # The response gives its own Content-Length and Connection: not added twice.
+            headers = [("Location", "/new"), ("Content-Length", "5"), ("Connection", "close")]
+            return http.HTTPStatus.FOUND, headers, b"moved"
+
+    async with run_server(echo, create_protocol=Redirect) as uri:
+        status, headers, body = await raw_exchange(uri, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 302
+    assert body == b"moved"
+    names = [name.lower() for name, _ in headers]
+    assert names.count("content-length") == 1
+    assert names.count("connection") == 1
+    assert ("Location", "/new") in headers
 
 
 async def test_process_request_without_body() -> None:
