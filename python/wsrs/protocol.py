@@ -8,8 +8,14 @@ received are buffered for the HTTP parser (:mod:`wsrs.http11`). From then on, ea
 received goes to the Sans-I/O :class:`~wsrs.connection.Connection` once, which feeds the Rust
 core and returns the events it completed; this adapter hands messages to ``recv()``,
 resolves pong waiters, writes what the connection produced (pongs, close frames) and closes
-TCP when the connection says so. Each message sent is encoded into one ``bytes`` and written
-with one ``transport.write``, so concurrent senders never interleave frames.
+TCP when the connection says so. Each message sent is encoded into one ``bytes``, so
+concurrent senders never interleave frames.
+
+Writes are batched per event-loop iteration: the first message sent in an iteration is
+written at once; the ones that follow in the same iteration are joined and written by one
+callback at its end (or as soon as they reach ``write_limit``), so a burst of ``send()``
+calls costs one system call, not one each. Every other write (pings, pongs, close frames,
+closing TCP) flushes the batch first, so frames always leave in the order they were made.
 
 Rules:
 
@@ -165,6 +171,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         # Sending.
         self._paused_writing = False
         self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Frames batched in this loop iteration (None: no batch open) and their size.
+        self._batch: list[bytes] | None = None
+        self._batch_size = 0
         # Closing.
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
@@ -268,6 +277,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         output = connection.data_to_send()
         transport = self.transport
         if output and transport is not None and not transport.is_closing():
+            self._flush_batch()
             transport.write(b"".join(output))
         if connection.stream_ended:
             if connection.close_rcvd is not None:
@@ -524,10 +534,37 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             frame = connection.send_message(data)
         except TypeError:
             raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}") from None
-        self.transport.write(frame)
+        batch = self._batch
+        if batch is None:
+            # First message of this loop iteration: out at once; open a batch for the rest.
+            self.transport.write(frame)
+            self._batch = []
+            self._batch_size = 0
+            self.loop.call_soon(self._flush_batch)
+        else:
+            batch.append(frame)
+            self._batch_size += len(frame)
+            if self._batch_size >= self.write_limit:
+                # Let flow control see it: the transport may pause writing now.
+                self._write_batch()
         self._active = True
         if self._paused_writing:
             await self._drain()
+
+    def _write_batch(self) -> None:
+        """Write the frames batched so far; keep the batch open."""
+        batch = self._batch
+        if batch:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            batch.clear()
+            self._batch_size = 0
+
+    def _flush_batch(self) -> None:
+        """Write the frames batched in this loop iteration and close the batch."""
+        self._write_batch()
+        self._batch = None
 
     async def _drain(self) -> None:
         waiter = self.loop.create_future()
@@ -562,6 +599,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         else:
             payload = _encode(data)
         frame = self.connection.send_ping(payload)
+        self._flush_batch()
         waiter: asyncio.Future[None] = self.loop.create_future()
         self.pings[payload] = waiter
         self.transport.write(frame)
@@ -580,7 +618,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         if self.state is not State.OPEN:
             await self.ensure_open()
         assert self.connection is not None and self.transport is not None
-        self.transport.write(self.connection.send_pong(_encode(data)))
+        frame = self.connection.send_pong(_encode(data))
+        self._flush_batch()
+        self.transport.write(frame)
         if self._paused_writing:
             await self._drain()
 
@@ -614,6 +654,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
+        self._flush_batch()
         if self.is_client:
             # Wait for the server's FIN; close (then abort) if it does not come in time.
             def close_then_abort() -> None:
@@ -683,6 +724,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
                 raise WebSocketProtocolError(str(exc)) from None
             assert self.transport is not None
             if not self.transport.is_closing():
+                self._flush_batch()
                 self.transport.write(frame)
             # Wait for the peer's close frame; give up after the timeout.
             self._arm_timer(self.timeout, self._abort)

@@ -1,0 +1,115 @@
+"""Write batching: messages sent in one loop iteration leave in one write, in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import wsrs
+from wsrs import WebSocketServerProtocol
+
+from .utils import MS, Capture, server_uri
+
+
+def record_writes(ws: wsrs.WebSocketCommonProtocol) -> list[bytes]:
+    """Make ``ws`` record the size and bytes of every ``transport.write``."""
+    assert ws.transport is not None
+    writes: list[bytes] = []
+    write = ws.transport.write
+
+    def recording(data: bytes | bytearray | memoryview) -> None:
+        writes.append(bytes(data))
+        write(data)
+
+    ws.transport.write = recording  # type: ignore[method-assign]
+    return writes
+
+
+async def test_burst_is_one_write_after_the_first() -> None:
+    capture = Capture()
+    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            writes = record_writes(ws)
+            for i in range(100):
+                await ws.send(f"message {i}")
+            # The first message went out at once; the other 99 wait for the iteration's end.
+            assert len(writes) == 1
+            await asyncio.sleep(0)
+            assert len(writes) == 2
+            assert [await client.recv() for _ in range(100)] == [f"message {i}" for i in range(100)]
+            # Next iteration, next burst: a new batch.
+            await ws.send("again")
+            assert len(writes) == 3
+            assert await client.recv() == "again"
+
+
+async def test_other_frames_flush_the_batch_first() -> None:
+    capture = Capture()
+    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            writes = record_writes(ws)
+            await ws.send("one")
+            await ws.send("two")
+            await ws.send("three")
+            pong_waiter = await ws.ping(b"p")
+            await ws.pong(b"q")
+            await ws.send("four")
+            # one | two+three (flushed by the ping) | ping | pong | four (a new batch)
+            assert writes[1] == b"\x81\x03two\x81\x05three"
+            assert writes[2] == b"\x89\x01p"
+            assert writes[3] == b"\x8a\x01q"
+            assert writes[4] == b"\x81\x04four"
+            assert [await client.recv() for _ in range(4)] == ["one", "two", "three", "four"]
+            await asyncio.wait_for(pong_waiter, 1000 * MS)
+
+
+async def test_close_flushes_the_batch() -> None:
+    received: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(ws: WebSocketServerProtocol, path: str) -> None:
+        for i in range(10):
+            await ws.send(str(i))
+        await ws.close(1000, "after the burst")
+
+    async with wsrs.serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            async for message in client:
+                assert isinstance(message, str)
+                received.append(message)
+            done.set()
+            assert (client.close_code, client.close_reason) == (1000, "after the burst")
+    assert received == [str(i) for i in range(10)]
+
+
+async def test_batch_is_bounded_by_write_limit() -> None:
+    """A sender that never yields still hands its frames to the transport once they reach
+    write_limit, so flow control applies."""
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, ping_interval=None, write_limit=4096, compression=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            writes = record_writes(ws)
+            for _ in range(6):
+                await ws.send(b"x" * 1000)
+            # 1 at once, then 5 x 1004 bytes: the fifth batched frame passes 4096 bytes.
+            assert [len(w) for w in writes] == [1004, 5 * 1004]
+            for _ in range(6):
+                assert await client.recv() == b"x" * 1000
+
+
+async def test_batched_frames_are_dropped_when_the_connection_is_lost() -> None:
+    capture = Capture()
+    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None):
+            ws = await capture.get()
+            await ws.send("first")
+            await ws.send("batched")
+            assert ws.transport is not None
+            ws.transport.abort()
+            await asyncio.sleep(0)  # the flush finds the transport closing: nothing written
+            await ws.wait_closed()
+            assert ws._batch is None
