@@ -12,6 +12,7 @@ import pytest
 
 import wsrs
 from wsrs import (
+    ConnectionClosedError,
     InvalidHandshake,
     InvalidStatusCode,
     InvalidURI,
@@ -308,6 +309,23 @@ async def test_tls_default_context_rejects_self_signed(server_context: ssl.SSLCo
         port = server.sockets[0].getsockname()[1]
         with pytest.raises(ssl.SSLCertVerificationError):
             await connect(f"wss://127.0.0.1:{port}/")
+
+
+async def test_tls_server_closing_right_after_its_101(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # The 101 response and TLS close_notify arrive in the same read: the handshake
+    # completes with EOF already received, and the connection ends at once.
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pass  # raw_ws_server closes the connection
+
+    async with raw_ws_server(peer, ssl=server_context) as uri:
+        ws = await connect(uri, ssl=client_context, timeout=5)
+        with pytest.raises(ConnectionClosedError) as exc_info:
+            await asyncio.wait_for(ws.recv(), 1000 * MS)
+        assert exc_info.value.code == 1006
+        await asyncio.wait_for(ws.wait_closed(), 1000 * MS)
+        assert ws.closed
 
 
 async def test_tls_plain_client_to_tls_server(server_context: ssl.SSLContext) -> None:

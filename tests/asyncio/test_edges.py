@@ -33,6 +33,17 @@ async def test_serve_with_another_loop_is_refused() -> None:
         other.close()
 
 
+async def test_protocol_with_another_loop_is_refused() -> None:
+    other = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="running event loop"):
+            wsrs.WebSocketClientProtocol(loop=other)
+    finally:
+        other.close()
+    ws = wsrs.WebSocketClientProtocol(loop=asyncio.get_running_loop())
+    assert ws.loop is asyncio.get_running_loop()
+
+
 async def test_serve_with_the_running_loop_is_accepted() -> None:
     loop = asyncio.get_running_loop()
     async with wsrs.serve(echo, "127.0.0.1", 0, loop=loop) as server:

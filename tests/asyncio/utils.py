@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import socket
+import ssl as ssl_module
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -402,10 +403,11 @@ async def raw_ws_server(
     *,
     accept: Callable[[str], str] = accept_key,
     extra_response: str = "",
+    ssl: ssl_module.SSLContext | None = None,
 ) -> AsyncIterator[str]:
     """Run a hand-written WebSocket server; ``callback`` runs after the 101 response.
 
-    It never negotiates extensions. Yields the ws:// URI.
+    It never negotiates extensions. Yields the ws:// URI, or wss:// with ``ssl``.
     """
     tasks: set[asyncio.Task[None]] = set()
 
@@ -432,10 +434,10 @@ async def raw_ws_server(
         finally:
             await close_writer(writer)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ssl)
     try:
         host, port = server.sockets[0].getsockname()[:2]
-        yield f"ws://{host}:{port}/"
+        yield f"{'ws' if ssl is None else 'wss'}://{host}:{port}/"
     finally:
         server.close()
         for task in list(tasks):
