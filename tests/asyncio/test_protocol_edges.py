@@ -311,7 +311,9 @@ async def test_close_when_the_transport_is_already_closing() -> None:
         ws.transport.close()
         assert ws.state is State.OPEN  # until asyncio calls connection_lost()
         # close() writes nothing to the closing transport and returns once it is closed.
-        await asyncio.wait_for(ws.close(), 1000 * MS)
+        # (Awaited inline: a task would start after connection_lost().)
+        async with asyncio.timeout(1000 * MS):
+            await ws.close()
         assert ws.closed and ws.close_code == 1006
         await asyncio.wait_for(server_ws.wait_closed(), 1000 * MS)
         assert server_ws.close_code == 1006
@@ -335,3 +337,31 @@ async def test_keepalive_stops_by_itself_once_closing() -> None:
         await asyncio.wait_for(closing, 2000 * MS)
         assert ws.close_code == 1006
     assert frames == [OP_CLOSE]
+
+
+# ---------------------------------------------------------------------------- compaction
+
+
+async def test_idle_connection_is_compacted_once() -> None:
+    cap = Capture()
+    async with run_server(cap.handler) as uri:
+        async with connect(uri, ping_interval=None) as ws:
+            server_ws = await cap.get()
+            connection = server_ws.connection
+            assert connection is not None
+            compact = connection.compact
+            calls: list[int] = []
+
+            def counting_compact() -> int:
+                calls.append(1)
+                return compact()
+
+            connection.compact = counting_compact  # type: ignore[method-assign]
+            for _ in range(5):
+                server_ws._compact_tick()  # the first one only notes the handshake traffic
+            assert calls == [1]
+            await ws.send("wake up")
+            assert await server_ws.recv() == "wake up"
+            for _ in range(3):
+                server_ws._compact_tick()
+            assert calls == [1, 1]
