@@ -389,6 +389,15 @@ impl Writer {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// The header of a binary message of `len` bytes sent as one frame that carries the
+    /// payload as it is (server side, not compressed), or `None` when the message must be
+    /// masked or compressed: the caller then writes the header and its own payload.
+    fn binary_header<'py>(&self, py: Python<'py>, len: usize) -> Option<Bound<'py, PyBytes>> {
+        self.inner
+            .plain_header(Opcode::Binary, len)
+            .map(|header| PyBytes::new(py, &header))
+    }
+
     /// Free the compression state of an idle connection, keeping the window history: the
     /// next compressed message rebuilds it from that history. Returns whether a state was
     /// freed.

@@ -8,7 +8,8 @@
 use crate::deflate::Deflater;
 use crate::error::{Error, Result};
 use crate::frames::{
-    build_close, encode_frame, frame_len, write_frame, Opcode, MAX_CONTROL_PAYLOAD,
+    build_close, encode_frame, frame_len, header_len, write_frame, write_header, Opcode,
+    MAX_CONTROL_PAYLOAD,
 };
 
 /// Masking keys drawn from the OS CSPRNG in batches of this many bytes: one `getrandom`
@@ -119,6 +120,21 @@ impl Writer {
     #[must_use]
     pub fn plain_frame_len(&self, len: usize) -> usize {
         frame_len(len, self.client)
+    }
+
+    /// The header of a data message of `len` bytes sent as one unmasked, uncompressed frame,
+    /// for a server that writes the header and the caller's payload separately instead of
+    /// copying a large payload into a new frame. `None` when that frame would be wrong: a
+    /// client must mask the payload, and a message that [`compresses`](Self::compresses)
+    /// must be compressed.
+    #[must_use]
+    pub fn plain_header(&self, opcode: Opcode, len: usize) -> Option<Vec<u8>> {
+        if self.client || self.compresses(len) || !matches!(opcode, Opcode::Text | Opcode::Binary) {
+            return None;
+        }
+        let mut header = vec![0; header_len(len, false)];
+        write_header(&mut header, opcode, true, false, len, None);
+        Some(header)
     }
 
     /// Write a data message that is not compressed, as one frame, into `buf` (exactly
@@ -260,6 +276,29 @@ mod tests {
         let mut events = Vec::new();
         reader.feed(bytes, &mut events).unwrap();
         events
+    }
+
+    #[test]
+    fn plain_header_then_payload_is_the_frame() {
+        let server = Writer::new(false, None, 0);
+        for len in [0, 125, 126, 65535, 65536, 1 << 20] {
+            let data = vec![7u8; len];
+            let mut frame = Vec::new();
+            Writer::new(false, None, 0)
+                .encode_message(Opcode::Binary, &data, 0, &mut frame)
+                .unwrap();
+            let mut split = server.plain_header(Opcode::Binary, len).unwrap();
+            split.extend_from_slice(&data);
+            assert_eq!(split, frame, "{len}");
+        }
+        // A client masks; a compressing writer compresses; control frames are not messages.
+        assert!(Writer::new(true, None, 0)
+            .plain_header(Opcode::Binary, 10)
+            .is_none());
+        let deflating = Writer::new(false, Some(Deflater::new(6, 15, false).unwrap()), 100);
+        assert!(deflating.plain_header(Opcode::Text, 100).is_none());
+        assert!(deflating.plain_header(Opcode::Text, 99).is_some());
+        assert!(server.plain_header(Opcode::Ping, 1).is_none());
     }
 
     #[test]

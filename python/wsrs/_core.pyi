@@ -133,6 +133,9 @@ class Writer:
         """Encode a close frame; ``ValueError`` for a code that may not be sent."""
     def frame(self, opcode: int, data: Buffer, *, fin: bool = True, rsv1: bool = False) -> bytes:
         """Encode one frame exactly as given (never compressed)."""
+    def binary_header(self, len: int) -> bytes | None:
+        """The header of a binary message of ``len`` bytes whose payload is written as it
+        is (server side, not compressed); ``None`` when it must be masked or compressed."""
     def compact(self) -> bool:
         """Free the compression state, keeping the window history from which the next
         compressed message rebuilds it; return whether a state was freed."""

@@ -87,6 +87,9 @@ class Connection:
         """Return the frame(s) of a message: ``str`` as text, bytes-like as binary; raise
         ``TypeError`` for anything else. It is the Rust writer's own method: the hot path
         has no Python frame of its own."""
+        self.binary_header: Callable[[int], bytes | None] = self._writer.binary_header
+        """Return the header of a binary message of the given length whose payload can be
+        written as it is after it (server side, not compressed), else ``None``."""
         self.state = State.OPEN
         """The :class:`State` of the connection."""
         self.close_rcvd: _core.Close | None = None
@@ -217,7 +220,7 @@ class Connection:
         if payload not in self._pings:
             return []
         acknowledged = []
-        for key in list(self._pings):
+        for key in list(self._pings):  # pragma: no branch - payload is there: it breaks
             del self._pings[key]
             acknowledged.append(key)
             if key == payload:

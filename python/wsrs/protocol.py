@@ -59,6 +59,10 @@ __all__ = ["Data", "State", "WebSocketCommonProtocol"]
 
 logger = logging.getLogger("wsrs.protocol")
 
+SPLIT_WRITE_SIZE = 64 * 1024
+"""Binary messages of at least this many bytes that go out unmasked and uncompressed (server
+side) are written as their header followed by the caller's ``bytes``, without a copy."""
+
 Data: TypeAlias = str | bytes
 """A message: ``str`` for text, ``bytes`` for binary."""
 
@@ -167,6 +171,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         # Receiving.
         self._recv_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._paused_reading = False
+        self._close_sent = False  # close() sent a close frame: read until the peer's
         self._stream_ended = False  # no more messages: close frame, failure or lost
         # Sending.
         self._paused_writing = False
@@ -287,7 +292,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
                     connection.close_rcvd.code,
                     connection.close_rcvd.reason,
                 )
-            elif connection.failure is not None:
+            # A close frame or a failure ends the stream here: this runs after control
+            # frames (not EOF) and after fail_connection().
+            elif connection.failure is not None:  # pragma: no branch
                 logger.debug("%s - failing the connection: %s", self.side, connection.failure)
             self._end_stream()
         if connection.close_expected():
@@ -330,7 +337,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
                 ping.set_exception(self._closed_exception())
                 ping.exception()
         self.pings.clear()
-        if not self.connection_lost_waiter.done():
+        # Done already only for a protocol that never connected, which gets no callback.
+        if not self.connection_lost_waiter.done():  # pragma: no branch
             self.connection_lost_waiter.set_result(None)
 
     def pause_writing(self) -> None:
@@ -360,7 +368,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
                 message, consumed = parsed
                 del self._buffer[:consumed]
                 return message
-            if self._eof:
+            if self._eof:  # pragma: no cover - the HTTP parsers raise at EOF instead
                 raise EOFError("connection closed during the opening handshake")
             if len(self._buffer) > self.read_limit:
                 raise SecurityError(
@@ -403,6 +411,11 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     def _deliver(self, message: Data) -> None:
         """Hand a message to a waiting ``recv()`` or queue it."""
+        if self._close_sent and self.max_queue and len(self.messages) >= self.max_queue:
+            # Reading goes on after our close frame so that the peer's gets through; what
+            # the full queue cannot hold is dropped, so memory stays bounded meanwhile.
+            logger.debug("%s - closing: message dropped, the queue is full", self.side)
+            return
         self.messages.append(message)
         waiters = self._recv_waiters
         while waiters:
@@ -414,6 +427,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             self.max_queue
             and len(self.messages) >= self.max_queue
             and not self._paused_reading
+            and not self._close_sent
             and self.transport is not None
         ):
             self._paused_reading = True
@@ -528,8 +542,19 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         connection = self.connection
         if connection is None or connection.state is not State.OPEN:
             await self.ensure_open()
-            connection = self.connection
+            connection = self.connection  # pragma: no cover - ensure_open() raised: not OPEN
         assert connection is not None and self.transport is not None
+        if type(data) is bytes and len(data) >= SPLIT_WRITE_SIZE:
+            header = connection.binary_header(len(data))
+            if header is not None:
+                # Header and payload written apart: no copy of a large payload into a frame.
+                self._flush_batch()
+                self.transport.write(header)
+                self.transport.write(data)
+                self._active = True
+                if self._paused_writing:
+                    await self._drain()
+                return
         try:
             frame = connection.send_message(data)
         except TypeError:
@@ -641,7 +666,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._close_timer = self.loop.call_later(delay, callback)
 
     def _abort(self) -> None:
-        if self.transport is not None:
+        # Only called once connected: connection_made() set the transport for good.
+        if self.transport is not None:  # pragma: no branch
             self.transport.abort()
 
     def _close_tcp(self) -> None:
@@ -726,6 +752,12 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             if not self.transport.is_closing():
                 self._flush_batch()
                 self.transport.write(frame)
+                self._close_sent = True
+                if self._paused_reading:
+                    # max_queue paused reading: resume it, or the peer's close frame would
+                    # never be read and closing would wait out its timeout.
+                    self._paused_reading = False
+                    self.transport.resume_reading()
             # Wait for the peer's close frame; give up after the timeout.
             self._arm_timer(self.timeout, self._abort)
         elif self.state is State.CONNECTING:
@@ -779,7 +811,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
                     logger.debug("%s - keepalive ping timed out", self.side)
                     self.fail_connection(1011, "keepalive ping timeout")
                     return
-        except ConnectionClosed:
+        # connection_lost() cancels this task before it fails the futures the task awaits.
+        except ConnectionClosed:  # pragma: no cover
             return
 
 

@@ -113,3 +113,77 @@ async def test_batched_frames_are_dropped_when_the_connection_is_lost() -> None:
             await asyncio.sleep(0)  # the flush finds the transport closing: nothing written
             await ws.wait_closed()
             assert ws._batch is None
+
+
+async def test_large_binary_message_is_written_without_a_copy() -> None:
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, ping_interval=None, compression=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            assert ws.transport is not None
+            written: list[bytes | bytearray | memoryview] = []
+            write = ws.transport.write
+
+            def recording(data: bytes | bytearray | memoryview) -> None:
+                written.append(data)
+                write(data)
+
+            ws.transport.write = recording  # type: ignore[method-assign]
+            await ws.send("small")  # opens a batch ...
+            await ws.send("batched")
+            payload = bytes(range(256)) * 400  # 100 KiB
+            await ws.send(payload)  # ... which the large message flushes first
+            assert written[0] == b"\x81\x05small"
+            assert written[1] == b"\x81\x07batched"
+            assert written[2] == b"\x82\x7f" + len(payload).to_bytes(8, "big")
+            assert written[3] is payload
+            # A bytearray may change after send(): it is copied into a frame.
+            mutable = bytearray(payload)
+            await ws.send(mutable)
+            assert len(written) == 5 and written[4][-len(payload) :] == payload
+            assert await client.recv() == "small"
+            assert await client.recv() == "batched"
+            assert await client.recv() == payload
+            assert await client.recv() == payload
+
+
+async def test_only_an_uncompressed_server_writes_payloads_apart() -> None:
+    capture = Capture()
+    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            ws = await capture.get()
+            assert client.connection is not None and ws.connection is not None
+            # The client masks; with permessage-deflate, large messages are compressed.
+            assert client.connection.binary_header(1 << 20) is None
+            assert ws.extensions
+            assert ws.connection.binary_header(1 << 20) is None
+            assert ws.connection.binary_header(10) == b"\x82\x0a"
+
+
+async def test_close_with_a_full_queue_drops_what_it_cannot_hold() -> None:
+    """close() resumes reading paused by max_queue so the peer's close frame gets through;
+    messages beyond max_queue that arrive meanwhile are dropped, not queued."""
+    messages = [bytes([i]) * 65536 for i in range(20)]  # 4 per read at most
+
+    async def handler(ws: WebSocketServerProtocol, path: str) -> None:
+        for message in messages:
+            await ws.send(message)
+        await ws.wait_closed()
+
+    async with wsrs.serve(handler, "127.0.0.1", 0, ping_interval=None, compression=None) as server:
+        client = await wsrs.connect(
+            server_uri(server), ping_interval=None, max_queue=2, compression=None
+        )
+        assert client.transport is not None
+        transport = client.transport
+        start = asyncio.get_running_loop().time()
+        while transport.is_reading():
+            await asyncio.sleep(5 * MS)
+            assert asyncio.get_running_loop().time() - start < 2
+        await asyncio.wait_for(client.close(), 2000 * MS)
+        assert client.close_code == 1000
+        kept = list(client.messages)
+        assert 2 <= len(kept) < 20
+        assert kept == messages[: len(kept)]

@@ -162,11 +162,6 @@ async def test_messages_received_before_a_reset_while_reading_is_paused() -> Non
             await ws.recv()
 
 
-@pytest.mark.xfail(
-    reason="bug: close() does not resume reading paused by max_queue, so the peer's close "
-    "frame is never read and close() waits out its timeout (fix belongs in protocol.py)",
-    strict=True,
-)
 async def test_close_while_reading_is_paused_completes_the_handshake() -> None:
     async def handler(ws: wsrs.WebSocketServerProtocol, path: str) -> None:
         for i in range(4):

@@ -17,7 +17,7 @@ CONFIGS = ["default"]  # what --quick measures
 
 def test_memory_quick() -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(SCRIPT), "--quick", "--idle", "0.2"],
         capture_output=True,
         text=True,
         timeout=20,
@@ -32,6 +32,7 @@ def test_memory_quick() -> None:
     }
     assert set(rows) == {(config, lib) for config in CONFIGS for lib in LIBS}, done.stdout
     for fields in rows.values():
-        float(fields[-3])  # KiB/conn
-        float(fields[-2])  # 2nd half
+        float(fields[-4])  # KiB/conn
+        float(fields[-3])  # 2nd half
+        float(fields[-2])  # idle KiB/conn
         assert fields[-1].endswith("x"), fields  # wsrs/websockets ratio
