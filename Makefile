@@ -4,7 +4,7 @@ CONFORMANCE ?= ../shared/conformance
 
 .DEFAULT_GOAL := help
 .PHONY: help build-dev format lint lint-python lint-rust test test-rust bench bench-echo \
-	bench-memory autobahn autobahn-full all
+	bench-memory autobahn autobahn-full coverage-rust all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test: ## Every test (the README's test command)
 
 test-rust: ## Rust unit and property tests
 	cargo test
+
+coverage-rust: ## Line coverage of src/ below lib.rs by the Rust tests (llvm-cov)
+	bash scripts/rust-coverage.sh
 
 bench: ## Criterion benches of the Rust kernels, next to their baselines
 	cargo bench --bench core
