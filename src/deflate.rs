@@ -770,4 +770,31 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn debug_shows_the_settings() {
+        let def = Deflater::new(6, 12, true).unwrap();
+        let text = format!("{def:?}");
+        assert!(text.contains("Deflater") && text.contains("no_context_takeover: true"));
+        let inf = Inflater::new(12, false).unwrap();
+        assert!(format!("{inf:?}").contains("no_context_takeover: false"));
+    }
+
+    #[test]
+    fn truncated_stream_waits_for_more_input() {
+        // Half a message: the inflater keeps what it has and asks for more, without error.
+        let text = b"The quick brown fox jumps over the lazy dog. ".repeat(50);
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut c = Vec::new();
+        def.compress(&text, &mut c).unwrap();
+        let mut inf = Inflater::new(15, false).unwrap();
+        let mut out = Vec::new();
+        inf.decompress(&c[..c.len() / 2], &mut out, text.len())
+            .unwrap();
+        inf.decompress(&[], &mut out, text.len()).unwrap();
+        inf.decompress(&c[c.len() / 2..], &mut out, text.len())
+            .unwrap();
+        inf.finish(&mut out, text.len()).unwrap();
+        assert_eq!(out, text);
+    }
 }

@@ -102,5 +102,13 @@ mod tests {
             Error::TooBig { limit: 10 }.to_string(),
             "message too big (limit 10 bytes)"
         );
+        assert_eq!(
+            Error::BadCompressedData("stream error".into()).to_string(),
+            "invalid compressed data: stream error"
+        );
+        assert_eq!(
+            Error::InvalidArgument("bad level".into()).to_string(),
+            "bad level"
+        );
     }
 }

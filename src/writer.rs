@@ -279,6 +279,41 @@ mod tests {
     }
 
     #[test]
+    fn compaction_and_accessors() {
+        let mut plain = Writer::new(true, None, 0);
+        assert!(plain.is_client());
+        assert!(!plain.compact() && !plain.deflater_allocated());
+        let mut w = Writer::new(false, Some(Deflater::new(6, 15, false).unwrap()), 0);
+        assert!(!w.is_client() && !w.deflater_allocated());
+        let mut out = Vec::new();
+        w.encode_message(Opcode::Text, b"Hello", 0, &mut out)
+            .unwrap();
+        assert!(w.deflater_allocated());
+        assert!(w.compact());
+        assert!(!w.deflater_allocated() && !w.compact());
+        // Context survives: the second "Hello" is the RFC 7692 §7.2.3.2 back-reference.
+        out.clear();
+        w.encode_message(Opcode::Text, b"Hello", 0, &mut out)
+            .unwrap();
+        assert_eq!(out, [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn only_data_opcodes_are_messages() {
+        let mut w = Writer::new(false, None, 0);
+        let mut buf = [0u8; 7];
+        for opcode in [Opcode::Ping, Opcode::Close, Opcode::Continuation] {
+            assert!(w.write_message_into(&mut buf, opcode, b"Hello").is_err());
+            assert!(w
+                .encode_message(opcode, b"Hello", 0, &mut Vec::new())
+                .is_err());
+        }
+        w.write_message_into(&mut buf, Opcode::Text, b"Hello")
+            .unwrap();
+        assert_eq!(&buf[..2], [0x81, 0x05]);
+    }
+
+    #[test]
     fn plain_header_then_payload_is_the_frame() {
         let server = Writer::new(false, None, 0);
         for len in [0, 125, 126, 65535, 65536, 1 << 20] {
