@@ -396,15 +396,20 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             extensions=self.extensions,
         )
         logger.debug("%s - connection open", self.side)
-        if self.ping_interval is not None:
+        # TCP may be gone already: connection_lost() ran while the handshake was finishing.
+        lost = self._handshake_state is State.CLOSED
+        if self.ping_interval is not None and not lost:
             self._keepalive_task = self.loop.create_task(self._keepalive())
-        if self.compact_after is not None:
+        if self.compact_after is not None and not lost:
             self._compact_timer = self.loop.call_later(self.compact_after, self._compact_tick)
         if self._buffer:
             data = bytes(self._buffer)
             self._buffer.clear()
             self.data_received(data)
-        if self._eof and self.state is not State.CLOSED:
+        if lost:
+            self.connection.receive_eof()
+            self._end_stream()
+        elif self._eof and self.state is not State.CLOSED:
             self._end_stream()
 
     # ------------------------------------------------------------------ receiving

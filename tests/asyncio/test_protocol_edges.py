@@ -360,3 +360,41 @@ async def test_idle_connection_is_compacted_once() -> None:
             for _ in range(3):
                 server_ws._compact_tick()
             assert calls == [1, 1]
+
+
+class _FakeTransport(asyncio.Transport):
+    """Just enough of a transport for a protocol that never touches the network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closing = False
+        self.written: list[bytes] = []
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def abort(self) -> None:
+        self.closing = True
+
+
+async def test_connection_lost_before_the_handshake_finishes_leaves_it_closed() -> None:
+    """TCP lost after the response arrived but before the handshake coroutine resumed: the
+    new connection starts CLOSED, with no keepalive or timer, and send() fails at once."""
+    protocol = WebSocketClientProtocol(ping_interval=1)
+    transport = _FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(text_frame("early"))  # bytes that followed the 101
+    protocol.connection_lost(None)
+    protocol.connection_open()
+    assert protocol.state is State.CLOSED
+    assert protocol._keepalive_task is None and protocol._compact_timer is None
+    assert await protocol.recv() == "early"
+    with pytest.raises(ConnectionClosed):
+        await protocol.send("too late")
+    assert transport.written == []
