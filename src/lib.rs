@@ -149,15 +149,62 @@ fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Cow::Borrowed(b.as_bytes()));
     }
-    let buffer = PyBuffer::<u8>::get(obj).map_err(|_| {
-        pyo3::exceptions::PyTypeError::new_err(format!(
-            "expected a bytes-like object, got {}",
-            obj.get_type()
-                .name()
-                .map_or_else(|_| "?".into(), |n| n.to_string())
-        ))
-    })?;
+    let buffer = PyBuffer::<u8>::get(obj).map_err(|_| not_bytes_like(obj))?;
     Ok(Cow::Owned(buffer.to_vec(obj.py())?))
+}
+
+fn not_bytes_like(obj: &Bound<'_, PyAny>) -> PyErr {
+    pyo3::exceptions::PyTypeError::new_err(format!(
+        "expected a bytes-like object, got {}",
+        obj.get_type()
+            .name()
+            .map_or_else(|_| "?".into(), |n| n.to_string())
+    ))
+}
+
+/// The bytes of an input object: a `bytes`, another buffer borrowed in place, or a copy.
+enum Input<'a> {
+    Bytes(&'a [u8]),
+    Buffer(PyBuffer<u8>),
+    Copied(Vec<u8>),
+}
+
+impl Input<'_> {
+    /// Borrow `obj`'s bytes: in place for `bytes` and C-contiguous byte buffers (such as the
+    /// `bytearray` the asyncio adapter reads into), else copied.
+    fn of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Input<'a>> {
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(Input::Bytes(b.as_bytes()));
+        }
+        let buffer = PyBuffer::<u8>::get(obj).map_err(|_| not_bytes_like(obj))?;
+        if buffer.is_c_contiguous() && buffer.item_size() == 1 {
+            Ok(Input::Buffer(buffer))
+        } else {
+            Ok(Input::Copied(buffer.to_vec(obj.py())?))
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Input::Bytes(bytes) => bytes,
+            Input::Copied(vec) => vec,
+            Input::Buffer(buffer) if buffer.len_bytes() == 0 => &[],
+            // SAFETY: `buffer` is C-contiguous with one-byte items (checked in `of`), so its
+            // `len_bytes()` bytes from `buf_ptr()` are one initialised allocation; the export
+            // that `buffer` holds keeps it alive and in place (a bytearray cannot resize while
+            // exported). The slice never outlives `self`, and callers keep the GIL while they
+            // use it (see `may_detach`), so no Python code writes to it meanwhile.
+            Input::Buffer(buffer) => unsafe {
+                std::slice::from_raw_parts(buffer.buf_ptr().cast::<u8>(), buffer.len_bytes())
+            },
+        }
+    }
+
+    /// Whether the GIL may be released while the bytes are used: only when nothing else can
+    /// change them (a `bytes` or a private copy).
+    fn may_detach(&self) -> bool {
+        !matches!(self, Input::Buffer(_))
+    }
 }
 
 /// The receiving side of a connection: bytes in, events out.
@@ -197,13 +244,14 @@ impl Reader {
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let data = bytes_of(data)?;
+        let input = Input::of(data)?;
+        let data = input.as_slice();
         let mut events = Vec::new();
         let inner = &mut self.inner;
-        let result = if data.len() >= GIL_RELEASE_THRESHOLD {
-            py.detach(|| inner.feed(&data, &mut events))
+        let result = if data.len() >= GIL_RELEASE_THRESHOLD && input.may_detach() {
+            py.detach(|| inner.feed(data, &mut events))
         } else {
-            inner.feed(&data, &mut events)
+            inner.feed(data, &mut events)
         };
         let list = PyList::empty(py);
         for event in events {

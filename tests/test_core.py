@@ -1176,3 +1176,27 @@ def test_writer_rejects_lone_surrogates() -> None:
         writer.message("\ud800")
     with pytest.raises(UnicodeEncodeError):
         writer.ping("\udfff")
+
+
+def test_reader_feed_borrows_any_buffer() -> None:
+    """bytes, a bytearray, contiguous and strided memoryviews all read the same; a buffer
+    changed after feed() does not change what feed() returned."""
+    stream = ref.encode_frame(0x1, b"Hello") + ref.encode_frame(0x2, b"\x00\x01" * 40_000)
+    expected = ["Hello", b"\x00\x01" * 40_000]
+    shared = bytearray(len(stream) + 10)
+    shared[: len(stream)] = stream
+    inputs: list[object] = [
+        stream,
+        bytearray(stream),
+        memoryview(shared)[: len(stream)],
+        memoryview(bytes(b for pair in zip(stream, stream, strict=True) for b in pair))[::2],
+    ]
+    for data in inputs:
+        events = Reader(client=True).feed(data)  # type: ignore[arg-type]
+        assert events == expected
+    events = Reader(client=True).feed(memoryview(shared)[: len(stream)])
+    shared[:] = bytes(len(shared))
+    assert events == expected
+    assert Reader(client=True).feed(bytearray()) == []
+    with pytest.raises(TypeError, match="expected a bytes-like object, got int"):
+        Reader(client=True).feed(3)  # type: ignore[arg-type]

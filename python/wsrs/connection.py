@@ -148,7 +148,7 @@ class Connection:
 
     # ------------------------------------------------------------------ receiving
 
-    def receive_data(self, data: bytes) -> list[_core.Event]:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[_core.Event]:
         """Feed bytes from the network; return the events they completed, in order.
 
         Control frames are acted on here: a ping gets its pong, a close frame is echoed, a

@@ -3,7 +3,10 @@
 Theory of operation
 -------------------
 
-A connection is an :class:`asyncio.Protocol`. Until the opening handshake is done, bytes
+A connection is an :class:`asyncio.BufferedProtocol`: the transport reads into one buffer
+of :data:`RECEIVE_BUFFER_SIZE` bytes per thread, shared by every connection (each read is
+consumed before the next one starts), so reads take up to 1 MiB at once and allocate
+nothing. Until the opening handshake is done, bytes
 received are buffered for the HTTP parser (:mod:`wsrs.http11`). From then on, each chunk
 received goes to the Sans-I/O :class:`~wsrs.connection.Connection` once, which feeds the Rust
 core and returns the events it completed; this adapter hands messages to ``recv()``,
@@ -37,6 +40,7 @@ import asyncio
 import collections
 import logging
 import secrets
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias, cast
 
@@ -59,6 +63,11 @@ __all__ = ["Data", "State", "WebSocketCommonProtocol"]
 
 logger = logging.getLogger("wsrs.protocol")
 
+RECEIVE_BUFFER_SIZE = 1 << 20
+"""Size of the buffer each thread's connections read into: one read takes up to this much."""
+
+_thread_state = threading.local()
+
 SPLIT_WRITE_SIZE = 64 * 1024
 """Binary messages of at least this many bytes that go out unmasked and uncompressed (server
 side) are written as their header followed by the caller's ``bytes``, without a copy."""
@@ -69,7 +78,7 @@ Data: TypeAlias = str | bytes
 _Pong = _core.Pong
 
 
-class WebSocketCommonProtocol(asyncio.Protocol):
+class WebSocketCommonProtocol(asyncio.BufferedProtocol):
     """A WebSocket connection, the part common to servers and clients.
 
     Use :func:`~wsrs.serve` or :func:`~wsrs.connect` to get one; they create
@@ -255,8 +264,23 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=self.write_limit)
         logger.debug("%s - connection made", self.side)
 
-    def data_received(self, data: bytes) -> None:
-        """Process bytes from the network (asyncio callback)."""
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Return the buffer the transport reads into (asyncio callback)."""
+        try:
+            view: memoryview = _thread_state.receive_buffer
+        except AttributeError:
+            view = _thread_state.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER_SIZE))
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Process the ``nbytes`` bytes just read into the buffer (asyncio callback)."""
+        self.data_received(_thread_state.receive_buffer[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Process bytes from the network.
+
+        The connection copies what it keeps: ``data`` may be the shared receive buffer.
+        """
         connection = self.connection
         if connection is None:
             if self._handshake_state is State.CLOSING:
