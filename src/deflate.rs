@@ -1,5 +1,6 @@
-//! permessage-deflate codec (RFC 7692 §7) on zlib-rs: `flate2`'s `Decompress` (zlib-rs backend)
-//! for inflating and `zlib_rs::Deflate` for deflating, which `memLevel` needs.
+//! permessage-deflate codec (RFC 7692 §7) on zlib-rs: its zlib-compatible API (`libz-rs-sys`)
+//! for inflating, which tells where blocks end, and `zlib_rs::Deflate` for deflating, which
+//! `memLevel` needs.
 //!
 //! - Compressing: raw DEFLATE with a sync flush, then the `00 00 ff ff` tail that the flush
 //!   leaves is removed (§7.2.1).
@@ -26,9 +27,10 @@
 
 use std::collections::VecDeque;
 
-use flate2::{Decompress, FlushDecompress, Status};
+mod stream;
 
 use crate::error::{Error, Result};
+use stream::RawInflate;
 
 /// The tail of every sync flush, stripped by the sender and restored by the receiver.
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
@@ -292,7 +294,7 @@ impl Deflater {
 /// The decompressing half of permessage-deflate.
 pub struct Inflater {
     /// Allocated on the first compressed message.
-    stream: Option<Decompress>,
+    stream: Option<RawInflate>,
     bits: u8,
     no_context_takeover: bool,
     /// Set when the peer ended the DEFLATE stream (a block with BFINAL): the rest of the
@@ -301,6 +303,11 @@ pub struct Inflater {
     /// What the peer's compressor can refer back to (context takeover only), to rebuild a
     /// compacted stream.
     history: History,
+    /// Compressed bytes of the message in progress so far, and the last four of them.
+    message_len: usize,
+    message_end: u32,
+    /// Whether the last call that made progress stopped on a block boundary.
+    boundary: bool,
 }
 
 impl std::fmt::Debug for Inflater {
@@ -326,6 +333,9 @@ impl Inflater {
             no_context_takeover,
             ended: false,
             history: History::new(bits),
+            message_len: 0,
+            message_end: 0,
+            boundary: false,
         })
     }
 
@@ -338,15 +348,31 @@ impl Inflater {
     /// [`Error::TooBig`] when the output would exceed `limit`;
     /// [`Error::BadCompressedData`] when the input is not valid DEFLATE data.
     pub fn decompress(&mut self, data: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.message_len = self.message_len.saturating_add(data.len());
+        for &byte in &data[data.len().saturating_sub(4)..] {
+            self.message_end = (self.message_end << 8) | u32::from(byte);
+        }
+        // Block by block, so that `finish` knows whether the data ended on a boundary.
+        self.inflate(data, out, limit).map(|_| ())
+    }
+
+    /// Inflate `data` into `out` (at most `limit` bytes); return how many bytes of `data`
+    /// were left unused: none unless the stream ended, or the data goes on past a block
+    /// boundary with no progress (the tail of a message that ended before it).
+    fn inflate(&mut self, data: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<usize> {
         let stream = match self.stream.as_mut() {
             Some(stream) => stream,
             None => {
-                let mut stream = Decompress::new_with_window_bits(false, self.bits);
+                let mut stream = RawInflate::new(self.bits)
+                    .ok_or_else(|| Error::BadCompressedData("cannot allocate".into()))?;
                 if self.history.len() > 0 {
                     // A compacted stream: the peer may refer back into the history.
                     stream
                         .set_dictionary(self.history.as_slice())
-                        .map_err(|e| Error::BadCompressedData(e.to_string()))?;
+                        .map_err(Error::BadCompressedData)?;
                 }
                 self.stream.insert(stream)
             }
@@ -363,26 +389,28 @@ impl Inflater {
                 out.try_reserve_exact(grow)
                     .map_err(|_| Error::TooBig { limit })?;
             }
-            let (in_before, out_before) = (stream.total_in(), out.len());
-            let status = stream
-                .decompress_vec(input, out, FlushDecompress::Sync)
-                .map_err(|e| Error::BadCompressedData(e.to_string()))?;
+            let progress = stream
+                .inflate(input, out)
+                .map_err(Error::BadCompressedData)?;
             if out.len() > limit {
                 return Err(Error::TooBig { limit });
             }
-            let consumed = usize::try_from(stream.total_in() - in_before).unwrap_or(usize::MAX);
-            input = &input[consumed.min(input.len())..];
-            match status {
-                Status::StreamEnd => self.ended = true,
+            input = &input[progress.consumed.min(input.len())..];
+            if progress.consumed > 0 || progress.produced > 0 {
+                self.boundary = progress.boundary;
+            }
+            if progress.stream_end {
+                self.ended = true;
+            } else if progress.consumed == 0 && progress.produced == 0 && out.len() < out.capacity()
+            {
                 // No progress with output space left: zlib wants input that is not there.
-                Status::BufError if consumed == 0 && out.len() == out_before => break,
-                _ => {}
+                break;
             }
             if input.is_empty() && out.len() < out.capacity() {
                 break;
             }
         }
-        Ok(())
+        Ok(input.len())
     }
 
     /// End a message: feed the stripped `00 00 ff ff` tail, then free the stream if context
@@ -394,7 +422,38 @@ impl Inflater {
     ///
     /// As [`decompress`](Self::decompress).
     pub fn finish(&mut self, out: &mut Vec<u8>, limit: usize) -> Result<()> {
-        let result = self.decompress(&TAIL, out, limit);
+        let (len, end) = (self.message_len, self.message_end);
+        (self.message_len, self.message_end) = (0, 0);
+        if len == 0 {
+            // No compressed byte at all: not even the 0x00 of an empty flushed block
+            // (RFC 7692 §7.2.3.6), but plainly an empty message. Taken as such, without
+            // feeding the tail to the stream, which would leave it inside a block header.
+            if self.no_context_takeover {
+                self.stream = None;
+            }
+            return Ok(());
+        }
+        let mut result = if len >= 4 && end == u32::from_be_bytes(TAIL) && self.boundary {
+            // The sender left the tail in place (a compliant payload never ends in 0xff:
+            // its last bits are the zero header and padding of the flush block), and the
+            // data already ends on a boundary: another tail would open a block it never ends.
+            Ok(0)
+        } else {
+            self.inflate(&TAIL, out, limit)
+        };
+        if result
+            .as_ref()
+            .is_ok_and(|&unused| !self.ended && (unused > 0 || !self.boundary))
+        {
+            // RFC 7692 §7.2.1: the sender flushes at the end of each message, so with the
+            // tail restored the data ends on a block boundary. Anything else is not a
+            // message but a stream cut short, and what follows would decode from a state
+            // that is neither the window nor a fresh stream.
+            result = Err(Error::BadCompressedData(
+                "the message does not end on a flush boundary".into(),
+            ));
+        }
+        let result = result.map(|_| ());
         if self.no_context_takeover {
             // Nothing carries over to the next message: free the window while idle.
             self.stream = None;
@@ -409,9 +468,8 @@ impl Inflater {
 
     /// Forget the context and start a new DEFLATE stream.
     pub fn reset(&mut self) {
-        if let Some(stream) = self.stream.as_mut() {
-            stream.reset(false);
-        }
+        self.stream = None;
+        self.boundary = false;
         self.history.clear();
         self.ended = false;
     }
@@ -730,6 +788,59 @@ mod tests {
         );
     }
 
+    mod reference {
+        use super::*;
+        use flate2::{Decompress, FlushDecompress};
+        use proptest::prelude::*;
+
+        /// flate2's inflate of a whole permessage-deflate message: the independent path.
+        fn flate2_inflate(d: &mut Decompress, payload: &[u8]) -> Vec<u8> {
+            let mut input = payload.to_vec();
+            input.extend_from_slice(&TAIL);
+            let mut out = Vec::with_capacity(1 << 16);
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                out.reserve(1 << 16);
+                let before = d.total_in();
+                d.decompress_vec(rest, &mut out, FlushDecompress::Sync)
+                    .unwrap();
+                let used = usize::try_from(d.total_in() - before).unwrap();
+                rest = &rest[used..];
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Streams of messages from the deflater, at any window size, with and without
+            /// context takeover: the inflater gives what flate2 gives, and the originals.
+            #[test]
+            fn agrees_with_flate2(
+                bits in 9u8..=15,
+                no_context_takeover in any::<bool>(),
+                msgs in prop::collection::vec(
+                    prop::collection::vec(prop::sample::select(b"ab \x00\xff".to_vec()), 0..5000),
+                    1..8,
+                ),
+            ) {
+                let mut def = Deflater::new(6, bits, no_context_takeover).unwrap();
+                let mut inf = Inflater::new(bits, no_context_takeover).unwrap();
+                let mut reference = Decompress::new_with_window_bits(false, bits);
+                for data in &msgs {
+                    let mut c = Vec::new();
+                    def.compress(data, &mut c).unwrap();
+                    let ours = inflate_all(&mut inf, &c, data.len()).unwrap();
+                    if no_context_takeover {
+                        reference.reset(false);
+                    }
+                    prop_assert_eq!(&flate2_inflate(&mut reference, &c), &ours);
+                    prop_assert_eq!(&ours, data);
+                }
+            }
+        }
+    }
+
     mod compaction {
         use super::*;
         use proptest::prelude::*;
@@ -796,5 +907,53 @@ mod tests {
             .unwrap();
         inf.finish(&mut out, text.len()).unwrap();
         assert_eq!(out, text);
+    }
+
+    #[test]
+    fn message_must_end_on_a_flush_boundary() {
+        // "Hello" cut inside its Huffman block, and a stored block cut inside its data: with
+        // the tail restored, neither ends where a sender's flush would.
+        for cut in [&[0xf2, 0x48][..], &[0x00, 0x05, 0x00, 0xfa, 0xff][..]] {
+            let mut inf = Inflater::new(15, false).unwrap();
+            let err = inflate_all(&mut inf, cut, 100).unwrap_err();
+            assert_eq!(err.close_code(), 1007, "{cut:02x?}");
+        }
+    }
+
+    #[test]
+    fn empty_payload_is_an_empty_message() {
+        // No compressed byte at all: an empty message, and the stream is left as it was.
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let mut inf = Inflater::new(15, false).unwrap();
+        let mut first = Vec::new();
+        def.compress(b"Hello", &mut first).unwrap();
+        assert_eq!(inflate_all(&mut inf, &first, 100).unwrap(), b"Hello");
+        assert_eq!(inflate_all(&mut inf, &[], 100).unwrap(), b"");
+        let mut second = Vec::new();
+        def.compress(b"Hello", &mut second).unwrap();
+        assert_eq!(inflate_all(&mut inf, &second, 100).unwrap(), b"Hello");
+        // Also as the very first message, and without context takeover.
+        let mut inf = Inflater::new(15, true).unwrap();
+        assert_eq!(inflate_all(&mut inf, &[], 100).unwrap(), b"");
+        assert!(!inf.is_allocated());
+    }
+
+    #[test]
+    fn final_block_ends_the_stream_at_once() {
+        // An empty final stored block: the stream is over with this message, so the next
+        // message starts a new stream whether or not the inflater was compacted between.
+        let outcome = |compact: bool| {
+            let mut inf = Inflater::new(15, false).unwrap();
+            let first = inflate_all(&mut inf, &[0x01], 100);
+            if compact {
+                inf.compact();
+            }
+            (
+                first,
+                inflate_all(&mut inf, &[0x5a], 100).map_err(|e| e.close_code()),
+            )
+        };
+        assert_eq!(outcome(false), outcome(true));
+        assert_eq!(outcome(false).0, Ok(Vec::new()));
     }
 }

@@ -1,7 +1,9 @@
 //! The frame reader, as client and as server, with and without permessage-deflate, fed the
 //! input in arbitrary pieces. The only allowed outcomes are events or a documented error
 //! (close code 1002, 1007 or 1009), the same whatever the split (but for a compressed message
-//! both corrupt and too big, see below), and no message over `max_size`.
+//! both corrupt and too big, see below), and no message over `max_size`. The split run also
+//! compacts the reader after every piece (as an idle connection does), which must not change
+//! anything either.
 #![no_main]
 
 use _core::deflate::Inflater;
@@ -10,7 +12,13 @@ use libfuzzer_sys::fuzz_target;
 
 const MAX_SIZE: usize = 4096;
 
-fn run(data: &[u8], client: bool, deflate: bool, cuts: &[usize]) -> (Vec<Event>, Option<u16>) {
+fn run(
+    data: &[u8],
+    client: bool,
+    deflate: bool,
+    cuts: &[usize],
+    compact: bool,
+) -> (Vec<Event>, Option<u16>) {
     let inflater = if deflate {
         Inflater::new(15, false).ok()
     } else {
@@ -28,6 +36,9 @@ fn run(data: &[u8], client: bool, deflate: bool, cuts: &[usize]) -> (Vec<Event>,
             return (events, Some(error.close_code()));
         }
         start = cut;
+        if compact {
+            reader.compact();
+        }
     }
     (events, None)
 }
@@ -41,8 +52,8 @@ fuzz_target!(|input: &[u8]| {
     // Cut points derived from the flags byte, so the same input also runs split.
     let step = usize::from(flags >> 2) + 1;
     let cuts: Vec<usize> = (step..data.len()).step_by(step).collect();
-    let whole = run(data, client, deflate, &[]);
-    let split = run(data, client, deflate, &cuts);
+    let whole = run(data, client, deflate, &[], false);
+    let split = run(data, client, deflate, &cuts, true);
     assert_eq!(whole.0, split.0);
     assert_eq!(whole.1.is_some(), split.1.is_some());
     // A compressed message that is both corrupt and too big may be caught as either,
