@@ -22,7 +22,9 @@ fuzz_target!(|input: &[u8]| {
     let fragment_size = usize::from(flags >> 3) * 7;
     // Bits 0-2: compact the writer before message i; bits 3-5: the reader; bits 6-7: window.
     let bits = 9 + (schedule >> 6) * 2;
-    let deflater = deflate.then(|| Deflater::new(6, bits, false).ok()).flatten();
+    let deflater = deflate
+        .then(|| Deflater::new(6, bits, false).ok())
+        .flatten();
     let inflater = deflate.then(|| Inflater::new(bits, false).ok()).flatten();
     let mut writer = Writer::new(client, deflater, 0);
     let mut reader = Reader::new(!client, None, inflater);
