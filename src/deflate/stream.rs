@@ -181,4 +181,15 @@ mod tests {
         raw.inflate(&back_reference, &mut out).unwrap();
         assert_eq!(out, b"Hello");
     }
+
+    #[test]
+    fn after_the_final_block_zlib_reports_the_end_too() {
+        let mut raw = RawInflate::new(15).unwrap();
+        assert_eq!(format!("{raw:?}"), "RawInflate { .. }");
+        let mut out = Vec::with_capacity(16);
+        let last = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+        assert!(raw.inflate(&last, &mut out).unwrap().stream_end);
+        let p = raw.inflate(&[], &mut out).unwrap();
+        assert!(p.stream_end && !p.boundary);
+    }
 }
