@@ -144,13 +144,22 @@ fn bytes_repr(data: &[u8]) -> String {
     s
 }
 
+/// A `bytes` object's own bytes, or the buffer of any other bytes-like object.
+fn bytes_or_buffer<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Result<&'a [u8], PyBuffer<u8>>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Ok(b.as_bytes()));
+    }
+    PyBuffer::<u8>::get(obj)
+        .map(Err)
+        .map_err(|_| not_bytes_like(obj))
+}
+
 /// Borrow the bytes of a `bytes` object, or copy those of any other buffer.
 fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
-    if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Cow::Borrowed(b.as_bytes()));
+    match bytes_or_buffer(obj)? {
+        Ok(bytes) => Ok(Cow::Borrowed(bytes)),
+        Err(buffer) => Ok(Cow::Owned(buffer.to_vec(obj.py())?)),
     }
-    let buffer = PyBuffer::<u8>::get(obj).map_err(|_| not_bytes_like(obj))?;
-    Ok(Cow::Owned(buffer.to_vec(obj.py())?))
 }
 
 fn not_bytes_like(obj: &Bound<'_, PyAny>) -> PyErr {
@@ -173,15 +182,13 @@ impl Input<'_> {
     /// Borrow `obj`'s bytes: in place for `bytes` and C-contiguous byte buffers (such as the
     /// `bytearray` the asyncio adapter reads into), else copied.
     fn of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Input<'a>> {
-        if let Ok(b) = obj.cast::<PyBytes>() {
-            return Ok(Input::Bytes(b.as_bytes()));
-        }
-        let buffer = PyBuffer::<u8>::get(obj).map_err(|_| not_bytes_like(obj))?;
-        if buffer.is_c_contiguous() && buffer.item_size() == 1 {
-            Ok(Input::Buffer(buffer))
-        } else {
-            Ok(Input::Copied(buffer.to_vec(obj.py())?))
-        }
+        Ok(match bytes_or_buffer(obj)? {
+            Ok(bytes) => Input::Bytes(bytes),
+            Err(buffer) if buffer.is_c_contiguous() && buffer.item_size() == 1 => {
+                Input::Buffer(buffer)
+            }
+            Err(buffer) => Input::Copied(buffer.to_vec(obj.py())?),
+        })
     }
 
     fn as_slice(&self) -> &[u8] {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -25,16 +25,14 @@ TRIM_DELAY = 1.0
 """Seconds between a request and the trim: requests from connections that go idle
 together are served by one trim."""
 
-_UNKNOWN: Callable[[int], int] = lambda pad: 0  # noqa: E731 - sentinel, never called
-_malloc_trim: Callable[[int], int] | None = _UNKNOWN
 _pending = False
 
 
+@functools.cache
 def _find_malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` or ``None`` (musl, macOS, Windows)."""
+    """glibc's ``malloc_trim`` or ``None`` (musl, macOS, Windows); looked up once."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        trim = libc.malloc_trim
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on
     except (OSError, AttributeError, TypeError):
         return None
     trim.argtypes = [ctypes.c_size_t]
@@ -45,10 +43,10 @@ def _find_malloc_trim() -> Callable[[int], int] | None:
 def _trim() -> None:
     global _pending
     _pending = False
-    if _malloc_trim is None or _malloc_trim is _UNKNOWN:  # pragma: no cover - see request
-        return
+    trim = _find_malloc_trim()
+    assert trim is not None, "scheduled by request_trim only when there is one"
     start = time.perf_counter()
-    _malloc_trim(0)
+    trim(0)
     logger.debug("malloc_trim: %.1f ms", (time.perf_counter() - start) * 1000)
 
 
@@ -57,10 +55,8 @@ def request_trim(loop: asyncio.AbstractEventLoop) -> bool:
 
     Returns whether a trim is (now or already) scheduled.
     """
-    global _malloc_trim, _pending
-    if _malloc_trim is _UNKNOWN:
-        _malloc_trim = _find_malloc_trim()
-    if _malloc_trim is None:
+    global _pending
+    if _find_malloc_trim() is None:
         return False
     if not _pending:
         _pending = True

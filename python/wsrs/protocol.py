@@ -573,21 +573,29 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             await self.ensure_open()
             connection = self.connection  # pragma: no cover - ensure_open() raised: not OPEN
         assert connection is not None and self.transport is not None
+        header = None
         if type(data) is bytes and len(data) >= SPLIT_WRITE_SIZE:
             header = connection.binary_header(len(data))
-            if header is not None:
-                # Header and payload written apart: no copy of a large payload into a frame.
-                self._flush_batch()
-                self.transport.write(header)
-                self.transport.write(data)
-                self._active = True
-                if self._paused_writing:
-                    await self._drain()
-                return
-        try:
-            frame = connection.send_message(data)
-        except TypeError:
-            raise TypeError(f"data must be str or bytes-like, not {type(data).__name__}") from None
+        if header is not None:
+            # Header and payload written apart: no copy of a large payload into a frame.
+            self._flush_batch()
+            self.transport.write(header)
+            self.transport.write(cast(bytes, data))  # a header comes only for bytes
+        else:
+            try:
+                frame = connection.send_message(data)
+            except TypeError:
+                raise TypeError(
+                    f"data must be str or bytes-like, not {type(data).__name__}"
+                ) from None
+            self._write_frame(frame)
+        self._active = True
+        if self._paused_writing:
+            await self._drain()
+
+    def _write_frame(self, frame: bytes) -> None:
+        """Write ``frame`` now if it is the first of this loop iteration, else batch it."""
+        assert self.transport is not None
         batch = self._batch
         if batch is None:
             # First message of this loop iteration: out at once; open a batch for the rest.
@@ -601,9 +609,6 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             if self._batch_size >= self.write_limit:
                 # Let flow control see it: the transport may pause writing now.
                 self._write_batch()
-        self._active = True
-        if self._paused_writing:
-            await self._drain()
 
     def _write_batch(self) -> None:
         """Write the frames batched so far; keep the batch open."""

@@ -203,7 +203,7 @@ async def test_trim_is_debounced(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     calls: list[int] = []
-    monkeypatch.setattr(_memory, "_malloc_trim", calls.append)
+    monkeypatch.setattr(_memory, "_find_malloc_trim", lambda: calls.append)
     monkeypatch.setattr(_memory, "_pending", False)
     monkeypatch.setattr(_memory, "TRIM_DELAY", 10 * MS)
     loop = asyncio.get_running_loop()
@@ -219,10 +219,10 @@ async def test_trim_is_debounced(
 
 
 async def test_trim_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_memory, "_malloc_trim", _memory._UNKNOWN)
     monkeypatch.setattr(_memory, "_find_malloc_trim", lambda: None)
+    monkeypatch.setattr(_memory, "_pending", False)
     assert not _memory.request_trim(asyncio.get_running_loop())
-    assert _memory._malloc_trim is None
+    assert not _memory._pending
 
 
 def test_malloc_trim_is_found_on_glibc() -> None:
@@ -241,7 +241,7 @@ def test_missing_libc_is_tolerated(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError("no C library")
 
     monkeypatch.setattr("ctypes.CDLL", no_library)
-    assert _memory._find_malloc_trim() is None
+    assert _memory._find_malloc_trim.__wrapped__() is None
 
 
 async def test_idle_compaction_requests_a_trim(monkeypatch: pytest.MonkeyPatch) -> None:
