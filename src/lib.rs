@@ -22,7 +22,7 @@ use std::borrow::Cow;
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyByteArray, PyByteArrayMethods, PyBytes, PyList, PyString};
 
 use crate::error::Error;
 use crate::frames::Opcode;
@@ -314,10 +314,17 @@ impl Reader {
     }
 }
 
+/// Send buffers up to this size are kept for the next message; a larger one is freed after
+/// its message (the reader keeps its message buffer up to the same size).
+const MAX_KEPT_SEND_BUFFER: usize = 16 << 20;
+
 /// The sending side of a connection: messages in, bytes out.
 #[pyclass(module = "wsrs._core")]
 pub struct Writer {
     inner: writer::Writer,
+    /// The `bytearray` that [`Writer::message_buffer`] returned last, kept for the next
+    /// message: reused only when nothing else refers to it any more.
+    send_buffer: Option<Py<PyByteArray>>,
 }
 
 #[pymethods]
@@ -349,6 +356,7 @@ impl Writer {
         };
         Ok(Self {
             inner: writer::Writer::new(client, deflater, compress_threshold),
+            send_buffer: None,
         })
     }
 
@@ -387,6 +395,55 @@ impl Writer {
         };
         result.map_err(|e| to_encode_err(&e))?;
         Ok(PyBytes::new(py, &out))
+    }
+
+    /// Encode a message sent as one uncompressed frame into a `bytearray` that this writer
+    /// reuses for the next message once nothing else refers to it (the transport has sent it
+    /// or copied it); `None` when the message would be compressed (use `message`).
+    ///
+    /// For large messages: a client masks a 1 MiB message into the same memory every time
+    /// instead of a new `bytes`, whose pages the C allocator may give back to the system and
+    /// fault in again for the next message.
+    fn message_buffer<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyByteArray>>> {
+        let (opcode, payload) = if let Ok(s) = data.cast::<PyString>() {
+            (Opcode::Text, Cow::Borrowed(s.to_str()?.as_bytes()))
+        } else {
+            (Opcode::Binary, bytes_of(data)?)
+        };
+        if self.inner.compresses(payload.len()) {
+            return Ok(None);
+        }
+        let len = self.inner.plain_frame_len(payload.len());
+        let buf = match self.send_buffer.take() {
+            // SAFETY: `kept` is a live object (this writer owns a reference to it).
+            Some(kept) if unsafe { pyo3::ffi::Py_REFCNT(kept.as_ptr()) } == 1 => {
+                let kept = kept.into_bound(py);
+                match kept.resize(len) {
+                    Ok(()) => kept,
+                    Err(_) => PyByteArray::new_with(py, len, |_| Ok(()))?,
+                }
+            }
+            _ => PyByteArray::new_with(py, len, |_| Ok(()))?,
+        };
+        let inner = &mut self.inner;
+        // SAFETY: `buf` is either new or the kept buffer whose only reference was this
+        // writer's: no other Python object (no memoryview either, which would hold a
+        // reference) can read, write or resize it while `out` lives, GIL released or not.
+        let out = unsafe { buf.as_bytes_mut() };
+        let result = if payload.len() >= GIL_RELEASE_THRESHOLD {
+            py.detach(|| inner.write_message_into(out, opcode, &payload))
+        } else {
+            inner.write_message_into(out, opcode, &payload)
+        };
+        result.map_err(|e| to_encode_err(&e))?;
+        if len <= MAX_KEPT_SEND_BUFFER {
+            self.send_buffer = Some(buf.clone().unbind());
+        }
+        Ok(Some(buf))
     }
 
     /// Encode a ping with up to 125 bytes of application data.
@@ -453,11 +510,12 @@ impl Writer {
             .map(|header| PyBytes::new(py, &header))
     }
 
-    /// Free the compression state of an idle connection, keeping the window history: the
-    /// next compressed message rebuilds it from that history. Returns whether a state was
-    /// freed.
-    fn compact(&mut self) -> bool {
-        self.inner.compact()
+    /// Free what an idle connection does not need: the kept send buffer, and the compression
+    /// state, keeping the window history from which the next compressed message rebuilds it.
+    /// Returns the number of bytes freed, at least (a compression state counts as 256 KiB).
+    fn compact(&mut self, py: Python<'_>) -> usize {
+        let buffer = self.send_buffer.take().map_or(0, |b| b.bind(py).len());
+        buffer + if self.inner.compact() { 256 << 10 } else { 0 }
     }
 
     /// Whether the compression state is allocated.

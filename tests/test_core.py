@@ -7,6 +7,7 @@ the close code each rule gives.
 
 from __future__ import annotations
 
+import tracemalloc
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -838,6 +839,75 @@ def test_writer_buffer_types() -> None:
     assert client().feed(Writer(client=False).message(memoryview(b"mv"))) == [b"mv"]
     with pytest.raises(TypeError):
         Writer(client=False).message(123)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("is_client", [True, False])
+@pytest.mark.parametrize("message", ["", "κόσμε" * 100, b"\x00\xff" * 40000, bytearray(b"ba")])
+def test_writer_message_buffer_round_trip(is_client: bool, message: str | bytes) -> None:
+    writer = Writer(client=is_client)
+    frame = writer.message_buffer(message)
+    assert type(frame) is bytearray
+    header = ref.parse_header(bytes(frame))
+    assert header is not None and (header.key is not None) is is_client
+    assert header.fin and not header.rsv1
+    expected = message.encode() if isinstance(message, str) else bytes(message)
+    assert len(frame) == header.header_len + len(expected)
+    assert Reader(client=not is_client, max_size=None).feed(frame) == [
+        message if isinstance(message, str) else expected
+    ]
+
+
+def test_writer_message_buffer_reused_only_when_released() -> None:
+    writer = Writer(client=True)
+    tracemalloc.start()
+    try:
+        first = writer.message_buffer(b"a" * 100_000)
+        assert first is not None
+        origin = tracemalloc.get_object_traceback(first)
+        del first
+        # Nothing refers to it any more: the same object again (allocated on the line
+        # above, not this one), resized, masked with a new key.
+        second = writer.message_buffer(b"b" * 50)
+        assert second is not None and len(second) == 50 + 6
+        assert tracemalloc.get_object_traceback(second) == origin
+    finally:
+        tracemalloc.stop()
+    view = memoryview(second)  # as a transport holding unsent data does (Python >= 3.12)
+    kept = bytes(second)
+    del second
+    third = writer.message_buffer(b"c" * 50)
+    assert third is not None and third is not view.obj
+    assert bytes(view) == kept, "memory still referred to must not be overwritten"
+    assert server().feed(bytes(view) + third) == [b"b" * 50, b"c" * 50]
+    held, held_bytes = third, bytes(third)
+    del third
+    fourth = writer.message_buffer(b"d")
+    assert fourth is not held and bytes(held) == held_bytes
+    assert server().feed(held + fourth) == [b"c" * 50, b"d"]
+
+
+def test_writer_message_buffer_compressed_and_compact() -> None:
+    writer = Writer(client=True, deflate=True, compress_threshold=100)
+    assert writer.message_buffer(b"x" * 100) is None, "compressed: use message()"
+    frame = writer.message_buffer(b"x" * 99)
+    assert frame is not None and server(deflate=True).feed(frame) == [b"x" * 99]
+    del frame
+    assert writer.compact() >= 99 + 6, "the kept buffer counts"
+    assert writer.compact() == 0
+    plain = Writer(client=False)
+    frame = plain.message_buffer(b"y" * 1000)
+    assert frame is not None
+    assert plain.compact() == len(frame)
+
+
+def test_writer_message_buffer_large_not_kept() -> None:
+    writer = Writer(client=False)
+    big = writer.message_buffer(bytes(16 << 20))
+    assert big is not None and len(big) == (16 << 20) + 10
+    del big
+    assert writer.compact() == 0, "a buffer over 16 MiB is not kept"
+    with pytest.raises(TypeError):
+        writer.message_buffer(123)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("is_client", [True, False])

@@ -136,9 +136,14 @@ class Writer:
     def binary_header(self, len: int) -> bytes | None:
         """The header of a binary message of ``len`` bytes whose payload is written as it
         is (server side, not compressed); ``None`` when it must be masked or compressed."""
-    def compact(self) -> bool:
-        """Free the compression state, keeping the window history from which the next
-        compressed message rebuilds it; return whether a state was freed."""
+    def message_buffer(self, data: str | Buffer) -> bytearray | None:
+        """Encode a data message sent as one uncompressed frame into a ``bytearray`` that
+        is reused for a later message once nothing else refers to it; ``None`` when the
+        message would be compressed (use :meth:`message`)."""
+    def compact(self) -> int:
+        """Free the kept send buffer and the compression state, keeping the window history
+        from which the next compressed message rebuilds it; return the number of bytes
+        freed (a compression state counts as 256 KiB)."""
     @property
     def deflater_allocated(self) -> bool:
         """Whether the compression state is allocated."""

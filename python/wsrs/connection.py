@@ -87,6 +87,12 @@ class Connection:
         """Return the frame(s) of a message: ``str`` as text, bytes-like as binary; raise
         ``TypeError`` for anything else. It is the Rust writer's own method: the hot path
         has no Python frame of its own."""
+        self.send_message_buffer: Callable[
+            [str | bytes | bytearray | memoryview], bytearray | None
+        ] = self._writer.message_buffer
+        """Return a message encoded as one uncompressed frame in a ``bytearray`` that the
+        writer reuses for a later message once nothing else refers to it, or ``None`` when
+        the message is compressed. For large messages: no new allocation per message."""
         self.binary_header: Callable[[int], bytes | None] = self._writer.binary_header
         """Return the header of a binary message of the given length whose payload can be
         written as it is after it (server side, not compressed), else ``None``."""
@@ -190,21 +196,18 @@ class Connection:
     def compact(self) -> int:
         """Free the memory an idle connection does not need.
 
-        Drops the Rust reader's spare message buffer and, with permessage-deflate, the
-        compressor and decompressor states (about 300 KiB and 40 KiB at 15-bit windows),
-        keeping only the last window of data in each direction (at most 2**window_bits
-        bytes). The next message rebuilds a state from that history, so the compressed
-        stream is unchanged as far as the peer can tell. Does nothing to a message that
-        is half received.
+        Drops the Rust reader's spare message buffer, the writer's kept send buffer and,
+        with permessage-deflate, the compressor and decompressor states (about 300 KiB and
+        40 KiB at 15-bit windows), keeping only the last window of data in each direction
+        (at most 2**window_bits bytes). The next message rebuilds a state from that history,
+        so the compressed stream is unchanged as far as the peer can tell. Does nothing to a
+        message that is half received.
 
         Returns:
             How many bytes it freed, at least (a compressor counts as 256 KiB, a
             decompressor as its window).
         """
-        freed: int = self._reader.compact()
-        if self._writer.compact():
-            freed += 256 * 1024
-        return freed
+        return self._reader.compact() + self._writer.compact()
 
     def receive_eof(self) -> None:
         """Note that TCP is closed: the connection is CLOSED."""

@@ -573,14 +573,9 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             await self.ensure_open()
             connection = self.connection  # pragma: no cover - ensure_open() raised: not OPEN
         assert connection is not None and self.transport is not None
-        header = None
-        if type(data) is bytes and len(data) >= SPLIT_WRITE_SIZE:
-            header = connection.binary_header(len(data))
-        if header is not None:
-            # Header and payload written apart: no copy of a large payload into a frame.
-            self._flush_batch()
-            self.transport.write(header)
-            self.transport.write(cast(bytes, data))  # a header comes only for bytes
+        kind = type(data)
+        if (kind is bytes or kind is str) and len(data) >= SPLIT_WRITE_SIZE:
+            self._send_large(connection, cast(str | bytes, data))
         else:
             try:
                 frame = connection.send_message(data)
@@ -592,6 +587,26 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         self._active = True
         if self._paused_writing:
             await self._drain()
+
+    def _send_large(self, connection: Connection, data: str | bytes) -> None:
+        """Write a large message without allocating memory for it where possible."""
+        assert self.transport is not None
+        header = connection.binary_header(len(data)) if type(data) is bytes else None
+        if header is not None:
+            # Server, binary, not compressed: header and payload written apart, so the
+            # payload is not copied into a frame.
+            self._flush_batch()
+            self.transport.write(header)
+            self.transport.write(cast(bytes, data))  # a header comes only for bytes
+            return
+        # Masked or text: encoded into the writer's reusable buffer, which the transport
+        # sends at once or copies (else the writer takes a new one for the next message).
+        frame = connection.send_message_buffer(data)
+        if frame is None:  # compressed: a new frame
+            self._write_frame(connection.send_message(data))
+        else:
+            self._flush_batch()
+            self.transport.write(frame)
 
     def _write_frame(self, frame: bytes) -> None:
         """Write ``frame`` now if it is the first of this loop iteration, else batch it."""

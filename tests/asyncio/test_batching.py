@@ -187,3 +187,53 @@ async def test_close_with_a_full_queue_drops_what_it_cannot_hold() -> None:
         kept = list(client.messages)
         assert 2 <= len(kept) < 20
         assert kept == messages[: len(kept)]
+
+
+async def test_large_messages_reuse_a_send_buffer_the_transport_let_go() -> None:
+    """A client masks large messages into one reused bytearray, but never into one that a
+    transport still holds (Python >= 3.12 keeps a memoryview of unsent data, uvloop may
+    queue the object): each message arrives intact."""
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, ping_interval=None, compression=None, max_size=None
+    ) as server:
+        async with wsrs.connect(
+            server_uri(server), ping_interval=None, compression=None, max_size=None
+        ) as client:
+            ws = await capture.get()
+            assert client.transport is not None
+            write = client.transport.write
+            held: list[bytes | bytearray | memoryview] = []
+            deferred = True
+
+            def holding(data: bytes | bytearray | memoryview) -> None:
+                # A transport that sends later what it is given, without copying it.
+                if deferred:
+                    held.append(data)
+                else:
+                    write(data)
+
+            client.transport.write = holding  # type: ignore[method-assign]
+            messages: list[str | bytes] = [
+                bytes([i]) * (1 << 20) if i % 2 else chr(0x3B1 + i) * (1 << 17) for i in range(6)
+            ]
+            for message in messages:
+                await client.send(message)
+            frames = [item for item in held if len(item) > 1000]
+            assert len(frames) == 6
+            assert len({id(frame) for frame in frames}) == 6, "a held buffer was reused"
+            deferred = False
+            for item in held:
+                write(item)
+            held.clear()
+            for message in messages:
+                assert await ws.recv() == message
+            # Once the transport lets go, the buffer is reused: each message arrives intact.
+            for message in messages:
+                await client.send(message)
+                assert await ws.recv() == message
+            assert client.connection is not None
+            assert client.connection.compact() >= 1 << 20, "the kept buffer is freed"
+            # Text over the size limit of the server side goes through the reused buffer too.
+            await ws.send("ω" * (1 << 16))
+            assert await client.recv() == "ω" * (1 << 16)
