@@ -214,10 +214,84 @@ impl Input<'_> {
     }
 }
 
+/// Binary messages with at least this much payload still to come when the transport asks for
+/// a buffer are received straight into their final `bytes` (see `Reader.receive_buffer`).
+const DIRECT_MIN_REMAINING: usize = 64 * 1024;
+
 /// The receiving side of a connection: bytes in, events out.
 #[pyclass(module = "wsrs._core")]
 pub struct Reader {
     inner: reader::Reader,
+    /// The message being received straight into its final `bytes`, if one is.
+    direct: Option<Direct>,
+}
+
+/// A binary message received in place: `bytes` of the payload's length, not shared with any
+/// Python code until it is complete, `filled` bytes of it written so far.
+struct Direct {
+    bytes: Py<PyBytes>,
+    filled: usize,
+    len: usize,
+}
+
+/// A writable buffer over the part of a message's `bytes` still to be received, which the
+/// transport reads into (`asyncio.BufferedProtocol.get_buffer`).
+///
+/// It keeps the `bytes` alive while exported. Only the transport's read uses it: the message
+/// is delivered after that read, and the buffer is not used again.
+#[pyclass(module = "wsrs._core", frozen)]
+pub struct ReceiveBuffer {
+    bytes: Py<PyBytes>,
+    start: usize,
+    len: usize,
+}
+
+#[pymethods]
+impl ReceiveBuffer {
+    /// # Safety
+    ///
+    /// Called by Python with a valid `view` to fill.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        // SAFETY: `this.bytes` is a live `bytes` object (owned by `this`) of at least
+        // `start + len` bytes (`Reader::receive_buffer` made it so), so the pointer is in
+        // bounds. `PyBuffer_FillInfo` stores a new reference to `slf` in the view, which keeps
+        // `this.bytes` alive as long as the view is exported; writing through it is sound
+        // because the `bytes` is not visible to any Python code until the reader delivers it.
+        unsafe {
+            let base = pyo3::ffi::PyBytes_AsString(this.bytes.as_ptr()).cast::<u8>();
+            if base.is_null() {
+                return Err(PyErr::fetch(slf.py()));
+            }
+            let len = pyo3::ffi::Py_ssize_t::try_from(this.len)
+                .map_err(|_| PyValueError::new_err("buffer too large"))?;
+            if pyo3::ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                base.add(this.start).cast(),
+                len,
+                0,
+                flags,
+            ) == -1
+            {
+                return Err(PyErr::fetch(slf.py()));
+            }
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    ///
+    /// Called by Python when a view ends; nothing to release.
+    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
+
+    fn __len__(&self) -> usize {
+        self.len
+    }
 }
 
 #[pymethods]
@@ -242,44 +316,126 @@ impl Reader {
         };
         Ok(Self {
             inner: reader::Reader::new(client, max_size, inflater),
+            direct: None,
         })
     }
 
+    /// A writable `memoryview` for the transport to read the rest of a large binary message's
+    /// payload into, or `None` to read into a buffer of its own and `feed` it.
+    ///
+    /// When the reader is in the payload of an unfragmented, uncompressed binary message with
+    /// at least 64 KiB to come, it allocates the message's `bytes` now, and the network data
+    /// goes straight there (unmasked in place by `received`): no copy through the network
+    /// buffer and the message buffer. Call `received` with the number of bytes read into
+    /// it; `feed` still works meanwhile, copying into the same `bytes`.
+    fn receive_buffer<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.direct.is_none() && !self.start_direct(py)? {
+            return Ok(None);
+        }
+        let Some(direct) = self.direct.as_ref() else {
+            return Ok(None);
+        };
+        let buffer = Bound::new(
+            py,
+            ReceiveBuffer {
+                bytes: direct.bytes.clone_ref(py),
+                start: direct.filled,
+                len: direct.len - direct.filled,
+            },
+        )?;
+        // A memoryview over it: transports slice what they read into (asyncio's TLS layer).
+        // SAFETY: `buffer` is a live object exporting a buffer; the result is a new reference
+        // or null with an exception set.
+        unsafe {
+            Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyMemoryView_FromObject(buffer.as_ptr()))
+        }
+        .map(Some)
+    }
+
+    /// The transport read `nbytes` into the last `receive_buffer`; returns the events that
+    /// completed (the message, once its payload is all there).
+    fn received<'py>(&mut self, py: Python<'py>, nbytes: usize) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        if let Some(bytes) = self.advance_direct(py, nbytes, None)? {
+            list.append(bytes)?;
+        }
+        Ok(list)
+    }
+
     /// Feed a chunk from the network; returns the events it completed, in order.
+    ///
+    /// The payload of a large binary message goes straight into its final `bytes` here too
+    /// (see `receive_buffer`), not through the message buffer.
     fn feed<'py>(
         &mut self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let input = Input::of(data)?;
-        let data = input.as_slice();
-        let mut events = Vec::new();
-        let inner = &mut self.inner;
-        let result = if data.len() >= GIL_RELEASE_THRESHOLD && input.may_detach() {
-            py.detach(|| inner.feed(data, &mut events))
-        } else {
-            inner.feed(data, &mut events)
-        };
+        let mut data = input.as_slice();
         let list = PyList::empty(py);
-        for event in events {
-            match event {
-                reader::Event::Text(s) => {
-                    list.append(PyString::new(py, &s))?;
-                    inner.recycle(s.into_bytes());
+        let mut events = Vec::new();
+        loop {
+            if let Some(direct) = self.direct.as_ref() {
+                let n = data.len().min(direct.len - direct.filled);
+                if let Some(bytes) = self.advance_direct(py, n, Some(&data[..n]))? {
+                    list.append(bytes)?;
                 }
-                reader::Event::Binary(b) => {
-                    list.append(PyBytes::new(py, &b))?;
-                    inner.recycle(b);
+                data = &data[n..];
+                if data.is_empty() {
+                    return Ok(list);
                 }
-                reader::Event::Ping(data) => list.append(Ping { data })?,
-                reader::Event::Pong(data) => list.append(Pong { data })?,
-                reader::Event::Close { code, reason } => list.append(Close { code, reason })?,
+            }
+            let inner = &mut self.inner;
+            let result = if data.len() >= GIL_RELEASE_THRESHOLD && input.may_detach() {
+                py.detach(|| inner.feed_until_direct(data, &mut events, DIRECT_MIN_REMAINING))
+            } else {
+                inner.feed_until_direct(data, &mut events, DIRECT_MIN_REMAINING)
+            };
+            for event in events.drain(..) {
+                match event {
+                    reader::Event::Text(s) => {
+                        list.append(PyString::new(py, &s))?;
+                        inner.recycle(s.into_bytes());
+                    }
+                    reader::Event::Binary(b) => {
+                        list.append(PyBytes::new(py, &b))?;
+                        inner.recycle(b);
+                    }
+                    reader::Event::Ping(data) => list.append(Ping { data })?,
+                    reader::Event::Pong(data) => list.append(Pong { data })?,
+                    reader::Event::Close { code, reason } => {
+                        list.append(Close { code, reason })?;
+                    }
+                }
+            }
+            match result {
+                Err(err) => {
+                    list.append(to_pyerr(py, &err).into_value(py))?;
+                    return Ok(list);
+                }
+                Ok(used) => {
+                    data = &data[used..];
+                    // Stopped at the header of a large binary message: the rest of `data`
+                    // goes into its `bytes`.
+                    if data.is_empty() {
+                        return Ok(list);
+                    }
+                    if !self.start_direct(py)? {
+                        // Not reached: the reader stops only where `direct_len` allows.
+                        return Err(PyRuntimeError::new_err(
+                            "reader stopped without a message to receive in place",
+                        ));
+                    }
+                }
             }
         }
-        if let Err(err) = result {
-            list.append(to_pyerr(py, &err).into_value(py))?;
-        }
-        Ok(list)
+    }
+
+    /// Whether a message is being received in place (see `receive_buffer`).
+    #[getter]
+    fn receiving_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// Whether a close frame was received (further input is ignored).
@@ -311,6 +467,83 @@ impl Reader {
     #[getter]
     fn inflater_allocated(&self) -> bool {
         self.inner.inflater_allocated()
+    }
+}
+
+impl Reader {
+    /// Start receiving the current message in place if it qualifies (see `receive_buffer`):
+    /// allocate its `bytes` and copy there what came of the payload already. Returns whether
+    /// it started.
+    fn start_direct(&mut self, py: Python<'_>) -> PyResult<bool> {
+        let Some(len) = self.inner.direct_len(DIRECT_MIN_REMAINING) else {
+            return Ok(false);
+        };
+        let size = pyo3::ffi::Py_ssize_t::try_from(len)
+            .map_err(|_| PyValueError::new_err("message too large"))?;
+        // SAFETY: a null pointer asks for `len` uninitialised bytes; the result is a new
+        // reference to a `bytes` object (so the unchecked cast holds) or null with an
+        // exception set, which `from_owned_ptr_or_err` turns into an error.
+        let bytes = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
+            )?
+            .cast_into_unchecked::<PyBytes>()
+        };
+        let Some((_, prefix)) = self.inner.begin_direct(DIRECT_MIN_REMAINING) else {
+            return Ok(false); // not reached: direct_len() said it can
+        };
+        // SAFETY: the new `bytes` has `len` bytes, at least `prefix.len()` (the payload
+        // received so far), and no other reference to it exists yet.
+        unsafe {
+            let base = pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
+            std::ptr::copy_nonoverlapping(prefix.as_ptr(), base, prefix.len());
+        }
+        self.direct = Some(Direct {
+            bytes: bytes.unbind(),
+            filled: prefix.len(),
+            len,
+        });
+        Ok(true)
+    }
+
+    /// `n` more bytes of the message received in place are in its `bytes` (or, with `src`,
+    /// are copied there first): unmask them; returns the `bytes` once complete.
+    fn advance_direct(
+        &mut self,
+        py: Python<'_>,
+        n: usize,
+        src: Option<&[u8]>,
+    ) -> PyResult<Option<Py<PyBytes>>> {
+        let Some(direct) = self.direct.as_mut() else {
+            return Err(PyValueError::new_err("no message is received in place"));
+        };
+        if n > direct.len - direct.filled {
+            return Err(PyValueError::new_err(
+                "more bytes than the message has left",
+            ));
+        }
+        // SAFETY: `direct.bytes` is a live `bytes` of `direct.len` bytes and
+        // `filled + n <= len`, so the range is in bounds. No Python code has a reference to
+        // it that reads or writes (the transport's read into it is over), and the GIL is held
+        // while the slice lives.
+        let piece = unsafe {
+            let base = pyo3::ffi::PyBytes_AsString(direct.bytes.as_ptr()).cast::<u8>();
+            std::slice::from_raw_parts_mut(base.add(direct.filled), n)
+        };
+        if let Some(src) = src {
+            piece.copy_from_slice(src);
+        }
+        let complete = self
+            .inner
+            .direct_received(piece)
+            .map_err(|e| to_pyerr(py, &e))?;
+        direct.filled += n;
+        Ok(if complete {
+            self.direct.take().map(|direct| direct.bytes)
+        } else {
+            None
+        })
     }
 }
 
@@ -676,6 +909,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pong>()?;
     m.add_class::<Close>()?;
     m.add_class::<Reader>()?;
+    m.add_class::<ReceiveBuffer>()?;
     m.add_class::<Writer>()?;
     m.add_class::<Utf8Validator>()?;
     m.add_function(wrap_pyfunction!(apply_mask, m)?)?;

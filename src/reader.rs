@@ -62,6 +62,9 @@ enum State {
     Header,
     /// Inside the payload of `header`, `offset` bytes in.
     Payload { header: FrameHeader, offset: u64 },
+    /// Inside the payload of `header`, `offset` bytes in, which the caller receives into its
+    /// own buffer (see [`Reader::begin_direct`]).
+    Direct { header: FrameHeader, offset: u64 },
     /// A close frame was received: input is ignored.
     Closed,
     /// The peer broke the protocol: input is ignored.
@@ -182,7 +185,24 @@ impl Reader {
     ///
     /// The first rule the peer broke, with its close code. The reader is failed afterwards.
     pub fn feed(&mut self, data: &[u8], events: &mut Vec<Event>) -> Result<()> {
-        let result = self.feed_inner(data, events);
+        self.feed_until_direct(data, events, usize::MAX).map(|_| ())
+    }
+
+    /// [`feed`](Self::feed), stopping right after a frame header whose payload the caller
+    /// could receive into its own buffer ([`direct_len`](Self::direct_len) with
+    /// `min_remaining`), so that none of it is copied into the message buffer first. Returns
+    /// how many bytes of `data` it used: all of them unless it stopped.
+    ///
+    /// # Errors
+    ///
+    /// As [`feed`](Self::feed).
+    pub fn feed_until_direct(
+        &mut self,
+        data: &[u8],
+        events: &mut Vec<Event>,
+        min_remaining: usize,
+    ) -> Result<usize> {
+        let result = self.feed_inner(data, events, min_remaining);
         if result.is_err() {
             self.state = State::Failed;
             self.message = None;
@@ -193,24 +213,39 @@ impl Reader {
         result
     }
 
-    fn feed_inner(&mut self, mut data: &[u8], events: &mut Vec<Event>) -> Result<()> {
+    fn feed_inner(
+        &mut self,
+        mut data: &[u8],
+        events: &mut Vec<Event>,
+        stop_at_direct: usize,
+    ) -> Result<usize> {
+        let total = data.len();
         loop {
             match self.state {
-                State::Closed | State::Failed => return Ok(()),
+                State::Closed | State::Failed => return Ok(total),
+                State::Direct { .. } => {
+                    return Err(Error::InvalidArgument(
+                        "feed() while the caller receives a payload directly".into(),
+                    ));
+                }
                 State::Header => {
                     let Some((header, consumed)) = self.next_header(data)? else {
-                        return Ok(());
+                        return Ok(total);
                     };
                     data = &data[consumed..];
                     self.start_frame(header)?;
                     self.state = State::Payload { header, offset: 0 };
                     if header.payload_len == 0 {
                         self.end_frame(header, events)?;
+                    } else if stop_at_direct != usize::MAX
+                        && self.direct_len(stop_at_direct).is_some()
+                    {
+                        return Ok(total - data.len());
                     }
                 }
                 State::Payload { header, offset } => {
                     if data.is_empty() {
-                        return Ok(());
+                        return Ok(total);
                     }
                     let remaining = header.payload_len - offset;
                     let n = usize::try_from(remaining).map_or(data.len(), |r| r.min(data.len()));
@@ -224,6 +259,96 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// Let the caller receive the rest of the current frame's payload into its own buffer,
+    /// which saves copying a large message: once from the network buffer into the message
+    /// buffer, and again from there into the object handed to the application.
+    ///
+    /// Possible in the payload of an unfragmented, uncompressed binary message with at least
+    /// `min_remaining` bytes still to come (see [`direct_len`](Self::direct_len)). Returns the whole
+    /// payload length and the part of it already received (unmasked), which the caller
+    /// copies to the start of its buffer; then it reports each piece it receives after that
+    /// with [`direct_received`](Self::direct_received). [`feed`](Self::feed) fails until the
+    /// payload is complete.
+    pub fn begin_direct(&mut self, min_remaining: usize) -> Option<(usize, &[u8])> {
+        let len = self.direct_len(min_remaining)?;
+        let State::Payload { header, offset } = self.state else {
+            return None;
+        };
+        let message = self.message.as_ref()?;
+        self.state = State::Direct { header, offset };
+        Some((len, &message.data))
+    }
+
+    /// The payload length [`begin_direct`](Self::begin_direct) would return, without
+    /// starting: the caller allocates its buffer first. The length is bounded like the
+    /// reservation from a header: by `max_size`, or by 16 MiB without a limit.
+    #[must_use]
+    pub fn direct_len(&self, min_remaining: usize) -> Option<usize> {
+        let State::Payload { header, offset } = self.state else {
+            return None;
+        };
+        let len = usize::try_from(header.payload_len).ok()?;
+        let remaining = len - usize::try_from(offset).ok()?;
+        let max_len = MAX_UPFRONT_RESERVE.max(if self.max_size == usize::MAX {
+            0
+        } else {
+            self.max_size
+        });
+        let plain = self.message.as_ref().is_some_and(|m| !m.compressed);
+        (header.opcode == Opcode::Binary
+            && header.fin
+            && plain
+            && len <= max_len
+            && remaining >= min_remaining)
+            .then_some(len)
+    }
+
+    /// How much of the payload the caller receives directly is still to come, if it does.
+    #[must_use]
+    pub fn direct_remaining(&self) -> Option<usize> {
+        match self.state {
+            State::Direct { header, offset } => usize::try_from(header.payload_len - offset).ok(),
+            _ => None,
+        }
+    }
+
+    /// The caller received `piece`, the next bytes of the payload it receives directly, into
+    /// its buffer: unmask it there. Returns whether the payload (and so the message) is
+    /// complete; the reader then parses headers again, and the caller delivers the message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] outside a direct payload or for a piece longer than what
+    /// remains of it (a bug of the caller; the reader fails).
+    pub fn direct_received(&mut self, piece: &mut [u8]) -> Result<bool> {
+        let State::Direct { header, offset } = self.state else {
+            return Err(Error::InvalidArgument(
+                "no payload is received directly".into(),
+            ));
+        };
+        let remaining = header.payload_len - offset;
+        if piece.len() as u64 > remaining {
+            self.state = State::Failed;
+            self.message = None;
+            return Err(Error::InvalidArgument(
+                "more bytes than the payload has".into(),
+            ));
+        }
+        if let Some(key) = header.mask {
+            crate::mask::apply_mask(piece, key, (offset % 4) as usize);
+        }
+        let offset = offset + piece.len() as u64;
+        if offset < header.payload_len {
+            self.state = State::Direct { header, offset };
+            return Ok(false);
+        }
+        self.state = State::Header;
+        if let Some(message) = self.message.take() {
+            self.recycle(message.data);
+        }
+        Ok(true)
     }
 
     /// Parse the next header from the saved partial header and `data`. Returns the header and

@@ -789,6 +789,103 @@ def test_reader_every_split_deflate() -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Large binary messages received in place (Reader.receive_buffer)
+
+
+def _read_into(reader: Reader, data: bytes) -> tuple[list[Event], bytes]:
+    """Do what the transport does with ``receive_buffer``: read as much of ``data`` as the
+    buffer takes; return the events and what is left."""
+    buffer = reader.receive_buffer()
+    assert buffer is not None
+    view = memoryview(buffer)
+    assert not view.readonly and view.nbytes == len(buffer)
+    n = min(len(view), len(data))
+    view[:n] = data[:n]
+    view.release()
+    return reader.received(n), data[n:]
+
+
+@pytest.mark.parametrize("is_client", [True, False])
+@pytest.mark.parametrize("piece", [1, 3, 4096, 200_000])
+def test_reader_receives_large_binary_in_place(is_client: bool, piece: int) -> None:
+    payload = bytes(range(256)) * 1000 + b"!"
+    writer = Writer(client=not is_client)
+    stream = writer.message(b"small") + writer.message(payload) + writer.message("after")
+    reader = Reader(client=is_client)
+    # The transport's first read holds the first message and the large one's header.
+    head = len(writer.message(b"small")) + (10 if is_client else 14)
+    assert reader.feed(stream[:head]) == [b"small"]
+    assert not reader.receiving_direct, "stopped at the header: starts with receive_buffer"
+    rest = stream[head:]
+    events: list[Event] = []
+    while not events:
+        new, left = _read_into(reader, rest[:piece])  # one read of at most `piece` bytes
+        assert reader.receiving_direct is not bool(new)
+        rest = left + rest[piece:]
+        events += new
+    assert events == [payload]
+    assert type(events[0]) is bytes
+    assert reader.receive_buffer() is None, "not inside a large binary payload"
+    assert reader.feed(rest) == ["after"]
+
+
+@pytest.mark.parametrize("is_client", [True, False])
+def test_reader_feed_fills_a_message_received_in_place(is_client: bool) -> None:
+    payload = b"\x00\xff\x10" * 50_000
+    writer = Writer(client=not is_client)
+    stream = writer.message(payload) + writer.ping(b"p") + writer.message(payload)
+    for split in (1, 5, 11, 12, 70_000, len(stream) - 1):
+        reader = Reader(client=is_client)
+        events = reader.feed(stream[:split]) + reader.feed(stream[split:])
+        assert events == [payload, Ping(b"p"), payload]
+    # Reading into the buffer and feeding mix.
+    reader = Reader(client=is_client)
+    assert reader.feed(stream[:20_000]) == []
+    events, rest = _read_into(reader, stream[20_000:70_000])
+    assert events == [] and rest == b""
+    assert reader.feed(stream[70_000:]) == [payload, Ping(b"p"), payload]
+
+
+def test_reader_receive_buffer_only_for_large_plain_binary() -> None:
+    writer = Writer(client=True)
+    for message in ("x" * 100_000, b"x" * 65_535):
+        reader = server()
+        frame = writer.message(message)
+        assert reader.feed(frame[:20]) == []
+        assert reader.receive_buffer() is None and not reader.receiving_direct
+    fragmented = writer.frame(0x2, b"x" * 100_000, fin=False)
+    reader = server()
+    assert reader.feed(fragmented[:20]) == []
+    assert reader.receive_buffer() is None
+    compressed = Writer(client=True, deflate=True).message(bytes(range(256)) * 1000)
+    reader = server(deflate=True)
+    assert reader.feed(compressed[:20]) == []
+    assert reader.receive_buffer() is None
+
+
+def test_reader_received_misuse() -> None:
+    reader = server()
+    with pytest.raises(ValueError):
+        reader.received(1)
+    frame = Writer(client=True).message(b"y" * 100_000)
+    reader.feed(frame[:14])
+    buffer = reader.receive_buffer()
+    assert buffer is not None and len(buffer) == 100_000
+    with pytest.raises(ValueError):
+        reader.received(100_001)
+    assert reader.received(0) == []
+    events, rest = _read_into(reader, frame[14:])
+    assert events == [b"y" * 100_000] and rest == b""
+
+
+def test_reader_too_big_before_receiving_in_place() -> None:
+    frame = Writer(client=True).message(b"z" * 200_000)
+    reader = server(max_size=100_000)
+    assert norm(reader.feed(frame[:14])) == [("error", 1009)]
+    assert reader.receive_buffer() is None
+
+
+# --------------------------------------------------------------------------------------------
 # Writer and Reader round trips
 
 

@@ -2,8 +2,10 @@
 //! input in arbitrary pieces. The only allowed outcomes are events or a documented error
 //! (close code 1002, 1007 or 1009), the same whatever the split (but for a compressed message
 //! both corrupt and too big, see below), and no message over `max_size`. The split run also
-//! compacts the reader after every piece (as an idle connection does), which must not change
-//! anything either.
+//! compacts the reader after every piece (as an idle connection does), and receives binary
+//! payloads of 16 bytes or more into a buffer of its own as the Python glue does
+//! (`feed_until_direct`, `begin_direct`, `direct_received`), which must not change anything
+//! either.
 #![no_main]
 
 use _core::deflate::Inflater;
@@ -27,15 +29,57 @@ fn run(
     let mut reader = Reader::new(client, Some(MAX_SIZE), inflater);
     let mut events = Vec::new();
     let mut start = 0;
+    // The message received in place (as the glue does with a `bytes`): its buffer and length.
+    let mut direct: Option<(Vec<u8>, usize)> = None;
     for &cut in cuts.iter().chain(std::iter::once(&data.len())) {
-        if let Err(error) = reader.feed(&data[start..cut], &mut events) {
-            assert!(
-                matches!(error.close_code(), 1002 | 1007 | 1009),
-                "{error:?}"
-            );
-            return (events, Some(error.close_code()));
-        }
+        let mut piece = &data[start..cut];
         start = cut;
+        loop {
+            if let Some((buffer, len)) = direct.as_mut() {
+                let n = piece.len().min(*len - buffer.len());
+                let at = buffer.len();
+                buffer.extend_from_slice(&piece[..n]);
+                piece = &piece[n..];
+                let complete = reader.direct_received(&mut buffer[at..]).expect("glue use");
+                assert_eq!(complete, buffer.len() == *len);
+                if complete {
+                    if let Some((buffer, _)) = direct.take() {
+                        events.push(Event::Binary(buffer));
+                    }
+                }
+                if piece.is_empty() {
+                    break;
+                }
+            }
+            let result = if compact {
+                reader.feed_until_direct(piece, &mut events, 16)
+            } else {
+                reader.feed(piece, &mut events).map(|()| piece.len())
+            };
+            match result {
+                Err(error) => {
+                    assert!(
+                        matches!(error.close_code(), 1002 | 1007 | 1009),
+                        "{error:?}"
+                    );
+                    return (events, Some(error.close_code()));
+                }
+                Ok(used) => {
+                    piece = &piece[used..];
+                    if piece.is_empty() {
+                        break;
+                    }
+                    let (len, already) = reader.begin_direct(16).expect("stopped for it");
+                    direct = Some((already.to_vec(), len));
+                }
+            }
+        }
+        if compact && direct.is_none() {
+            // What the glue's receive_buffer() does between reads.
+            if let Some((len, already)) = reader.begin_direct(16) {
+                direct = Some((already.to_vec(), len));
+            }
+        }
         if compact {
             reader.compact();
         }

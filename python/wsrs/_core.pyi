@@ -78,6 +78,22 @@ class Reader:
         :class:`ProtocolError` (not raised) and the reader ignores further input; after a
         close frame it ignores further input too.
         """
+    def receive_buffer(self) -> memoryview | None:
+        """A writable ``memoryview`` (over a :class:`ReceiveBuffer`) for the transport to
+        read the rest of a large binary message into, or ``None`` to read into a buffer of
+        its own and :meth:`feed` it.
+
+        In the payload of an unfragmented, uncompressed binary message with at least 64 KiB
+        to come, the message's ``bytes`` is allocated now and the network data goes straight
+        into it. Report each read with :meth:`received`; :meth:`feed` still works meanwhile.
+        """
+    def received(self, nbytes: int) -> list[Event]:
+        """``nbytes`` were read into the last :meth:`receive_buffer`: unmask them; return
+        the events completed (the message once its payload is all there). ``ValueError``
+        without a buffer or for more bytes than it had."""
+    @property
+    def receiving_direct(self) -> bool:
+        """Whether a message is being received in place (see :meth:`receive_buffer`)."""
     @property
     def closed(self) -> bool:
         """Whether a close frame was received."""
@@ -93,6 +109,13 @@ class Reader:
     @property
     def inflater_allocated(self) -> bool:
         """Whether the decompression state is allocated."""
+
+class ReceiveBuffer:
+    """A writable buffer over the rest of a message being received in place (from
+    :meth:`Reader.receive_buffer`): the transport reads into it once."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
 
 class Writer:
     """The sending side of a connection: messages in, the bytes of their frames out.

@@ -162,7 +162,25 @@ class Connection:
         resolve pong waiters (:meth:`acknowledge`) and wake receivers. Call
         :meth:`data_to_send` and :meth:`close_expected` afterwards.
         """
-        events = self._reader.feed(data)
+        return self._process(self._reader.feed(data))
+
+    def receive_buffer(self) -> memoryview | None:
+        """Return a writable ``memoryview`` to read the rest of a large binary message into, or
+        ``None`` to read into any buffer and call :meth:`receive_data`.
+
+        When a binary message of one uncompressed frame has at least 64 KiB still to come,
+        the Rust reader allocates the message's ``bytes`` and the transport reads straight
+        into it: no copy of the payload in user space. Report what was read with
+        :meth:`receive_into`; :meth:`receive_data` still works meanwhile.
+        """
+        return self._reader.receive_buffer()
+
+    def receive_into(self, nbytes: int) -> list[_core.Event]:
+        """Note that ``nbytes`` were read into the last :meth:`receive_buffer`; return the
+        events they completed (the message, once complete), as :meth:`receive_data` does."""
+        return self._reader.received(nbytes)
+
+    def _process(self, events: list[_core.Event]) -> list[_core.Event]:
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:

@@ -182,6 +182,8 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         self._paused_reading = False
         self._close_sent = False  # close() sent a close frame: read until the peer's
         self._stream_ended = False  # no more messages: close frame, failure or lost
+        # Receiving: whether the last get_buffer() returned a message's own buffer.
+        self._reading_direct = False
         # Sending.
         self._paused_writing = False
         self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -265,7 +267,19 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         logger.debug("%s - connection made", self.side)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """Return the buffer the transport reads into (asyncio callback)."""
+        """Return the buffer the transport reads into (asyncio callback).
+
+        Usually a buffer shared by the connections of this thread, which the Rust reader
+        parses in place; in the middle of a large binary message, the rest of that message's
+        own ``bytes``, so its payload is not copied in user space.
+        """
+        connection = self.connection
+        if connection is not None:
+            direct = connection.receive_buffer()
+            if direct is not None:
+                self._reading_direct = True
+                return direct
+            self._reading_direct = False
         try:
             view: memoryview = _thread_state.receive_buffer
         except AttributeError:
@@ -274,7 +288,13 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         """Process the ``nbytes`` bytes just read into the buffer (asyncio callback)."""
-        self.data_received(_thread_state.receive_buffer[:nbytes])
+        connection = self.connection
+        if self._reading_direct and connection is not None:
+            self._reading_direct = False
+            self._active = True
+            self._process_events(connection, connection.receive_into(nbytes))
+        else:
+            self.data_received(_thread_state.receive_buffer[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Process bytes from the network.
@@ -289,8 +309,12 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             self._wake_buffer_waiter()
             return
         self._active = True
+        self._process_events(connection, connection.receive_data(data))
+
+    def _process_events(self, connection: Connection, events: list[_core.Event]) -> None:
+        """Deliver messages and act on control frames."""
         control = False
-        for event in connection.receive_data(data):
+        for event in events:
             kind = type(event)
             if kind is str or kind is bytes:
                 self._deliver(event)  # type: ignore[arg-type]

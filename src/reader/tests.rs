@@ -443,6 +443,177 @@ fn msg_strategy() -> impl Strategy<Value = Msg> {
         })
 }
 
+// ------------------------------------------------------------------------------------------
+// Payloads the caller receives into its own buffer (begin_direct)
+
+/// Receive the rest of a large binary payload into a buffer of the caller's, in pieces of
+/// `piece` bytes, as the Python glue does; then `rest` must hold a text frame "after".
+fn finish_direct(reader: &mut Reader, mut rest: &[u8], piece: usize) -> Vec<u8> {
+    let (len, already) = reader.begin_direct(1000).expect("a direct payload");
+    let mut out = already.to_vec();
+    assert_eq!(reader.direct_remaining(), Some(len - out.len()));
+    assert!(reader.in_message());
+    assert_eq!(
+        reader.compact(),
+        0,
+        "nothing is freed in the middle of a message"
+    );
+    while out.len() < len {
+        let n = piece.min(len - out.len());
+        let start = out.len();
+        out.extend_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        let complete = reader.direct_received(&mut out[start..]).unwrap();
+        assert_eq!(complete, out.len() == len);
+    }
+    assert_eq!(reader.direct_remaining(), None);
+    assert!(!reader.in_message());
+    assert_eq!(
+        feed(reader, rest),
+        (vec![Event::Text("after".into())], None)
+    );
+    out
+}
+
+#[test]
+fn direct_payload_masked_and_unmasked_at_any_phase() {
+    let payload: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 1) as u8).collect();
+    for client_side in [false, true] {
+        let make = if client_side { client } else { server };
+        let frame = if client_side { sframe } else { cframe };
+        let mut stream = frame(Opcode::Binary, true, &payload);
+        let header = stream.len() - payload.len();
+        stream.extend(frame(Opcode::Text, true, b"after"));
+        for piece in [1, 3, 1000, 5000] {
+            // Stopped by feed_until_direct right after the header.
+            let mut reader = make();
+            let used = reader
+                .feed_until_direct(&stream, &mut Vec::new(), 1000)
+                .unwrap();
+            assert_eq!(used, header);
+            assert_eq!(finish_direct(&mut reader, &stream[used..], piece), payload);
+            // Or part of the payload already fed, at every mask phase.
+            for prefix in [header, header + 1, header + 2, header + 3, 2000, 4001] {
+                let mut reader = make();
+                reader.feed(&stream[..prefix], &mut Vec::new()).unwrap();
+                let out = finish_direct(&mut reader, &stream[prefix..], piece);
+                assert_eq!(out, payload, "prefix {prefix} piece {piece}");
+            }
+        }
+    }
+}
+
+#[test]
+fn feed_until_direct_stops_after_the_header() {
+    let payload = vec![9u8; 3000];
+    let mut stream = cframe(Opcode::Text, true, b"before");
+    let first = stream.len();
+    stream.extend(cframe(Opcode::Binary, true, &payload));
+    let mut reader = server();
+    let mut events = Vec::new();
+    let used = reader
+        .feed_until_direct(&stream, &mut events, 1000)
+        .unwrap();
+    assert_eq!(events, vec![Event::Text("before".into())]);
+    assert_eq!(
+        used,
+        first + 8,
+        "a 2-byte header, a 16-bit length and a key"
+    );
+    // Without the option it never stops.
+    let mut reader = server();
+    assert_eq!(
+        reader
+            .feed_until_direct(&stream, &mut events, usize::MAX)
+            .unwrap(),
+        stream.len()
+    );
+    // A received prefix is handed over unmasked.
+    let mut reader = server();
+    reader
+        .feed(&stream[..first + 8 + 10], &mut Vec::new())
+        .unwrap();
+    let (len, already) = reader.begin_direct(1000).unwrap();
+    assert_eq!((len, already), (3000, &payload[..10]));
+}
+
+#[test]
+fn direct_only_for_large_plain_binary_messages() {
+    let big = vec![1u8; 3000];
+    let at_payload = |reader: &mut Reader, frame: &[u8], header: usize| {
+        reader.feed(&frame[..header], &mut Vec::new()).unwrap();
+        reader.direct_len(1000)
+    };
+    // Text, a first fragment, too little left, a control frame: no.
+    assert_eq!(
+        at_payload(&mut server(), &cframe(Opcode::Text, true, &big), 8),
+        None
+    );
+    assert_eq!(
+        at_payload(&mut server(), &cframe(Opcode::Binary, false, &big), 8),
+        None
+    );
+    assert_eq!(
+        at_payload(&mut server(), &cframe(Opcode::Binary, true, &big[..999]), 8),
+        None
+    );
+    assert_eq!(
+        at_payload(&mut server(), &cframe(Opcode::Binary, true, &big), 2008 + 1),
+        None
+    );
+    assert_eq!(
+        at_payload(&mut server(), &cframe(Opcode::Ping, true, &big[..100]), 6),
+        None
+    );
+    assert_eq!(
+        at_payload(&mut server(), &cframe(Opcode::Binary, true, &big), 8),
+        Some(3000)
+    );
+    // A compressed message goes through the inflater.
+    let mut def = Deflater::new(6, 15, false).unwrap();
+    let noise: Vec<u8> = (0..20_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut compressed = Vec::new();
+    def.compress(&noise, &mut compressed).unwrap();
+    assert!(compressed.len() > 1000);
+    let mut frame = Vec::new();
+    encode_frame(&mut frame, Opcode::Binary, true, true, &compressed, None);
+    let mut reader = Reader::new(true, Some(1 << 20), Some(Inflater::new(15, false).unwrap()));
+    assert_eq!(at_payload(&mut reader, &frame, 4), None);
+    // Without max_size, a header cannot make the caller allocate more than 16 MiB.
+    let len = (16 << 20) + 1;
+    let mut huge = vec![0; crate::frames::header_len(len, false)];
+    crate::frames::write_header(&mut huge, Opcode::Binary, true, false, len, None);
+    let mut reader = Reader::new(true, None, None);
+    assert_eq!(at_payload(&mut reader, &huge, huge.len()), None);
+}
+
+#[test]
+fn direct_misuse_is_an_error() {
+    let mut reader = server();
+    assert!(matches!(
+        reader.direct_received(&mut [0; 4]),
+        Err(Error::InvalidArgument(_))
+    ));
+    let stream = cframe(Opcode::Binary, true, &[5; 2000]);
+    reader.feed(&stream[..8], &mut Vec::new()).unwrap();
+    assert!(reader.begin_direct(1000).is_some());
+    assert!(reader.begin_direct(1000).is_none(), "already started");
+    assert!(matches!(
+        reader.feed(b"x", &mut Vec::new()),
+        Err(Error::InvalidArgument(_))
+    ));
+    let mut reader = server();
+    reader.feed(&stream[..8], &mut Vec::new()).unwrap();
+    reader.begin_direct(1000).unwrap();
+    assert!(matches!(
+        reader.direct_received(&mut [0; 2001]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(reader.is_failed());
+}
+
 proptest! {
     #[test]
     fn encode_then_parse_round_trips(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import pathlib
 import socket
 import ssl
@@ -304,6 +305,25 @@ async def test_tls(server_context: ssl.SSLContext, client_context: ssl.SSLContex
         assert server_ws.close_code == 1000
 
 
+async def test_tls_large_binary_received_in_place(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # Without compression, large binary messages are read straight into their bytes: through
+    # the TLS layer too (it reads into the buffer the protocol gives it).
+    payloads = [os.urandom(1 << 20), os.urandom(70_000), b"", os.urandom(300_001)]
+    async with serve(
+        echo, "127.0.0.1", 0, ssl=server_context, compression=None, max_size=None
+    ) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with connect(
+            f"wss://127.0.0.1:{port}/", ssl=client_context, compression=None, max_size=None
+        ) as ws:
+            for payload in payloads:
+                await ws.send(payload)
+            for payload in payloads:
+                assert await ws.recv() == payload
+
+
 async def test_tls_default_context_rejects_self_signed(server_context: ssl.SSLContext) -> None:
     async with serve(echo, "127.0.0.1", 0, ssl=server_context) as server:
         port = server.sockets[0].getsockname()[1]
@@ -458,10 +478,19 @@ def test_echo_on_uvloop() -> None:
                     await ws.send(message)
                     results.append(await ws.recv())
                 await asyncio.wait_for(await ws.ping(), 1000 * MS)
+        # Uncompressed: large binary messages go through the reused send buffer and are
+        # read straight into their bytes (uvloop holds the buffer protocol across its read).
+        async with run_server(compression=None, max_size=None) as uri:
+            async with connect(uri, compression=None, max_size=None) as ws:
+                for message in large:
+                    await ws.send(message)
+                for _ in large:
+                    results.append(await ws.recv())
         return results
 
+    large = [os.urandom(1 << 20), os.urandom(100_000), os.urandom(3 << 20)]
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        assert runner.run(main()) == ["text", b"bin", "big" * 100_000]
+        assert runner.run(main()) == ["text", b"bin", "big" * 100_000, *large]
 
 
 async def test_handler_sees_client_protocol_subclass() -> None:
