@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use _core::deflate::{Deflater, Inflater};
 use _core::frames::{encode_frame, header_len, Opcode};
-use _core::mask::{apply_mask, apply_mask_fallback};
+use _core::mask::{apply_mask, apply_mask_fallback, copy_masked};
 use _core::reader::{Event, Reader};
 use _core::utf8::validate;
 use _core::writer::Writer;
@@ -186,6 +186,25 @@ fn bench_mask(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("memcpy", &id), |b| {
             let mut dst = vec![0u8; size];
             b.iter(|| black_box(&mut dst[..]).copy_from_slice(black_box(&src[..])));
+        });
+        group.bench_function(BenchmarkId::new("copy_then_mask", &id), |b| {
+            let mut dst = vec![0u8; size];
+            b.iter(|| {
+                let dst = black_box(&mut dst[..]);
+                dst.copy_from_slice(black_box(&src[..]));
+                apply_mask(dst, black_box(KEY), 0);
+            });
+        });
+        group.bench_function(BenchmarkId::new("copy_masked", &id), |b| {
+            let mut dst = vec![0u8; size];
+            b.iter(|| {
+                copy_masked(
+                    black_box(&mut dst[..]),
+                    black_box(&src[..]),
+                    black_box(KEY),
+                    0,
+                )
+            });
         });
     }
     group.finish();
