@@ -223,7 +223,24 @@ def test_reader_mutated_raw_frames(
     stream = data.draw(mutate(b"".join(frames)))
     whole = check_feed(make_reader(config), [stream], config[2])
     pieces = check_feed(make_reader(config), split(stream, cuts), config[2])
-    assert pieces == whole
+    assert same_outcome(pieces, whole, config[1])
+
+
+def same_outcome(pieces: list[object], whole: list[object], deflate: bool) -> bool:
+    """Whether feeding in pieces gave what feeding whole did. A compressed message that is
+    both corrupt and too big may fail with either code (1007 or 1009), depending on how much
+    zlib inflated before it met the corrupt bytes, which depends on the split."""
+    if pieces == whole:
+        return True
+    either = {("error", 1007), ("error", 1009)}
+    return (
+        deflate
+        and pieces[:-1] == whole[:-1]
+        and bool(pieces)
+        and bool(whole)
+        and pieces[-1] in either
+        and whole[-1] in either
+    )
 
 
 @SETTINGS
@@ -240,7 +257,7 @@ def test_reader_mutated_writer_stream(
     mutated = data.draw(mutate(stream))
     whole = check_feed(make_reader(config), [mutated], max_size)
     pieces = check_feed(make_reader(config), split(mutated, cuts), max_size)
-    assert pieces == whole
+    assert same_outcome(pieces, whole, deflate)
 
 
 @SETTINGS

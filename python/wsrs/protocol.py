@@ -45,7 +45,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias, cast
 
 from . import _core
-from ._memory import request_trim
+from ._memory import keep_heap_for_large_messages, request_trim, retains_freed_memory
 from .connection import Connection, Side, State
 from .exceptions import (
     ConnectionClosed,
@@ -69,8 +69,10 @@ RECEIVE_BUFFER_SIZE = 1 << 20
 _thread_state = threading.local()
 
 SPLIT_WRITE_SIZE = 64 * 1024
-"""Binary messages of at least this many bytes that go out unmasked and uncompressed (server
-side) are written as their header followed by the caller's ``bytes``, without a copy."""
+"""Large messages: at least this many bytes (or characters). A server writes such a binary
+message that is not compressed as its header followed by the caller's ``bytes``, without a
+copy; other large messages are encoded into a send buffer the writer reuses; the first one
+sent or received keeps the C heap warm for the next (see :mod:`wsrs._memory`)."""
 
 Data: TypeAlias = str | bytes
 """A message: ``str`` for text, ``bytes`` for binary."""
@@ -464,6 +466,8 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
 
     def _deliver(self, message: Data) -> None:
         """Hand a message to a waiting ``recv()`` or queue it."""
+        if len(message) >= SPLIT_WRITE_SIZE:
+            keep_heap_for_large_messages()
         if self._close_sent and self.max_queue and len(self.messages) >= self.max_queue:
             # Reading goes on after our close frame so that the peer's gets through; what
             # the full queue cannot hold is dropped, so memory stays bounded meanwhile.
@@ -615,6 +619,7 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
     def _send_large(self, connection: Connection, data: str | bytes) -> None:
         """Write a large message without allocating memory for it where possible."""
         assert self.transport is not None
+        keep_heap_for_large_messages()
         header = connection.binary_header(len(data)) if type(data) is bytes else None
         if header is not None:
             # Server, binary, not compressed: header and payload written apart, so the
@@ -863,6 +868,7 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
                 logger.debug(
                     "%s - idle: %d bytes of buffers and compression state freed", self.side, freed
                 )
+            if freed or retains_freed_memory():
                 # Give the freed pages back to the OS (glibc keeps them otherwise).
                 request_trim(self.loop)
         self._compact_timer = self.loop.call_later(self.compact_after, self._compact_tick)

@@ -4,6 +4,7 @@ the compressed stream carries on unchanged for a peer that never compacts."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 import pytest
@@ -247,6 +248,7 @@ def test_missing_libc_is_tolerated(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_idle_compaction_requests_a_trim(monkeypatch: pytest.MonkeyPatch) -> None:
     requests: list[object] = []
     monkeypatch.setattr(wsrs.protocol, "request_trim", requests.append)
+    monkeypatch.setattr(_memory, "_retaining", False)  # no large message seen
     capture = Capture()
     async with wsrs.serve(
         capture.handler, "127.0.0.1", 0, klass=ManualServer, ping_interval=None
@@ -261,3 +263,110 @@ async def test_idle_compaction_requests_a_trim(monkeypatch: pytest.MonkeyPatch) 
             ws._compact_tick()
             ws._compact_tick()
             assert requests == [ws.loop]
+
+
+# ---------------------------------------------------------------------------- large messages
+
+
+@pytest.fixture
+def mallopt_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record mallopt() instead of calling it; start as if no large message was seen."""
+    calls: list[tuple[int, int]] = []
+
+    def mallopt(param: int, value: int) -> int:
+        calls.append((param, value))
+        return 1
+
+    monkeypatch.setattr(_memory, "_find_mallopt", lambda: mallopt)
+    monkeypatch.setattr(_memory, "_retaining", False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    return calls
+
+
+RAISED = [(-3, 32 << 20), (-1, 64 << 20)]
+
+
+@pytest.mark.parametrize("direction", ["receive", "send"])
+async def test_large_message_keeps_the_heap_once(
+    mallopt_calls: list[tuple[int, int]], direction: str
+) -> None:
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, compression=None, ping_interval=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), compression=None, ping_interval=None) as client:
+            ws = await capture.get()
+            await client.send(b"small")
+            assert await ws.recv() == b"small"
+            assert mallopt_calls == [] and not _memory.retains_freed_memory()
+            large = b"L" * 100_000
+            if direction == "send":
+                await ws.send(large)  # raised before anything is read
+                assert mallopt_calls == RAISED
+                assert await client.recv() == large
+            else:
+                # A frame written as is: only the server's receiving raises it.
+                assert client.transport is not None
+                client.transport.write(wsrs._core.Writer(client=True).message(large))
+                assert await ws.recv() == large
+                assert mallopt_calls == RAISED
+            await client.send(large)
+            assert await ws.recv() == large
+            assert mallopt_calls == RAISED, "once per process"
+            assert _memory.retains_freed_memory()
+
+
+def test_user_tuning_of_the_heap_wins(
+    mallopt_calls: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert not _memory.keep_heap_for_large_messages()
+    assert mallopt_calls == [] and not _memory.retains_freed_memory()
+
+
+def test_heap_tuning_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    find_mallopt = _memory._find_mallopt
+    monkeypatch.setattr(_memory, "_retaining", False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setattr(_memory, "_find_mallopt", lambda: None)
+    assert not _memory.keep_heap_for_large_messages()
+    assert not _memory.retains_freed_memory()
+    # No mallopt where there is no malloc_trim to give the kept memory back.
+    monkeypatch.setattr(_memory, "_find_malloc_trim", lambda: None)
+    assert find_mallopt.__wrapped__() is None  # type: ignore[attr-defined]
+
+
+def test_mallopt_is_found_on_glibc() -> None:
+    import platform
+
+    mallopt = _memory._find_mallopt()
+    if platform.libc_ver()[0] == "glibc":
+        assert mallopt is not None
+    else:  # pragma: no cover - the test machines run glibc
+        assert mallopt is None
+
+
+async def test_idle_connection_trims_what_large_messages_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the heap kept for large messages, an idle connection asks for a trim even when
+    it had nothing of its own to free."""
+    requests: list[object] = []
+    monkeypatch.setattr(wsrs.protocol, "request_trim", requests.append)
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=ManualServer, compression=None, ping_interval=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), compression=None, ping_interval=None):
+            ws = await capture.get()
+            assert ws.connection is not None
+            for retaining in (False, True):
+                monkeypatch.setattr(
+                    wsrs.protocol, "retains_freed_memory", functools.partial(bool, retaining)
+                )
+                ws._active = True
+                ws._compact_tick()  # there was traffic
+                ws._compact_tick()  # quiet: compacts, nothing to free
+                assert requests == ([ws.loop] if retaining else [])
