@@ -5,9 +5,11 @@
 //! of errors into one exception type carrying the close code. Everything below it is plain
 //! Rust, tested with `cargo test` and benchmarked with criterion without Python.
 //!
-//! Copies: `bytes` input is borrowed; `bytearray` and `memoryview` input is copied once
-//! (they could be resized by another thread while the GIL is released). Each message handed to
-//! Python is one new `str` or `bytes`.
+//! Copies: `bytes` input and C-contiguous buffers (the adapter's shared read buffer) are
+//! parsed in place; other buffers are copied once. Each message handed to Python is one new
+//! `str` or `bytes`; a large binary message is received straight into its `bytes`
+//! (`Reader.receive_buffer`: the transport reads into it), and a large outgoing message is
+//! encoded into a `bytearray` the writer reuses (`Writer.message_buffer`).
 
 pub mod deflate;
 pub mod error;
