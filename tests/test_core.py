@@ -979,7 +979,7 @@ def test_writer_message_buffer_reused_only_when_released() -> None:
     held, held_bytes = third, bytes(third)
     del third
     fourth = writer.message_buffer(b"d")
-    assert fourth is not held and bytes(held) == held_bytes
+    assert fourth is not None and fourth is not held and bytes(held) == held_bytes
     assert server().feed(held + fourth) == [b"c" * 50, b"d"]
 
 

@@ -335,7 +335,7 @@ def test_heap_tuning_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not _memory.retains_freed_memory()
     # No mallopt where there is no malloc_trim to give the kept memory back.
     monkeypatch.setattr(_memory, "_find_malloc_trim", lambda: None)
-    assert find_mallopt.__wrapped__() is None  # type: ignore[attr-defined]
+    assert find_mallopt.__wrapped__() is None
 
 
 def test_mallopt_is_found_on_glibc() -> None:
