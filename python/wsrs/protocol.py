@@ -184,6 +184,7 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         self._paused_reading = False
         self._close_sent = False  # close() sent a close frame: read until the peer's
         self._stream_ended = False  # no more messages: close frame, failure or lost
+        self._vectored_writes = False
         # Receiving: whether the last get_buffer() returned a message's own buffer.
         self._reading_direct = False
         # Sending.
@@ -266,6 +267,11 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         # Not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(high=self.write_limit)
+        # Whether writelines() sends buffers as they are (uvloop, TLS, asyncio sockets on
+        # Python >= 3.12 with sendmsg) rather than joining them into a copy (the default
+        # WriteTransport.writelines, which asyncio's sockets use on Python 3.11).
+        writelines = getattr(type(transport), "writelines", None)
+        self._vectored_writes = writelines is not asyncio.WriteTransport.writelines
         logger.debug("%s - connection made", self.side)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -625,8 +631,12 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             # Server, binary, not compressed: header and payload written apart, so the
             # payload is not copied into a frame.
             self._flush_batch()
-            self.transport.write(header)
-            self.transport.write(cast(bytes, data))  # a header comes only for bytes
+            if self._vectored_writes:
+                # One system call (writev / sendmsg): the header does not travel alone.
+                self.transport.writelines((header, cast(bytes, data)))
+            else:
+                self.transport.write(header)
+                self.transport.write(cast(bytes, data))  # a header comes only for bytes
             return
         # Masked or text: encoded into the writer's reusable buffer, which the transport
         # sends at once or copies (else the writer takes a new one for the next message).

@@ -237,3 +237,41 @@ async def test_large_messages_reuse_a_send_buffer_the_transport_let_go() -> None
             # Text over the size limit of the server side goes through the reused buffer too.
             await ws.send("ω" * (1 << 16))
             assert await client.recv() == "ω" * (1 << 16)
+
+
+async def test_header_and_payload_in_one_vectored_write() -> None:
+    """Where writelines() sends buffers as they are (uvloop, TLS, asyncio on Python >= 3.12),
+    a server's large binary message is one writelines((header, payload)): no copy, and the
+    header does not travel in a packet of its own. Elsewhere (asyncio's sockets on 3.11, whose
+    writelines joins into a copy) header and payload are two writes."""
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, ping_interval=None, compression=None
+    ) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None, compression=None) as client:
+            ws = await capture.get()
+            assert ws.transport is not None
+            transport_class = type(ws.transport)
+            assert ws._vectored_writes is (
+                getattr(transport_class, "writelines", None)
+                is not asyncio.WriteTransport.writelines
+            )
+            calls: list[tuple[object, ...]] = []
+            writelines = ws.transport.writelines
+
+            def recording(buffers: tuple[bytes, ...]) -> None:
+                calls.append(tuple(buffers))
+                writelines(buffers)
+
+            ws.transport.writelines = recording  # type: ignore[method-assign,assignment]
+            ws._vectored_writes = True
+            payload = bytes(range(256)) * 1024
+            await ws.send(payload)
+            assert len(calls) == 1
+            header, body = calls[0]
+            assert header == b"\x82\x7f" + len(payload).to_bytes(8, "big") and body is payload
+            assert await client.recv() == payload
+            ws._vectored_writes = False
+            await ws.send(payload)
+            assert len(calls) == 1
+            assert await client.recv() == payload
