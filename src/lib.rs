@@ -156,6 +156,16 @@ fn bytes_or_buffer<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Result<&'a [u8], P
         .map_err(|_| not_bytes_like(obj))
 }
 
+/// The opcode and payload of a data message: `str` as text (its UTF-8), any bytes-like
+/// object as binary.
+fn data_message<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<(Opcode, Cow<'a, [u8]>)> {
+    if let Ok(s) = data.cast::<PyString>() {
+        Ok((Opcode::Text, Cow::Borrowed(s.to_str()?.as_bytes())))
+    } else {
+        Ok((Opcode::Binary, bytes_of(data)?))
+    }
+}
+
 /// Borrow the bytes of a `bytes` object, or copy those of any other buffer.
 fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
     match bytes_or_buffer(obj)? {
@@ -603,11 +613,7 @@ impl Writer {
         data: &Bound<'py, PyAny>,
         fragment_size: usize,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let (opcode, payload) = if let Ok(s) = data.cast::<PyString>() {
-            (Opcode::Text, Cow::Borrowed(s.to_str()?.as_bytes()))
-        } else {
-            (Opcode::Binary, bytes_of(data)?)
-        };
+        let (opcode, payload) = data_message(data)?;
         let inner = &mut self.inner;
         let big = payload.len() >= GIL_RELEASE_THRESHOLD;
         if fragment_size == 0 && !inner.compresses(payload.len()) {
@@ -644,11 +650,7 @@ impl Writer {
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyByteArray>>> {
-        let (opcode, payload) = if let Ok(s) = data.cast::<PyString>() {
-            (Opcode::Text, Cow::Borrowed(s.to_str()?.as_bytes()))
-        } else {
-            (Opcode::Binary, bytes_of(data)?)
-        };
+        let (opcode, payload) = data_message(data)?;
         if self.inner.compresses(payload.len()) {
             return Ok(None);
         }
