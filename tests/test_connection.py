@@ -75,6 +75,18 @@ def test_pong_acknowledges_earlier_pings(side: Side) -> None:
 
 
 @pytest.mark.parametrize("side", SIDES)
+def test_forgotten_ping_is_not_acknowledged(side: Side) -> None:
+    conn = Connection(side)
+    conn.send_ping(b"1")
+    conn.send_ping(b"2")
+    assert conn.forget_ping(b"1")
+    assert not conn.forget_ping(b"1")
+    assert not conn.has_ping(b"1")
+    assert conn.acknowledge(b"1") == []  # unsolicited now
+    assert conn.acknowledge(b"2") == [b"2"]
+
+
+@pytest.mark.parametrize("side", SIDES)
 def test_peer_closes(side: Side) -> None:
     conn = Connection(side)
     events = conn.receive_data(peer_writer(side).close(1001, "bye"))

@@ -263,6 +263,14 @@ class Connection:
         self._pings[payload] = None
         return frame
 
+    def forget_ping(self, payload: bytes) -> bool:
+        """Stop waiting for the pong of the ping with this payload; return whether it was
+        waiting. A later pong with this payload is then unsolicited."""
+        if payload not in self._pings:
+            return False
+        del self._pings[payload]
+        return True
+
     def has_ping(self, payload: bytes) -> bool:
         """Whether a ping with this payload is waiting for its pong."""
         return payload in self._pings

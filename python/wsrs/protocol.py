@@ -56,6 +56,7 @@ from .exceptions import (
     connection_closed,
 )
 from .extensions.base import Extension
+from .flow import ReadGate
 from .http11 import Headers
 
 
@@ -181,7 +182,8 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         self._eof = False
         # Receiving.
         self._recv_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._paused_reading = False
+        # Why reading from the peer is paused, if it is: the one flow-control point.
+        self._read_gate = ReadGate()
         self._close_sent = False  # close() sent a close frame: read until the peer's
         self._stream_ended = False  # no more messages: close frame, failure or lost
         self._vectored_writes = False
@@ -314,6 +316,10 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             if self._handshake_state is State.CLOSING:
                 return  # the opening handshake failed: discard (lingering close)
             self._buffer += data
+            if len(self._buffer) > self.read_limit:
+                # The handshake may be waiting on the application (process_request):
+                # a peer must not pile up bytes meanwhile.
+                self._pause_reading(ReadGate.HANDSHAKE)
             self._wake_buffer_waiter()
             return
         self._active = True
@@ -398,16 +404,44 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             self.connection_lost_waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        """Note that the write buffer is above ``write_limit`` (asyncio callback)."""
+        """Note that the write buffer is above ``write_limit`` (asyncio callback).
+
+        Senders wait, and reading from the peer pauses: what the peer makes this side write
+        on its own (pongs, the echo of a close frame) stays bounded when it never reads.
+        """
         self._paused_writing = True
+        self._pause_reading(ReadGate.WRITE)
 
     def resume_writing(self) -> None:
         """Wake the senders waiting for the write buffer to drain (asyncio callback)."""
         self._paused_writing = False
+        self._resume_reading(ReadGate.WRITE)
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
+
+    def _pause_reading(self, reason: int) -> None:
+        """Pause reading from the peer for ``reason`` (a :class:`~wsrs.flow.ReadGate` flag)."""
+        transport = self.transport
+        if self._read_gate.pause(reason) and transport is not None:
+            transport.pause_reading()
+
+    def _resume_reading(self, reason: int) -> None:
+        """Drop ``reason``; resume reading from the peer if it was the last one."""
+        transport = self.transport
+        if self._read_gate.resume(reason) and transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    def _read_to_the_end(self) -> None:
+        """Read until the peer closes TCP, whatever paused reading.
+
+        For when input is ignored from now on (see :mod:`wsrs.flow`): the stream ended, or
+        the opening handshake failed. The peer's close frame and EOF must get through.
+        """
+        transport = self.transport
+        if self._read_gate.open_for_good() and transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     # ------------------------------------------------------------------ opening handshake
 
@@ -462,6 +496,7 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             data = bytes(self._buffer)
             self._buffer.clear()
             self.data_received(data)
+        self._resume_reading(ReadGate.HANDSHAKE)
         if lost:
             self.connection.receive_eof()
             self._end_stream()
@@ -486,15 +521,8 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(None)
                 break
-        if (
-            self.max_queue
-            and len(self.messages) >= self.max_queue
-            and not self._paused_reading
-            and not self._close_sent
-            and self.transport is not None
-        ):
-            self._paused_reading = True
-            self.transport.pause_reading()
+        if self.max_queue and len(self.messages) >= self.max_queue and not self._close_sent:
+            self._pause_reading(ReadGate.QUEUE)
 
     async def recv(self) -> Data:
         """Receive the next message.
@@ -531,10 +559,8 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
                     self._wake_one_receiver()
                 raise
         message = self.messages.popleft()
-        if self._paused_reading and len(self.messages) < max(self.max_queue // 2, 1):
-            self._paused_reading = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+        if self._read_gate.paused and len(self.messages) < max(self.max_queue // 2, 1):
+            self._resume_reading(ReadGate.QUEUE)
         return message
 
     def _wake_one_receiver(self) -> None:
@@ -551,10 +577,7 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
             if not waiter.done():
                 waiter.set_result(None)
         self._recv_waiters.clear()
-        if self._paused_reading and self.transport is not None and not self.transport.is_closing():
-            # Keep reading so the peer's close frame and EOF get through.
-            self._paused_reading = False
-            self.transport.resume_reading()
+        self._read_to_the_end()
 
     def __aiter__(self) -> AsyncIterator[Data]:
         """Iterate over incoming messages until the connection closes.
@@ -705,12 +728,7 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         if self.state is not State.OPEN:
             await self.ensure_open()
         assert self.connection is not None and self.transport is not None
-        if data is None:
-            payload = secrets.token_bytes(4)
-            while self.connection.has_ping(payload):
-                payload = secrets.token_bytes(4)
-        else:
-            payload = _encode(data)
+        payload = self._new_ping_payload() if data is None else _encode(data)
         frame = self.connection.send_ping(payload)
         self._flush_batch()
         waiter: asyncio.Future[None] = self.loop.create_future()
@@ -736,6 +754,22 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
         self.transport.write(frame)
         if self._paused_writing:
             await self._drain()
+
+    def _new_ping_payload(self) -> bytes:
+        """Return four random bytes that no ping waiting for its pong uses."""
+        assert self.connection is not None
+        payload = secrets.token_bytes(4)
+        while self.connection.has_ping(payload):
+            payload = secrets.token_bytes(4)
+        return payload
+
+    def _forget_ping(self, payload: bytes) -> None:
+        """Stop waiting for the pong of a ping; its waiter, if still pending, is cancelled."""
+        assert self.connection is not None
+        self.connection.forget_ping(payload)
+        waiter = self.pings.pop(payload, None)
+        if waiter is not None:
+            waiter.cancel()
 
     # ------------------------------------------------------------------ control frames
 
@@ -841,11 +875,9 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
                 self._flush_batch()
                 self.transport.write(frame)
                 self._close_sent = True
-                if self._paused_reading:
-                    # max_queue paused reading: resume it, or the peer's close frame would
-                    # never be read and closing would wait out its timeout.
-                    self._paused_reading = False
-                    self.transport.resume_reading()
+                # If max_queue paused reading, resume it, or the peer's close frame would
+                # never be read and closing would wait out its timeout.
+                self._resume_reading(ReadGate.QUEUE)
             # Wait for the peer's close frame; give up after the timeout.
             self._arm_timer(self.timeout, self._abort)
         elif self.state is State.CONNECTING:
@@ -885,12 +917,18 @@ class WebSocketCommonProtocol(asyncio.BufferedProtocol):
 
     async def _keepalive(self) -> None:
         assert self.ping_interval is not None
+        previous: bytes | None = None
         try:
             while True:
                 await asyncio.sleep(self.ping_interval)
                 if self.state is not State.OPEN:
                     return
-                pong_waiter = await self.ping()
+                if previous is not None:
+                    # Without ping_timeout, a peer that never answers must not make the
+                    # unanswered pings pile up: keepalive keeps one waiting at most.
+                    self._forget_ping(previous)
+                previous = self._new_ping_payload()
+                pong_waiter = await self.ping(previous)
                 if self.ping_timeout is None:
                     continue
                 try:

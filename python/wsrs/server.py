@@ -192,6 +192,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         """
         self.state = State.CLOSING
         self._buffer.clear()
+        self._read_to_the_end()
         transport = self.transport
         if transport is not None and not transport.is_closing():
             if linger and transport.can_write_eof():

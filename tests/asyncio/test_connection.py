@@ -615,6 +615,35 @@ async def test_keepalive_fails_connection_when_pongs_never_come() -> None:
     assert parse_close(frames[-1][1])[0] == 1011
 
 
+async def test_keepalive_without_timeout_keeps_one_unanswered_ping() -> None:
+    """With ping_timeout=None a peer that never answers gets a ping every interval, and
+    only the last one is remembered: unanswered pings do not pile up."""
+    pings: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            frame = await read_frame(reader)
+            if frame.opcode == OP_CLOSE:
+                writer.write(encode_frame(OP_CLOSE, frame.payload, mask=False))
+                await reader.read()
+                return
+            await pings.put(frame.payload)
+
+    async with raw_ws_server(peer) as uri:
+        async with connect(uri, ping_interval=20 * MS, ping_timeout=None) as ws:
+            payloads = [await asyncio.wait_for(pings.get(), 1000 * MS) for _ in range(5)]
+            assert len(set(payloads)) == 5
+            assert list(ws.pings) == [payloads[-1]]
+            assert ws.connection is not None and ws.connection.has_ping(payloads[-1])
+            assert not any(ws.connection.has_ping(p) for p in payloads[:-1])
+            # A user's ping is not the keepalive's: it stays until its pong.
+            mine = await ws.ping(b"mine")
+            await asyncio.wait_for(pings.get(), 1000 * MS)
+            await asyncio.wait_for(pings.get(), 1000 * MS)
+            assert b"mine" in ws.pings and not mine.done()
+        assert ws.close_code == 1000
+
+
 async def test_keepalive_server_side() -> None:
     cap = Capture()
     async with run_server(

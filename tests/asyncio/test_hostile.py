@@ -15,10 +15,14 @@ import os
 import struct
 import tracemalloc
 import zlib
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 
+import wsrs
 from wsrs import connect
+from wsrs.protocol import RECEIVE_BUFFER_SIZE
 
 from .utils import (
     MS,
@@ -40,11 +44,13 @@ from .utils import (
     peak_rss,
     raw_handshake,
     raw_handshake_response,
+    raw_ws_server,
     read_frame,
     read_http_response,
     reset_peak_rss,
     reset_writer,
     rss,
+    run_server,
     server_uri,
     tracked_server,
     upgrade_request,
@@ -399,6 +405,236 @@ async def test_client_that_sends_faster_than_the_handler_reads_is_paused() -> No
             finally:
                 await close_writer(writer)
             await check_echo(good)
+
+
+# ---------------------------------------------------------------- floods from peers that never read
+#
+# A peer that never reads must not make an endpoint hold memory without bound: while the write
+# buffer is over write_limit, the endpoint stops reading (wsrs.flow.ReadGate), so only what
+# one read carried is answered above the mark. Before that rule, a ping flood grew a server by
+# about 50 MiB per 400,000 pings (issue #18).
+
+PING_PAYLOAD = b"p" * 125
+BURST = 1000
+"""Pings written per drain() of the flooding peer."""
+FLOOD_LIMIT = 4_000_000
+"""Pings a flood sends at most: 500 MiB of pongs if every one were answered at once."""
+WRITE_LIMIT = 64 * 1024
+
+
+def write_bound(write_limit: int) -> int:
+    """Most bytes a write buffer may hold while a peer floods pings and never reads.
+
+    Over the mark, the endpoint answers only the pings of the read in progress: at most one
+    receive buffer of pings (131 bytes each), answered by pongs no larger than them.
+    """
+    return write_limit + RECEIVE_BUFFER_SIZE
+
+
+def read_side(writer: asyncio.StreamWriter) -> asyncio.Transport:
+    """The transport of a raw connection, to pause or resume its reading."""
+    return cast(asyncio.Transport, writer.transport)
+
+
+async def flood(writer: asyncio.StreamWriter, burst: bytes, check: Callable[[], None]) -> int:
+    """Write ``burst`` until the peer stops reading (drain() blocks for 500 ms) or
+    :data:`FLOOD_LIMIT` frames were written; call ``check`` after each burst; return how
+    many frames were written."""
+    sent = 0
+    with contextlib.suppress(TimeoutError):
+        while sent < FLOOD_LIMIT:
+            writer.write(burst)
+            sent += BURST
+            await asyncio.wait_for(writer.drain(), 500 * MS)
+            check()
+    return sent
+
+
+async def test_ping_flood_from_a_client_that_never_reads_is_bounded() -> None:
+    async with tracked_server(write_limit=WRITE_LIMIT) as (server, tracker):
+        uri = server_uri(server)
+        async with connect(uri, ping_interval=None) as good:
+            reader, writer = await raw_handshake(uri, "/hold")
+            try:
+                read_side(writer).pause_reading()  # never reads: no pong leaves the server
+                server_ws = await tracker.get()
+                transport = server_ws.transport
+                assert transport is not None
+                peak_resets = reset_peak_rss()
+                before = rss()
+                peak_buffered = 0
+
+                def check() -> None:
+                    nonlocal peak_buffered
+                    buffered = transport.get_write_buffer_size()
+                    peak_buffered = max(peak_buffered, buffered)
+                    assert buffered <= write_bound(WRITE_LIMIT), buffered
+
+                ping = encode_frame(OP_PING, PING_PAYLOAD)
+                sent = await flood(writer, ping * BURST, check)
+                growth = (peak_rss() if peak_resets else rss()) - before
+                # The server stopped reading: the flood was throttled by TCP, not answered.
+                assert sent < FLOOD_LIMIT
+                assert not transport.is_reading()
+                assert WRITE_LIMIT < peak_buffered <= write_bound(WRITE_LIMIT)
+                assert growth < 16 * MiB, growth / MiB
+                await check_echo(good)
+
+                # Once the client reads, the server reads again and answers every ping, in
+                # order, then the closing handshake completes.
+                writer.write(encode_frame(OP_CLOSE, close_payload(1000)))
+                read_side(writer).resume_reading()
+                pong = encode_frame(OP_PONG, PING_PAYLOAD, mask=False)
+                received = await asyncio.wait_for(reader.readexactly(sent * len(pong)), 10_000 * MS)
+                assert received == pong * sent
+                await expect_close(reader, 1000)
+            finally:
+                await close_writer(writer)
+            await asyncio.wait_for(server_ws.wait_closed(), 1000 * MS)
+            assert server_ws.close_code == 1000
+            await check_echo(good)
+
+
+async def test_ping_flood_from_a_server_is_bounded_for_a_client() -> None:
+    flooded: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    start, go = asyncio.Event(), asyncio.Event()
+    client: list[wsrs.WebSocketClientProtocol] = []
+    peak_buffered = 0
+
+    def check() -> None:
+        nonlocal peak_buffered
+        transport = client[0].transport
+        assert transport is not None
+        buffered = transport.get_write_buffer_size()
+        peak_buffered = max(peak_buffered, buffered)
+        assert buffered <= write_bound(WRITE_LIMIT), buffered
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        read_side(writer).pause_reading()
+        await start.wait()
+        ping = encode_frame(OP_PING, PING_PAYLOAD, mask=False)
+        try:
+            flooded.set_result(await flood(writer, ping * BURST, check))
+        except AssertionError as exc:  # fail the test now, not at its timeout
+            flooded.set_exception(exc)
+            raise
+        await go.wait()
+        writer.write(encode_frame(OP_CLOSE, close_payload(1000), mask=False))
+        read_side(writer).resume_reading()
+        # Masked pongs: 2 header bytes, 4 of key, the payload; then the masked close echo.
+        sent = flooded.result()
+        pong_size = 2 + 4 + len(PING_PAYLOAD)
+        received = await reader.readexactly(sent * pong_size)
+        assert received[::pong_size] == bytes([0x80 | OP_PONG]) * sent
+        assert received[1::pong_size] == bytes([0x80 | len(PING_PAYLOAD)]) * sent
+        assert (await read_frame(reader)).payload == close_payload(1000)
+
+    async with run_server() as echo_uri, connect(echo_uri, ping_interval=None) as good:
+        async with raw_ws_server(peer) as uri:
+            async with connect(uri, ping_interval=None, write_limit=WRITE_LIMIT) as ws:
+                client.append(ws)
+                transport = ws.transport
+                assert transport is not None
+                peak_resets = reset_peak_rss()
+                before = rss()
+                start.set()
+                sent = await asyncio.wait_for(flooded, 30_000 * MS)
+                growth = (peak_rss() if peak_resets else rss()) - before
+                assert sent < FLOOD_LIMIT
+                assert not transport.is_reading()
+                assert WRITE_LIMIT < peak_buffered <= write_bound(WRITE_LIMIT)
+                assert growth < 16 * MiB, growth / MiB
+                await check_echo(good)
+                go.set()
+                # Every ping is answered once the server reads; then its close frame arrives.
+                await asyncio.wait_for(ws.wait_closed(), 10_000 * MS)
+                assert ws.close_code == 1000
+        await check_echo(good)
+
+
+async def test_message_flood_from_a_server_is_bounded_by_max_queue() -> None:
+    max_queue, size = 4, 16 * 1024
+    message = os.urandom(size)
+    flooded: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    go = asyncio.Event()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        read_side(writer).pause_reading()
+        frames = encode_frame(OP_BINARY, message, mask=False) * 16
+        flooded.set_result(await flood(writer, frames, lambda: None) // BURST * 16)
+        await go.wait()
+        read_side(writer).resume_reading()
+        writer.write(encode_frame(OP_CLOSE, close_payload(1000), mask=False))
+        assert (await read_frame(reader, 10_000 * MS)).opcode == OP_CLOSE
+
+    async with run_server() as echo_uri, connect(echo_uri, ping_interval=None) as good:
+        async with raw_ws_server(peer) as uri:
+            peak_resets = reset_peak_rss()
+            before = rss()
+            async with connect(uri, ping_interval=None, max_queue=max_queue) as ws:
+                transport = ws.transport
+                assert transport is not None
+                sent = await asyncio.wait_for(flooded, 30_000 * MS)
+                growth = (peak_rss() if peak_resets else rss()) - before
+                # The application reads nothing: the queue holds max_queue messages plus
+                # what the read that filled it carried.
+                assert not transport.is_reading()
+                assert len(ws.messages) <= max_queue + RECEIVE_BUFFER_SIZE // size + 1
+                assert growth < 16 * MiB, growth / MiB
+                await check_echo(good)
+                go.set()
+                # Reading resumes as the application reads; nothing is lost or damaged.
+                for _ in range(sent):
+                    assert await asyncio.wait_for(ws.recv(), 2000 * MS) == message
+                await asyncio.wait_for(ws.wait_closed(), 2000 * MS)
+                assert ws.close_code == 1000
+        await check_echo(good)
+
+
+async def test_bytes_sent_while_the_handshake_waits_are_bounded_by_read_limit() -> None:
+    """A client that streams frames while an asynchronous process_request runs is paused
+    once read_limit bytes are buffered; the frames are all delivered once the connection
+    opens."""
+    read_limit = 16 * 1024
+    release = asyncio.Event()
+    waiting: asyncio.Queue[wsrs.WebSocketServerProtocol] = asyncio.Queue()
+
+    class Slow(wsrs.WebSocketServerProtocol):
+        async def process_request(self, path: str, request_headers: Any) -> None:
+            await waiting.put(self)
+            await release.wait()
+
+    message = os.urandom(1024)
+    count = 20_000  # 20 MiB: far beyond the socket buffers
+    async with tracked_server(read_limit=read_limit, create_protocol=Slow) as (server, _):
+        uri = server_uri(server)
+        reader, writer = await open_raw(uri)
+        try:
+            request, _ = upgrade_request(uri.split("//")[1].rstrip("/"))
+            writer.write(request)
+            protocol = await asyncio.wait_for(waiting.get(), 1000 * MS)
+            frames = b"".join(encode_frame(OP_BINARY, message) for _ in range(100))
+            sent = 0
+            with contextlib.suppress(TimeoutError):
+                while sent < count:
+                    writer.write(frames)
+                    sent += 100
+                    await asyncio.wait_for(writer.drain(), 500 * MS)
+            assert sent < count
+            transport = protocol.transport
+            assert transport is not None and not transport.is_reading()
+            assert len(protocol._buffer) <= read_limit + RECEIVE_BUFFER_SIZE
+            release.set()
+            status, _, _ = await read_http_response(reader)
+            assert status == 101
+            # Every frame sent during the handshake is echoed, in order.
+            for _ in range(sent):
+                frame = await read_frame(reader)
+                assert (frame.opcode, frame.payload) == (OP_BINARY, message)
+            writer.write(encode_frame(OP_CLOSE, close_payload(1000)))
+            await expect_close(reader, 1000)
+        finally:
+            await close_writer(writer)
 
 
 # ---------------------------------------------------------------------------- resets
