@@ -21,6 +21,7 @@ The API is the classic one of the ``websockets`` library (its 4.0 line)::
 from __future__ import annotations
 
 from .client import WebSocketClientProtocol, connect, unix_connect
+from .datastructures import Headers
 from .exceptions import (
     AbortHandshake,
     ConnectionClosed,
@@ -51,7 +52,6 @@ from .extensions.permessage_deflate import (
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
 )
-from .http11 import Headers
 from .protocol import State, WebSocketCommonProtocol
 from .server import WebSocketServer, WebSocketServerProtocol, serve, unix_serve
 from .uri import WebSocketURI, parse_uri

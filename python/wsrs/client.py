@@ -10,19 +10,12 @@ from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
-from .exceptions import InvalidHandshake, InvalidStatusCode, NegotiationError
+from .datastructures import Headers, HeadersLike
 from .extensions.base import ClientExtensionFactory, Extension
-from .handshake import build_request, check_response, generate_key
-from .headers import (
-    build_extension_list,
-    build_subprotocol_list,
-    parse_extension_list,
-    parse_subprotocol_list,
-)
-from .http11 import Headers, HeadersLike, Request, Response, parse_response
+from .http11 import Response, parse_response
+from .opening import check_extensions, check_response, check_subprotocol, connect_request
 from .protocol import WebSocketCommonProtocol
 from .uri import WebSocketURI, parse_uri
-from .version import USER_AGENT
 
 
 __all__ = ["WebSocketClientProtocol", "connect", "unix_connect"]
@@ -75,92 +68,57 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
             InvalidHandshake: When the response is not a valid handshake, or negotiates
                 an extension or subprotocol that was not offered.
         """
-        headers = Headers()
-        default_port = 443 if wsuri.secure else 80
-        host = f"[{wsuri.host}]" if ":" in wsuri.host else wsuri.host
-        headers["Host"] = host if wsuri.port == default_port else f"{host}:{wsuri.port}"
-        if origin is not None:
-            headers["Origin"] = origin
-        if available_extensions:
-            headers["Sec-WebSocket-Extensions"] = build_extension_list(
-                [(f.name, f.get_request_params()) for f in available_extensions]
-            )
-        if available_subprotocols:
-            headers["Sec-WebSocket-Protocol"] = build_subprotocol_list(available_subprotocols)
-        if extra_headers is not None:
-            headers.update(extra_headers)
-        if "User-Agent" not in headers:
-            headers["User-Agent"] = USER_AGENT
-        key = generate_key()
-        build_request(headers, key)
-
-        request = Request("GET", wsuri.resource_name, headers)
+        request, key = connect_request(
+            wsuri,
+            origin=origin,
+            extensions=available_extensions,
+            subprotocols=available_subprotocols,
+            extra_headers=extra_headers,
+        )
         self.path = wsuri.resource_name
-        self.request_headers = headers
-        self.raw_request_headers = list(headers.raw_items())
+        self.request_headers = request.headers
+        self.raw_request_headers = list(request.headers.raw_items())
         self._write_http(request.serialize())
 
         response: Response = await self._read_http(parse_response)
         self.response_headers = response.headers
         self.raw_response_headers = list(response.headers.raw_items())
-        if response.status_code != 101:
-            raise InvalidStatusCode(response.status_code)
-        check_response(response.headers, key)
-        self.extensions = self.process_extensions(response.headers, available_extensions)
-        self.subprotocol = self.process_subprotocol(response.headers, available_subprotocols)
+        self.extensions, self.subprotocol = check_response(
+            response,
+            key,
+            process_extensions=lambda headers: self.process_extensions(
+                headers, available_extensions
+            ),
+            process_subprotocol=lambda headers: self.process_subprotocol(
+                headers, available_subprotocols
+            ),
+        )
         self.connection_open()
 
     @staticmethod
     def process_extensions(
         headers: Headers, available_extensions: Sequence[ClientExtensionFactory] | None
     ) -> list[Extension]:
-        """Check the extensions the server accepted and build them.
+        """Check the extensions the server accepted and build them; override to change the
+        policy.
 
         Raises:
             InvalidHandshake: When the server accepted an extension that was not offered,
                 or with parameters the factory refuses.
         """
-        values = headers.get_all("Sec-WebSocket-Extensions")
-        if not values:
-            return []
-        if not available_extensions:
-            raise InvalidHandshake("no extensions supported")
-        accepted: list[Extension] = []
-        for name, params in parse_extension_list(values):
-            for factory in available_extensions:
-                if factory.name != name:
-                    continue
-                try:
-                    extension = factory.process_response_params(params, accepted)
-                except NegotiationError:
-                    continue
-                accepted.append(extension)
-                break
-            else:
-                raise NegotiationError(f"unsupported extension: name = {name}, params = {params}")
-        return accepted
+        return check_extensions(headers, available_extensions)
 
     @staticmethod
     def process_subprotocol(
         headers: Headers, available_subprotocols: Sequence[str] | None
     ) -> str | None:
-        """Check the subprotocol the server chose.
+        """Check the subprotocol the server chose; override to change the policy.
 
         Raises:
             InvalidHandshake: When the server chose a subprotocol that was not offered, or
                 several.
         """
-        values = headers.get_all("Sec-WebSocket-Protocol")
-        if not values:
-            return None
-        if not available_subprotocols:
-            raise InvalidHandshake("no subprotocols supported")
-        subprotocols = parse_subprotocol_list(values)
-        if len(subprotocols) > 1:
-            raise InvalidHandshake(f"multiple subprotocols: {', '.join(subprotocols)}")
-        if subprotocols[0] not in available_subprotocols:
-            raise NegotiationError(f"unsupported subprotocol: {subprotocols[0]}")
-        return subprotocols[0]
+        return check_subprotocol(headers, available_subprotocols)
 
 
 class Connect:

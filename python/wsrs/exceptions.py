@@ -33,11 +33,7 @@ error coming from the Rust core with a single ``except`` clause.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-
-if TYPE_CHECKING:
-    from .http11 import HeadersLike
+from .datastructures import Headers, HeadersLike
 
 
 __all__ = [
@@ -89,14 +85,11 @@ class AbortHandshake(InvalidHandshake):
 
     Args:
         status: HTTP status code, e.g. an :class:`http.HTTPStatus` member.
-        headers: Response headers, as anything :class:`~wsrs.http11.Headers` accepts.
+        headers: Response headers, as anything :class:`~wsrs.datastructures.Headers` accepts.
         body: Response body; ``None`` means empty, as in websockets 4.0.
     """
 
     def __init__(self, status: int, headers: HeadersLike, body: bytes | None = None) -> None:
-        # Imported here because http11 imports this module.
-        from .http11 import Headers
-
         self.status = status
         """HTTP status code of the response."""
         self.headers = Headers(headers)

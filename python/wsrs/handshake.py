@@ -29,9 +29,9 @@ import binascii
 import hashlib
 import secrets
 
+from .datastructures import Headers
 from .exceptions import InvalidHeader, InvalidHeaderValue, InvalidUpgrade
 from .headers import parse_connection, parse_upgrade
-from .http11 import Headers
 
 
 __all__ = [

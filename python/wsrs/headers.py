@@ -5,9 +5,9 @@ To avoid depending on a parsing library, the parsers implement by hand the ABNF 
 ``OWS`` (optional whitespace) and the ``#rule`` for comma-separated lists.
 
 Every parser takes the values of all the headers with the same name, as returned by
-:meth:`~wsrs.http11.Headers.get_all`, because RFC 7230 §3.2.2 makes several headers equivalent
-to one with their values separated by commas. Errors report the header value and the position
-where parsing failed, as :exc:`~wsrs.exceptions.InvalidHeaderFormat`.
+:meth:`~wsrs.datastructures.Headers.get_all`, because RFC 7230 §3.2.2 makes several headers
+equivalent to one with their values separated by commas. Errors report the header value and the
+position where parsing failed, as :exc:`~wsrs.exceptions.InvalidHeaderFormat`.
 
 .. _RFC 6455 §4.3: https://datatracker.ietf.org/doc/html/rfc6455#section-4.3
 .. _§9.1: https://datatracker.ietf.org/doc/html/rfc6455#section-9.1
@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeAlias, TypeVar
 
+from .datastructures import ows_re, protocol_re, quoted_string_re, token_re, unquote_re
 from .exceptions import InvalidHeaderFormat
 
 
@@ -42,23 +43,6 @@ ExtensionHeader: TypeAlias = tuple[str, list[ExtensionParameter]]
 
 _T = TypeVar("_T")
 
-# RFC 7230 §3.2.3: OWS = *( SP / HTAB )
-_ows_re = re.compile(r"[\t ]*")
-
-# RFC 7230 §3.2.6: token = 1*tchar
-_token_re = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-
-# RFC 7230 §3.2.6: quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE
-# qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
-# quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
-_quoted_string_re = re.compile(
-    r'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"'
-)
-_unquote_re = re.compile(r"\\([\t\x20-\x7e\x80-\xff])")
-
-# RFC 7230 §6.7: protocol = protocol-name ["/" protocol-version], both tokens.
-_protocol_re = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+(?:/[-!#$%&'*+.^_`|~0-9a-zA-Z]+)?")
-
 
 def _peek(header: str, pos: int) -> str | None:
     """Return the character at ``pos``, or ``None`` at the end of ``header``."""
@@ -67,7 +51,7 @@ def _peek(header: str, pos: int) -> str | None:
 
 def _parse_ows(header: str, pos: int) -> int:
     """Skip optional whitespace and return the new position."""
-    match = _ows_re.match(header, pos)
+    match = ows_re.match(header, pos)
     assert match is not None  # the pattern matches the empty string
     return match.end()
 
@@ -84,7 +68,7 @@ def _parse_match(
 
 def _parse_token(header: str, pos: int, name: str) -> tuple[str, int]:
     """Parse a token and return it with the new position."""
-    return _parse_match(_token_re, "token", header, pos, name)
+    return _parse_match(token_re, "token", header, pos, name)
 
 
 def _parse_list(
@@ -134,7 +118,7 @@ def _parse_list(
 
 def _parse_protocol(header: str, pos: int, name: str) -> tuple[str, int]:
     """Parse a protocol of the ``Upgrade`` header and return it with the new position."""
-    return _parse_match(_protocol_re, "protocol", header, pos, name)
+    return _parse_match(protocol_re, "protocol", header, pos, name)
 
 
 def parse_connection(header_values: str | Iterable[str]) -> list[str]:
@@ -202,7 +186,7 @@ def build_subprotocol_list(subprotocols: Sequence[str]) -> str:
     if not subprotocols:
         raise ValueError("expected at least one subprotocol")
     for subprotocol in subprotocols:
-        if not _token_re.fullmatch(subprotocol):
+        if not token_re.fullmatch(subprotocol):
             raise ValueError(f"invalid subprotocol: {subprotocol!r}")
     return ", ".join(subprotocols)
 
@@ -218,11 +202,11 @@ def _parse_extension_param(header: str, pos: int, name: str) -> tuple[ExtensionP
     if _peek(header, pos) != '"':
         value, pos = _parse_token(header, pos, name)
         return (param_name, value), pos
-    quoted, end = _parse_match(_quoted_string_re, "quoted string", header, pos, name)
-    value = _unquote_re.sub(r"\1", quoted[1:-1])
+    quoted, end = _parse_match(quoted_string_re, "quoted string", header, pos, name)
+    value = unquote_re.sub(r"\1", quoted[1:-1])
     # RFC 6455 §9.1: "When using the quoted-string syntax variant, the value after
     # quoted-string unescaping MUST conform to the 'token' ABNF."
-    if not _token_re.fullmatch(value):
+    if not token_re.fullmatch(value):
         raise InvalidHeaderFormat(name, "expected token in quoted string", header, pos)
     return (param_name, value), end
 
@@ -281,15 +265,15 @@ def build_extension_list(extensions: Sequence[tuple[str, Sequence[ExtensionParam
         raise ValueError("expected at least one extension")
     parts = []
     for name, params in extensions:
-        if not _token_re.fullmatch(name):
+        if not token_re.fullmatch(name):
             raise ValueError(f"invalid extension name: {name!r}")
         items = [name]
         for param_name, value in params:
-            if not _token_re.fullmatch(param_name):
+            if not token_re.fullmatch(param_name):
                 raise ValueError(f"invalid parameter name: {param_name!r}")
             if value is None:
                 items.append(param_name)
-            elif _token_re.fullmatch(value):
+            elif token_re.fullmatch(value):
                 items.append(f"{param_name}={value}")
             else:
                 raise ValueError(f"invalid value for parameter {param_name}: {value!r}")

@@ -47,6 +47,7 @@ from typing import Any, TypeAlias, cast
 from . import _core
 from ._memory import keep_heap_for_large_messages, request_trim, retains_freed_memory
 from .connection import Connection, Side, State
+from .datastructures import Headers
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedOK,
@@ -57,7 +58,6 @@ from .exceptions import (
 )
 from .extensions.base import Extension
 from .flow import ReadGate
-from .http11 import Headers
 
 
 __all__ = ["Data", "State", "WebSocketCommonProtocol"]

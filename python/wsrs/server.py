@@ -5,29 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import http
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
 
+from .datastructures import Headers, HeadersLike
 from .exceptions import (
     AbortHandshake,
     ConnectionClosed,
-    InvalidHandshake,
-    InvalidHeader,
-    InvalidHeaderValue,
-    InvalidOrigin,
-    NegotiationError,
-    SecurityError,
 )
 from .extensions.base import Extension, ServerExtensionFactory
-from .handshake import build_response, check_request
-from .headers import build_extension_list, parse_extension_list, parse_subprotocol_list
-from .http11 import Headers, HeadersLike, Request, Response, error_response, parse_request
+from .http11 import Request, Response, error_response, parse_request
+from .opening import (
+    accept,
+    check_origin,
+    negotiate_extensions,
+    negotiate_subprotocol,
+    reject,
+    select_subprotocol,
+)
 from .protocol import State, WebSocketCommonProtocol
-from .version import USER_AGENT
 
 
 __all__ = ["WebSocketServer", "WebSocketServerProtocol", "serve", "unix_serve"]
@@ -139,44 +138,25 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
 
     def _reject_handshake(self, exc: Exception) -> None:
         """Answer a failed opening handshake with an HTTP error, or just close."""
-        if isinstance(exc, AbortHandshake):
-            response = Response(
-                int(exc.status),
-                http.HTTPStatus(exc.status).phrase,
-                _response_headers(exc.headers, exc.body),
-                exc.body,
-            )
-            self._reject(response)
-            return
-        if isinstance(exc, EOFError | ConnectionError) or self._eof:
+        if self._eof and not isinstance(exc, AbortHandshake):
             # No response can reach a client that closed its side: asyncio closes the
             # transport on EOF. (The parser reports a request cut short as InvalidMessage.)
-            logger.debug("connection closed during the opening handshake: %s", exc)
+            exc = EOFError(str(exc))
+        response = reject(exc)
+        if response is None:
+            if isinstance(exc, TimeoutError):
+                logger.info("opening handshake timed out")
+            else:
+                logger.debug("connection closed during the opening handshake: %s", exc)
             self._close_early()
             return
-        if isinstance(exc, TimeoutError):
-            logger.info("opening handshake timed out")
-            self._close_early()
-            return
-        if isinstance(exc, InvalidOrigin):
-            status, headers = 403, {}
-        elif isinstance(exc, InvalidHeaderValue) and exc.name == "Sec-WebSocket-Version":
-            # RFC 6455 §4.4: reply with the versions the server supports.
-            status, headers = 426, {"Sec-WebSocket-Version": "13"}
-        elif isinstance(exc, SecurityError):
-            status, headers = 431, {}
-        elif isinstance(exc, InvalidHandshake):
-            status, headers = 400, {}
-        else:
-            logger.error("opening handshake failed", exc_info=True)
-            self._reject(error_response(500, "Failed to open a WebSocket connection.\n"))
-            return
-        # The details can quote request headers: keep them out of logs above DEBUG.
-        logger.info("rejected an invalid opening handshake with HTTP %d", status)
-        logger.debug("invalid opening handshake: %s", exc)
-        self._reject(
-            error_response(status, f"Failed to open a WebSocket connection: {exc}.\n", headers)
-        )
+        if response.status_code == 500:
+            logger.error("opening handshake failed", exc_info=exc)
+        elif not isinstance(exc, AbortHandshake):
+            # The details can quote request headers: keep them out of logs above DEBUG.
+            logger.info("rejected an invalid opening handshake with HTTP %d", response.status_code)
+            logger.debug("invalid opening handshake: %s", exc)
+        self._reject(response)
 
     def _reject(self, response: Response) -> None:
         self._write_http(response.serialize())
@@ -232,30 +212,29 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             # asyncio closes the transport then, so the connection can never open.
             raise EOFError("connection closed during the opening handshake")
 
-        key = check_request(request.headers)
-        self.origin = self.process_origin(request.headers, origins)
+        extra: HeadersLike | Callable[[], HeadersLike] | None
+        if callable(extra_headers):
+            extra = functools.partial(extra_headers, request.path, self.raw_request_headers)
+        else:
+            extra = extra_headers
 
-        response_headers = Headers()
-        extension_header, self.extensions = self.process_extensions(
-            request.headers, available_extensions
+        accepted = accept(
+            request,
+            process_origin=lambda headers: self.process_origin(headers, origins),
+            process_extensions=lambda headers: self.process_extensions(
+                headers, available_extensions
+            ),
+            process_subprotocol=lambda headers: self.process_subprotocol(
+                headers, available_subprotocols
+            ),
+            extra_headers=extra,
         )
-        if extension_header is not None:
-            response_headers["Sec-WebSocket-Extensions"] = extension_header
-        self.subprotocol = self.process_subprotocol(request.headers, available_subprotocols)
-        if self.subprotocol is not None:
-            response_headers["Sec-WebSocket-Protocol"] = self.subprotocol
-
-        if extra_headers is not None:
-            if callable(extra_headers):
-                extra_headers = extra_headers(request.path, self.raw_request_headers)
-            response_headers.update(extra_headers)
-        if "Server" not in response_headers:
-            response_headers["Server"] = USER_AGENT
-        build_response(response_headers, key)
-
-        response = Response(101, "Switching Protocols", response_headers)
-        self.response_headers = response_headers
-        self.raw_response_headers = list(response_headers.raw_items())
+        response = accepted.response
+        self.origin = accepted.origin
+        self.extensions = accepted.extensions
+        self.subprotocol = accepted.subprotocol
+        self.response_headers = response.headers
+        self.raw_response_headers = list(response.headers.raw_items())
         self._write_http(response.serialize())
         self.connection_open()
         return request.path
@@ -274,7 +253,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
 
     @staticmethod
     def process_origin(headers: Headers, origins: Sequence[str] | None = None) -> str | None:
-        """Check the ``Origin`` header against ``origins``.
+        """Check the ``Origin`` header against ``origins``; override to change the policy.
 
         Returns:
             The origin, or ``None`` when the request has none.
@@ -283,22 +262,14 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             InvalidOrigin: When the origin is not allowed; a request without ``Origin`` is
                 allowed only if ``origins`` contains ``''`` (or ``None``).
         """
-        try:
-            origin = headers.get("Origin")
-        except KeyError as exc:  # several Origin headers
-            raise InvalidHeader("Origin", "multiple values") from exc
-        if origins is not None:
-            allowed = origin in origins or (origin is None and "" in origins)
-            if not allowed:
-                raise InvalidOrigin(origin)
-        return origin
+        return check_origin(headers, origins)
 
     @staticmethod
     def process_extensions(
         headers: Headers,
         available_extensions: Sequence[ServerExtensionFactory] | None,
     ) -> tuple[str | None, list[Extension]]:
-        """Accept or decline the client's extension offers.
+        """Accept or decline the client's extension offers; override to change the policy.
 
         For each offer, in the client's order, the first server factory of the same name
         that accepts it wins; offers nobody accepts are declined, which does not fail the
@@ -308,34 +279,13 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             The ``Sec-WebSocket-Extensions`` response header (or ``None``) and the accepted
             extensions.
         """
-        values = headers.get_all("Sec-WebSocket-Extensions")
-        if not values or not available_extensions:
-            return None, []
-        response: list[tuple[str, list[tuple[str, str | None]]]] = []
-        accepted: list[Extension] = []
-        for name, params in parse_extension_list(values):
-            for factory in available_extensions:
-                if factory.name != name:
-                    continue
-                try:
-                    response_params, extension = factory.process_request_params(params, accepted)
-                except NegotiationError:
-                    continue
-                response.append((name, response_params))
-                accepted.append(extension)
-                break
-        if not response:
-            return None, []
-        return build_extension_list(response), accepted
+        return negotiate_extensions(headers, available_extensions)
 
     def process_subprotocol(
         self, headers: Headers, available_subprotocols: Sequence[str] | None
     ) -> str | None:
         """Pick a subprotocol among those the client offers, with :meth:`select_subprotocol`."""
-        values = headers.get_all("Sec-WebSocket-Protocol")
-        if not values or not available_subprotocols:
-            return None
-        return self.select_subprotocol(parse_subprotocol_list(values), available_subprotocols)
+        return negotiate_subprotocol(headers, available_subprotocols, self.select_subprotocol)
 
     @staticmethod
     def select_subprotocol(
@@ -348,23 +298,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         weight (ties go to the server's order). ``None`` when they have none in common: the
         connection then proceeds without a subprotocol.
         """
-        common = [p for p in server_subprotocols if p in client_subprotocols]
-        if not common:
-            return None
-        return min(
-            common,
-            key=lambda p: client_subprotocols.index(p) + server_subprotocols.index(p),
-        )
-
-
-def _response_headers(headers: Headers, body: bytes) -> Headers:
-    """Complete the headers of a response sent instead of the handshake."""
-    headers = headers.copy()
-    if "Content-Length" not in headers:
-        headers["Content-Length"] = str(len(body))
-    if "Connection" not in headers:
-        headers["Connection"] = "close"
-    return headers
+        return select_subprotocol(client_subprotocols, server_subprotocols)
 
 
 def _takes_path(handler: Handler) -> bool:
