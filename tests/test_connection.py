@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from wsrs._core import Close, Ping, Pong, ProtocolError, Reader, Writer
 from wsrs.connection import Connection, Side, State
-from wsrs.exceptions import PayloadTooBig, WebSocketProtocolError
+from wsrs.exceptions import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidState,
+    PayloadTooBig,
+    WebSocketProtocolError,
+)
 from wsrs.extensions.permessage_deflate import PerMessageDeflate
 
 
@@ -61,14 +69,15 @@ def test_ping_is_answered(side: Side) -> None:
 def test_pong_acknowledges_earlier_pings(side: Side) -> None:
     conn = Connection(side)
     for payload in [b"1", b"2", b"3"]:
-        conn.send_ping(payload)
+        conn.send_ping(payload, waiter=payload.decode())
     with pytest.raises(ValueError, match="already waiting"):
         conn.send_ping(b"2")
     assert conn.has_ping(b"2")
+    assert conn.pings == {b"1": "1", b"2": "2", b"3": "3"}
     assert conn.acknowledge(b"unsolicited") == []
-    assert conn.acknowledge(b"2") == [b"1", b"2"]
+    assert conn.acknowledge(b"2") == [(b"1", "1"), (b"2", "2")]
     assert not conn.has_ping(b"1") and conn.has_ping(b"3")
-    assert conn.acknowledge(b"3") == [b"3"]
+    assert conn.acknowledge(b"3") == [(b"3", "3")]
     with pytest.raises(ValueError):
         conn.send_ping(b"x" * 126)
     assert not conn.has_ping(b"x" * 126)
@@ -83,7 +92,7 @@ def test_forgotten_ping_is_not_acknowledged(side: Side) -> None:
     assert not conn.forget_ping(b"1")
     assert not conn.has_ping(b"1")
     assert conn.acknowledge(b"1") == []  # unsolicited now
-    assert conn.acknowledge(b"2") == [b"2"]
+    assert conn.acknowledge(b"2") == [(b"2", None)]
 
 
 @pytest.mark.parametrize("side", SIDES)
@@ -174,6 +183,87 @@ def test_invalid_utf8_fails_with_1007() -> None:
     conn.receive_data(b"\x81\x02\xc3\x28")
     assert conn.close_code == 1007
     assert isinstance(conn.failure, WebSocketProtocolError)
+    # The cause reports the code the connection failed with, not 1002.
+    assert conn.failure.close_code == 1007
+    conn.receive_eof()
+    exc = conn.close_exc
+    assert isinstance(exc, ConnectionClosedError)
+    assert exc.code == 1007 and exc.__cause__ is conn.failure
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "cause"),
+    [
+        (b"\x83\x00", 1002, WebSocketProtocolError),  # reserved opcode
+        (b"\x81\x02\xc3\x28", 1007, WebSocketProtocolError),  # invalid UTF-8
+        (b"\x82\x0b" + b"x" * 11, 1009, PayloadTooBig),  # over max_size
+    ],
+)
+def test_each_failure_reports_its_own_close_code(
+    data: bytes, code: int, cause: type[Exception]
+) -> None:
+    conn = Connection(Side.CLIENT, max_size=10)
+    conn.receive_data(data)
+    conn.receive_eof()
+    exc = conn.close_exc
+    assert isinstance(exc, ConnectionClosedError)
+    assert (exc.code, type(exc.__cause__), exc.__cause__.close_code) == (code, cause, code)  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------- what may be sent
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_nothing_may_be_sent_once_closing(side: Side) -> None:
+    conn = Connection(side)
+    conn.send_ping(b"waiting")
+    conn.send_close(1000)
+    sends: list[Callable[[], object]] = [
+        lambda: conn.send_message("late"),
+        lambda: conn.send_message_buffer(b"x" * 70_000),
+        lambda: conn.send_ping(b"late"),
+        lambda: conn.send_pong(b"late"),
+        lambda: conn.send_close(1000),
+    ]
+    for send in sends:
+        with pytest.raises(InvalidState, match="WebSocket connection is CLOSING"):
+            send()
+    conn.receive_eof()
+    with pytest.raises(InvalidState, match="WebSocket connection is CLOSED"):
+        conn.send_message("later")
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_normal_closure_reports_connection_closed_ok(side: Side) -> None:
+    conn = Connection(side)
+    conn.send_close(1000, "bye")
+    conn.receive_data(peer_writer(side).close(1000, "bye"))
+    assert conn.close_expected()
+    conn.receive_eof()
+    exc = conn.close_exc
+    assert isinstance(exc, ConnectionClosedOK)
+    assert (exc.code, exc.reason, exc.__cause__) == (1000, "bye", None)
+
+
+def test_lost_connection_reports_1006() -> None:
+    conn = Connection(Side.CLIENT)
+    conn.receive_eof()
+    exc = conn.close_exc
+    assert isinstance(exc, ConnectionClosedError) and exc.code == 1006
+
+
+def test_the_server_closes_tcp_first() -> None:
+    # RFC 6455 §7.1.1: the server closes TCP at once; the client waits for it.
+    assert Connection(Side.SERVER).closes_tcp_first
+    assert not Connection(Side.CLIENT).closes_tcp_first
+
+
+def test_abandoned_pings_return_their_waiters() -> None:
+    conn = Connection(Side.CLIENT)
+    conn.send_ping(b"1", "first")
+    conn.send_ping(b"2", "second")
+    assert conn.abandon_pings() == ["first", "second"]
+    assert conn.pings == {} and conn.acknowledge(b"1") == []
 
 
 def test_fail_by_the_application() -> None:

@@ -12,22 +12,35 @@ Theory of operation
   ``str`` / ``bytes``, :class:`~wsrs._core.Ping`, :class:`~wsrs._core.Pong`,
   :class:`~wsrs._core.Close`, or a :class:`~wsrs._core.ProtocolError` carrying its close
   code) and ``wsrs._core.Writer`` turns messages into frames.
-- This class owns what the frames mean: the state (OPEN → CLOSING → CLOSED), the closing
+- This class owns what the frames mean: the state (OPEN → CLOSING → CLOSED) and what may
+  be sent in each (everything while OPEN, nothing after: :exc:`~wsrs.exceptions.InvalidState`,
+  which a front end reports as :attr:`Connection.close_exc` once TCP is closed), the closing
   handshake (who sent and who received a close frame, which code to report), answering
-  pings, matching pongs to pings, and failing the connection with the right code.
+  pings, the pings waiting for their pong (one bookkeeping for every front end), and failing
+  the connection with the right code.
 - Methods that send return the bytes to write at once (the hot path: one ``bytes`` per
   message); answers the connection produces by itself (pongs, the echo of a close frame, the
   close frame of a failure) are collected for :meth:`Connection.data_to_send`.
-- :meth:`Connection.close_expected` tells the adapter when to close TCP.
+- :meth:`Connection.close_expected` tells the front end when to close TCP, and
+  :attr:`Connection.closes_tcp_first` how (RFC 6455 §7.1.1): the server closes it at once
+  (half-close, then read until the peer closes); a client waits for the server to close it,
+  and closes it itself only after a timeout.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from . import _core
-from .exceptions import PayloadTooBig, WebSocketProtocolError
+from .exceptions import (
+    ConnectionClosed,
+    InvalidState,
+    PayloadTooBig,
+    WebSocketProtocolError,
+    connection_closed,
+)
 from .extensions.base import Extension
 
 
@@ -81,21 +94,13 @@ class Connection:
             writer_options.update(extension.writer_options())
         self._reader = _core.Reader(client=client, max_size=max_size, **reader_options)  # type: ignore[arg-type]
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
-        self.send_message: Callable[[str | bytes | bytearray | memoryview], bytes] = (
+        self._message: Callable[[str | bytes | bytearray | memoryview], bytes] = (
             self._writer.message
         )
-        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary; raise
-        ``TypeError`` for anything else. It is the Rust writer's own method: the hot path
-        has no Python frame of its own."""
-        self.send_message_buffer: Callable[
-            [str | bytes | bytearray | memoryview], bytearray | None
-        ] = self._writer.message_buffer
-        """Return a message encoded as one uncompressed frame in a ``bytearray`` that the
-        writer reuses for a later message once nothing else refers to it, or ``None`` when
-        the message is compressed. For large messages: no new allocation per message."""
         self.binary_header: Callable[[int], bytes | None] = self._writer.binary_header
         """Return the header of a binary message of the given length whose payload can be
-        written as it is after it (server side, not compressed), else ``None``."""
+        written as it is after it (server side, not compressed), else ``None``. Call it only
+        while OPEN, right before sending that message."""
         self.state = State.OPEN
         """The :class:`State` of the connection."""
         self.close_rcvd: _core.Close | None = None
@@ -106,8 +111,9 @@ class Connection:
         """Why this side failed the connection, if it did."""
         self._failure_close: _core.Close | None = None
         self._output: list[bytes] = []
-        # Payloads of the pings sent and not acknowledged yet, oldest first.
-        self._pings: dict[bytes, None] = {}
+        # The pings sent and not acknowledged yet, oldest first: payload -> the front end's
+        # waiter (an asyncio.Future for the asyncio front ends), returned when acknowledged.
+        self._pings: dict[bytes, Any] = {}
 
     # ------------------------------------------------------------------ results
 
@@ -138,6 +144,31 @@ class Connection:
         return (
             self.close_rcvd is not None or self.failure is not None or (self.state is State.CLOSED)
         )
+
+    @property
+    def close_exc(self) -> ConnectionClosed:
+        """The exception that reports the end of the connection to the application.
+
+        :exc:`~wsrs.exceptions.ConnectionClosedOK` for a normal closure (1000, 1001),
+        :exc:`~wsrs.exceptions.ConnectionClosedError` otherwise (1006 when TCP closed
+        without a closing handshake), chained to :attr:`failure` when this side failed the
+        connection. Front ends raise it once TCP is closed, so the code is final.
+        """
+        exc = connection_closed(self.close_code or 1006, self.close_reason)
+        exc.__cause__ = self.failure
+        return exc
+
+    @property
+    def closes_tcp_first(self) -> bool:
+        """Whether this side closes TCP first once :meth:`close_expected` says so.
+
+        RFC 6455 §7.1.1: "the server MUST close the underlying TCP connection immediately;
+        the client SHOULD wait for the server to close the connection but MAY close the
+        connection at any time after sending and receiving a Close message". The server
+        half-closes and reads until the client closes too, so unread bytes never turn the
+        close into a reset; the client closes only after a timeout.
+        """
+        return self.side is Side.SERVER
 
     def close_expected(self) -> bool:
         """Whether TCP should close now: the closing handshake is done, or this side failed
@@ -197,7 +228,8 @@ class Connection:
                 exc: Exception = (
                     PayloadTooBig(event.reason)
                     if event.code == 1009
-                    else WebSocketProtocolError(event.reason)
+                    # 1002 for protocol errors, 1007 for invalid data: the cause carries it.
+                    else WebSocketProtocolError(event.reason, close_code=event.code)
                 )
                 self.fail(event.code, event.reason, exc)
         return events
@@ -231,36 +263,80 @@ class Connection:
         """Note that TCP is closed: the connection is CLOSED."""
         self.state = State.CLOSED
 
-    def acknowledge(self, payload: bytes) -> list[bytes]:
+    def acknowledge(self, payload: bytes) -> list[tuple[bytes, Any]]:
         """Match a pong to the pings sent.
 
         Returns:
-            The payloads of the pings it acknowledges: the matching ping and every ping
-            sent before it; empty for an unsolicited pong.
+            The ``(payload, waiter)`` pairs of the pings it acknowledges: the matching ping
+            and every ping sent before it (RFC 6455 §5.5.3 lets a pong answer the most
+            recent ping only); empty for an unsolicited pong. Resolve the waiters.
         """
         if payload not in self._pings:
             return []
         acknowledged = []
         for key in list(self._pings):  # pragma: no branch - payload is there: it breaks
-            del self._pings[key]
-            acknowledged.append(key)
+            acknowledged.append((key, self._pings.pop(key)))
             if key == payload:
                 break
         return acknowledged
 
+    @property
+    def pings(self) -> Mapping[bytes, Any]:
+        """The pings waiting for their pong, oldest first: payload -> waiter."""
+        return self._pings
+
+    def abandon_pings(self) -> list[Any]:
+        """Forget every ping waiting for its pong; return their waiters, oldest first.
+
+        Call it when the connection is closed: no pong can come any more.
+        """
+        waiters = list(self._pings.values())
+        self._pings.clear()
+        return waiters
+
     # ------------------------------------------------------------------ sending
 
-    def send_ping(self, payload: bytes) -> bytes:
-        """Return a ping frame and remember its payload for :meth:`acknowledge`.
+    def _check_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise InvalidState(f"WebSocket connection is {self.state.name}")
+
+    def send_message(self, data: str | bytes | bytearray | memoryview) -> bytes:
+        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary.
 
         Raises:
+            InvalidState: Unless the connection is OPEN; report :attr:`close_exc` once
+                TCP is closed.
+            TypeError: When ``data`` is neither ``str`` nor bytes-like.
+        """
+        if self.state is not State.OPEN:
+            self._check_open()
+        return self._message(data)
+
+    def send_message_buffer(self, data: str | bytes | bytearray | memoryview) -> bytearray | None:
+        """Return a message encoded as one uncompressed frame in a ``bytearray`` that the
+        writer reuses for a later message once nothing else refers to it, or ``None`` when
+        the message is compressed. For large messages: no new allocation per message.
+
+        Raises:
+            InvalidState: Unless the connection is OPEN.
+            TypeError: When ``data`` is neither ``str`` nor bytes-like.
+        """
+        self._check_open()
+        return self._writer.message_buffer(data)
+
+    def send_ping(self, payload: bytes, waiter: Any = None) -> bytes:
+        """Return a ping frame and remember it, with ``waiter``, for :meth:`acknowledge`.
+
+        Raises:
+            InvalidState: Unless the connection is OPEN.
             ValueError: When a ping with this payload is waiting for its pong, or the payload
                 is over 125 bytes.
         """
+        self._check_open()
         if payload in self._pings:
             raise ValueError("already waiting for a pong with the same data")
         frame = self._writer.ping(payload)
-        self._pings[payload] = None
+        self._pings[payload] = waiter
         return frame
 
     def forget_ping(self, payload: bytes) -> bool:
@@ -279,17 +355,21 @@ class Connection:
         """Return a pong frame.
 
         Raises:
+            InvalidState: Unless the connection is OPEN.
             ValueError: When the payload is over 125 bytes.
         """
+        self._check_open()
         return self._writer.pong(payload)
 
     def send_close(self, code: int | None = 1000, reason: str = "") -> bytes:
         """Start the closing handshake: return the close frame, move to CLOSING.
 
         Raises:
+            InvalidState: Unless the connection is OPEN.
             ValueError: When ``code`` may not be sent or ``reason`` is too long; nothing
                 changes then.
         """
+        self._check_open()
         frame = self._close_frame(code, reason)
         self.state = State.CLOSING
         return frame

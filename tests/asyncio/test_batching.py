@@ -112,7 +112,7 @@ async def test_batched_frames_are_dropped_when_the_connection_is_lost() -> None:
             ws.transport.abort()
             await asyncio.sleep(0)  # the flush finds the transport closing: nothing written
             await ws.wait_closed()
-            assert ws._batch is None
+            assert ws._writer is not None and ws._writer._batch is None
 
 
 async def test_large_binary_message_is_written_without_a_copy() -> None:
@@ -252,7 +252,9 @@ async def test_header_and_payload_in_one_vectored_write() -> None:
             ws = await capture.get()
             assert ws.transport is not None
             transport_class = type(ws.transport)
-            assert ws._vectored_writes is (
+            writer = ws._writer
+            assert writer is not None
+            assert writer._vectored is (
                 getattr(transport_class, "writelines", None)
                 is not asyncio.WriteTransport.writelines
             )
@@ -264,14 +266,14 @@ async def test_header_and_payload_in_one_vectored_write() -> None:
                 writelines(buffers)
 
             ws.transport.writelines = recording  # type: ignore[method-assign,assignment]
-            ws._vectored_writes = True
+            writer._vectored = True
             payload = bytes(range(256)) * 1024
             await ws.send(payload)
             assert len(calls) == 1
             header, body = calls[0]
             assert header == b"\x82\x7f" + len(payload).to_bytes(8, "big") and body is payload
             assert await client.recv() == payload
-            ws._vectored_writes = False
+            writer._vectored = False
             await ws.send(payload)
             assert len(calls) == 1
             assert await client.recv() == payload

@@ -12,9 +12,10 @@ import websockets.asyncio.client
 import websockets.asyncio.server
 
 import wsrs
+import wsrs.asyncio.keepalive
 from wsrs import WebSocketClientProtocol, WebSocketServerProtocol, _memory
 
-from .utils import MS, Capture, eventually, run_server, server_uri
+from .utils import MS, Capture, compact_tick, eventually, run_server, server_uri
 
 
 class FastCompactingServer(WebSocketServerProtocol):
@@ -26,7 +27,7 @@ class FastCompactingClient(WebSocketClientProtocol):
 
 
 class ManualServer(WebSocketServerProtocol):
-    """Ticks only when the test calls ``_compact_tick``."""
+    """Ticks only when the test calls :func:`compact_tick`."""
 
     compact_after = 3600.0
 
@@ -126,23 +127,23 @@ async def test_tick_compacts_only_after_a_quiet_period(caplog: pytest.LogCapture
             await client.recv()
             assert allocated(ws) == (True, True)
             # First tick: there was traffic since the last one.
-            ws._compact_tick()
+            compact_tick(ws)
             assert allocated(ws) == (True, True)
             # Second tick: a quiet period.
             with caplog.at_level(logging.DEBUG, logger="wsrs"):
-                ws._compact_tick()
+                compact_tick(ws)
             assert allocated(ws) == (False, False)
             assert "bytes of buffers and compression state freed" in caplog.text
             # A message in either direction makes the connection active again.
             await client.send(MESSAGES[1])
             assert await ws.recv() == MESSAGES[1]
             assert allocated(ws) == (False, True)
-            ws._compact_tick()
+            compact_tick(ws)
             await ws.send(MESSAGES[1])
             assert await client.recv() == MESSAGES[1]
             assert allocated(ws) == (True, True)
-            ws._compact_tick()
-            ws._compact_tick()
+            compact_tick(ws)
+            compact_tick(ws)
             assert allocated(ws) == (False, False)
 
 
@@ -156,7 +157,7 @@ async def test_compaction_can_be_disabled() -> None:
     ) as server:
         async with wsrs.connect(server_uri(server), ping_interval=None) as client:
             ws = await capture.get()
-            assert ws._compact_timer is None
+            assert ws._compactor is None
             await client.send(MESSAGES[0])
             await ws.recv()
             await asyncio.sleep(50 * MS)
@@ -170,9 +171,10 @@ async def test_timer_stops_with_the_connection() -> None:
     ) as server:
         async with wsrs.connect(server_uri(server), ping_interval=None):
             ws = await capture.get()
-            assert ws._compact_timer is not None
+            compactor = ws._compactor
+            assert compactor is not None and not compactor._timer.cancelled()
         await ws.wait_closed()
-        assert ws._compact_timer is None
+        assert compactor._timer.cancelled()
 
 
 async def test_compaction_in_the_middle_of_a_fragmented_message() -> None:
@@ -192,8 +194,8 @@ async def test_compaction_in_the_middle_of_a_fragmented_message() -> None:
             first = writer.frame(0x1, b"", fin=False, rsv1=True)
             client.transport.write(first)
             await asyncio.sleep(20 * MS)
-            ws._compact_tick()
-            ws._compact_tick()
+            compact_tick(ws)
+            compact_tick(ws)
             assert ws.connection is not None
             assert ws.connection._reader.in_message
             client.transport.write(writer.frame(0x0, b"\x00", fin=True))
@@ -247,7 +249,7 @@ def test_missing_libc_is_tolerated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_idle_compaction_requests_a_trim(monkeypatch: pytest.MonkeyPatch) -> None:
     requests: list[object] = []
-    monkeypatch.setattr(wsrs.protocol, "request_trim", requests.append)
+    monkeypatch.setattr(wsrs.asyncio.keepalive, "request_trim", requests.append)
     monkeypatch.setattr(_memory, "_retaining", False)  # no large message seen
     capture = Capture()
     async with wsrs.serve(
@@ -255,13 +257,13 @@ async def test_idle_compaction_requests_a_trim(monkeypatch: pytest.MonkeyPatch) 
     ) as server:
         async with wsrs.connect(server_uri(server), ping_interval=None) as client:
             ws = await capture.get()
-            ws._compact_tick()
-            ws._compact_tick()
+            compact_tick(ws)
+            compact_tick(ws)
             assert requests == []  # nothing received or sent: nothing to free
             await client.send(MESSAGES[0])
             await ws.recv()
-            ws._compact_tick()
-            ws._compact_tick()
+            compact_tick(ws)
+            compact_tick(ws)
             assert requests == [ws.loop]
 
 
@@ -354,7 +356,7 @@ async def test_idle_connection_trims_what_large_messages_left(
     """With the heap kept for large messages, an idle connection asks for a trim even when
     it had nothing of its own to free."""
     requests: list[object] = []
-    monkeypatch.setattr(wsrs.protocol, "request_trim", requests.append)
+    monkeypatch.setattr(wsrs.asyncio.keepalive, "request_trim", requests.append)
     capture = Capture()
     async with wsrs.serve(
         capture.handler, "127.0.0.1", 0, klass=ManualServer, compression=None, ping_interval=None
@@ -364,9 +366,11 @@ async def test_idle_connection_trims_what_large_messages_left(
             assert ws.connection is not None
             for retaining in (False, True):
                 monkeypatch.setattr(
-                    wsrs.protocol, "retains_freed_memory", functools.partial(bool, retaining)
+                    wsrs.asyncio.keepalive,
+                    "retains_freed_memory",
+                    functools.partial(bool, retaining),
                 )
                 ws._active = True
-                ws._compact_tick()  # there was traffic
-                ws._compact_tick()  # quiet: compacts, nothing to free
+                compact_tick(ws)  # there was traffic
+                compact_tick(ws)  # quiet: compacts, nothing to free
                 assert requests == ([ws.loop] if retaining else [])

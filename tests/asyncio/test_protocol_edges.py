@@ -28,6 +28,7 @@ from .utils import (
     OP_TEXT,
     Capture,
     check_echo,
+    compact_tick,
     encode_frame,
     eventually,
     raw_ws_server,
@@ -68,7 +69,7 @@ async def test_woken_recv_cancelled_passes_the_message_on() -> None:
             await cap.get()
             first = asyncio.create_task(ws.recv())
             second = asyncio.create_task(ws.recv())
-            await eventually(lambda: len(ws._recv_waiters) == 2)
+            await eventually(lambda: len(ws._queue._waiters) == 2)
             # The message wakes the first receiver, which is cancelled before it runs.
             ws.data_received(text_frame("only one"))
             first.cancel()
@@ -85,7 +86,7 @@ async def test_woken_recv_cancelled_with_no_receiver_left_keeps_the_message() ->
             await cap.get()
             first = asyncio.create_task(ws.recv())
             gone = asyncio.create_task(ws.recv())
-            await eventually(lambda: len(ws._recv_waiters) == 2)
+            await eventually(lambda: len(ws._queue._waiters) == 2)
             gone.cancel()  # its waiter stays queued, cancelled
             with pytest.raises(asyncio.CancelledError):
                 await gone
@@ -103,7 +104,7 @@ async def test_recv_cancelled_then_connection_closes(caplog: pytest.LogCaptureFi
         async with connect(uri) as ws:
             server_ws = await cap.get()
             task = asyncio.create_task(ws.recv())
-            await eventually(lambda: len(ws._recv_waiters) == 1)
+            await eventually(lambda: len(ws._queue._waiters) == 1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -353,12 +354,12 @@ async def test_idle_connection_is_compacted_once() -> None:
 
             connection.compact = counting_compact  # type: ignore[method-assign]
             for _ in range(5):
-                server_ws._compact_tick()  # the first one only notes the handshake traffic
+                compact_tick(server_ws)  # the first one only notes the handshake traffic
             assert calls == [1]
             await ws.send("wake up")
             assert await server_ws.recv() == "wake up"
             for _ in range(3):
-                server_ws._compact_tick()
+                compact_tick(server_ws)
             assert calls == [1, 1]
 
 
@@ -393,8 +394,20 @@ async def test_connection_lost_before_the_handshake_finishes_leaves_it_closed() 
     protocol.connection_lost(None)
     protocol.connection_open()
     assert protocol.state is State.CLOSED
-    assert protocol._keepalive_task is None and protocol._compact_timer is None
+    assert protocol._keepalive_task is None and protocol._compactor is None
     assert await protocol.recv() == "early"
     with pytest.raises(ConnectionClosed):
         await protocol.send("too late")
     assert transport.written == []
+
+
+async def test_connection_lost_during_the_handshake_reports_1006() -> None:
+    """No connection was ever open: no pings, and recv() reports an abnormal closure."""
+    protocol = WebSocketClientProtocol()
+    assert protocol.pings == {}
+    protocol.connection_made(_FakeTransport())
+    protocol.connection_lost(None)
+    assert protocol.pings == {}
+    with pytest.raises(ConnectionClosed) as raised:
+        await protocol.recv()
+    assert raised.value.code == 1006 and raised.value.__cause__ is None

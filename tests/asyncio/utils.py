@@ -34,6 +34,7 @@ __all__ = [
     "check_echo",
     "close_payload",
     "close_writer",
+    "compact_tick",
     "deflate_params",
     "echo",
     "encode_frame",
@@ -77,6 +78,12 @@ async def echo(ws: wsrs.WebSocketServerProtocol, path: str) -> None:
     """Echo every message back until the connection closes."""
     async for message in ws:
         await ws.send(message)
+
+
+def compact_tick(ws: wsrs.WebSocketCommonProtocol) -> None:
+    """Run the idle-compaction check of ``ws`` now, as its timer would."""
+    assert ws._compactor is not None
+    ws._compactor._tick()
 
 
 def server_uri(server: WebSocketServer, path: str = "/") -> str:

@@ -1,0 +1,140 @@
+"""The queue of received messages: what ``recv()`` returns, in order.
+
+Rules, the same for every asyncio front end:
+
+1. :meth:`MessageQueue.put` appends a message and wakes one waiting :meth:`~MessageQueue.get`.
+   When ``max_queue`` messages are waiting, it calls ``pause()``: reading from the peer stops
+   (:class:`wsrs.flow.ReadGate.QUEUE`) until :meth:`~MessageQueue.get` brings the queue
+   below half of ``max_queue``, then ``resume()``.
+2. After this side sent its close frame (:meth:`~MessageQueue.close_sent`), reading goes on
+   so that the peer's close frame gets through; a message that does not fit in the full
+   queue is dropped, so memory stays bounded while closing.
+3. After :meth:`~MessageQueue.end` (close frame received, failure or TCP lost) no message
+   arrives any more: :meth:`~MessageQueue.get` returns the messages still queued, then
+   ``None``.
+4. Cancelling :meth:`~MessageQueue.get` loses nothing: the message it would have returned
+   stays queued for the next call. Several coroutines may wait at once; each message goes
+   to exactly one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from typing import TypeAlias
+
+
+__all__ = ["Data", "MessageQueue"]
+
+logger = logging.getLogger("wsrs.protocol")
+
+Data: TypeAlias = str | bytes
+"""A message: ``str`` for text, ``bytes`` for binary."""
+
+
+class MessageQueue:
+    """Messages received and not read yet, with the ``max_queue`` policy.
+
+    Args:
+        loop: The event loop of the connection.
+        max_queue: Messages queued before reading pauses; 0 disables the limit.
+        pause: Called when reading from the peer must pause.
+        resume: Called when reading may resume.
+    """
+
+    __slots__ = (
+        "_closing",
+        "_low",
+        "_paused",
+        "_pause",
+        "_resume",
+        "_waiters",
+        "ended",
+        "loop",
+        "max_queue",
+        "messages",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        max_queue: int,
+        pause: Callable[[], None],
+        resume: Callable[[], None],
+    ) -> None:
+        self.loop = loop
+        self.max_queue = max_queue
+        self._low = max(max_queue // 2, 1)
+        self._pause = pause
+        self._resume = resume
+        self.messages: collections.deque[Data] = collections.deque()
+        """Messages received and not read yet, oldest first."""
+        self.ended = False
+        """Whether no message will arrive any more."""
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._paused = False
+        self._closing = False
+
+    def put(self, message: Data) -> None:
+        """Queue a message received from the peer; pause reading if the queue is full."""
+        max_queue = self.max_queue
+        messages = self.messages
+        if self._closing and max_queue and len(messages) >= max_queue:
+            logger.debug("closing: message dropped, the queue is full")
+            return
+        messages.append(message)
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+        if max_queue and len(messages) >= max_queue and not self._paused and not self._closing:
+            self._paused = True
+            self._pause()
+
+    async def get(self) -> Data | None:
+        """Return the next message, waiting for one; ``None`` once the queue has ended and
+        is empty."""
+        messages = self.messages
+        while not messages:
+            if self.ended:
+                return None
+            waiter = self.loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled() and self._waiters:
+                    # The wakeup came with the cancellation: pass it on.
+                    self._wake_one()
+                raise
+        message = messages.popleft()
+        if self._paused and len(messages) < self._low:
+            self._paused = False
+            self._resume()
+        return message
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def close_sent(self) -> None:
+        """This side sent its close frame: keep reading, drop what does not fit."""
+        self._closing = True
+        if self._paused:
+            self._paused = False
+            self._resume()
+
+    def end(self) -> None:
+        """No message will arrive any more: wake every waiting :meth:`get`."""
+        self.ended = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()

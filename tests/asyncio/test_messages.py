@@ -1,0 +1,122 @@
+"""The queue of received messages, without sockets: :mod:`wsrs.asyncio.messages`."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from wsrs.asyncio.messages import MessageQueue
+
+
+class Reading:
+    """Records the pause and resume calls of a queue."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def queue(self, max_queue: int) -> MessageQueue:
+        return MessageQueue(
+            asyncio.get_running_loop(),
+            max_queue,
+            lambda: self.calls.append("pause"),
+            lambda: self.calls.append("resume"),
+        )
+
+
+async def test_messages_come_out_in_order() -> None:
+    queue = Reading().queue(0)
+    queue.put("one")
+    queue.put(b"two")
+    assert await queue.get() == "one"
+    assert await queue.get() == b"two"
+
+
+async def test_get_waits_for_a_message() -> None:
+    queue = Reading().queue(0)
+    task = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert not task.done()
+    queue.put("late")
+    assert await task == "late"
+
+
+async def test_each_message_goes_to_one_waiter() -> None:
+    queue = Reading().queue(0)
+    tasks = [asyncio.create_task(queue.get()) for _ in range(3)]
+    await asyncio.sleep(0)
+    for message in ["a", "b", "c"]:
+        queue.put(message)
+    assert set(await asyncio.gather(*tasks)) == {"a", "b", "c"}
+
+
+async def test_reading_pauses_at_max_queue_and_resumes_below_half() -> None:
+    reading = Reading()
+    queue = reading.queue(4)
+    for i in range(3):
+        queue.put(str(i))
+    assert reading.calls == []
+    queue.put("3")
+    assert reading.calls == ["pause"]
+    queue.put("4")  # what the read in progress carried is kept
+    assert reading.calls == ["pause"] and len(queue.messages) == 5
+    for expected in ["0", "1", "2"]:
+        assert await queue.get() == expected
+    assert reading.calls == ["pause"]  # 2 left: not below half of 4 yet
+    assert await queue.get() == "3"
+    assert reading.calls == ["pause", "resume"]
+
+
+async def test_no_limit_never_pauses() -> None:
+    reading = Reading()
+    queue = reading.queue(0)
+    for i in range(1000):
+        queue.put(str(i))
+    assert reading.calls == []
+
+
+async def test_after_close_sent_reading_resumes_and_overflow_is_dropped() -> None:
+    reading = Reading()
+    queue = reading.queue(2)
+    queue.put("a")
+    queue.put("b")
+    queue.close_sent()
+    assert reading.calls == ["pause", "resume"]
+    queue.put("dropped")
+    assert list(queue.messages) == ["a", "b"]
+    assert await queue.get() == "a"
+    queue.put("kept")  # there is room again
+    assert list(queue.messages) == ["b", "kept"]
+    assert reading.calls == ["pause", "resume"]  # never paused again while closing
+
+
+async def test_close_sent_when_not_paused_does_not_resume() -> None:
+    reading = Reading()
+    queue = reading.queue(2)
+    queue.close_sent()
+    assert reading.calls == []
+
+
+async def test_end_wakes_waiters_and_drains_what_is_queued() -> None:
+    queue = Reading().queue(0)
+    waiting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.end()
+    assert await waiting is None
+    queue = Reading().queue(0)
+    queue.put("last")
+    queue.end()
+    assert await queue.get() == "last"
+    assert await queue.get() is None
+    assert queue.ended
+
+
+async def test_cancelled_get_loses_nothing() -> None:
+    queue = Reading().queue(0)
+    task = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    queue.put("still here")
+    assert await queue.get() == "still here"
