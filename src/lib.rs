@@ -11,6 +11,7 @@
 //! (`Reader.receive_buffer`: the transport reads into it), and a large outgoing message is
 //! encoded into a `bytearray` the writer reuses (`Writer.message_buffer`).
 
+pub mod config;
 pub mod deflate;
 pub mod error;
 pub mod frames;
@@ -26,13 +27,12 @@ use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyByteArrayMethods, PyBytes, PyList, PyString};
 
+use crate::config::{
+    COMPRESSOR_STATE_SIZE, GIL_RELEASE_THRESHOLD, LARGE_MESSAGE_SIZE, MAX_KEPT_SEND_BUFFER,
+    RECEIVE_IN_PLACE_MIN,
+};
 use crate::error::Error;
 use crate::frames::Opcode;
-
-/// Buffers at least this large are masked, inflated or deflated with the GIL released, so other
-/// Python threads run meanwhile. Below it, releasing and taking back the GIL (about 1 µs)
-/// costs more than it gives: masking 64 KiB takes about 5 µs here.
-const GIL_RELEASE_THRESHOLD: usize = 64 * 1024;
 
 pyo3::create_exception!(
     _core,
@@ -226,10 +226,6 @@ impl Input<'_> {
     }
 }
 
-/// Binary messages with at least this much payload still to come when the transport asks for
-/// a buffer are received straight into their final `bytes` (see `Reader.receive_buffer`).
-const DIRECT_MIN_REMAINING: usize = 64 * 1024;
-
 /// The receiving side of a connection: bytes in, events out.
 #[pyclass(module = "wsrs._core")]
 pub struct Reader {
@@ -400,9 +396,9 @@ impl Reader {
             }
             let inner = &mut self.inner;
             let result = if data.len() >= GIL_RELEASE_THRESHOLD && input.may_detach() {
-                py.detach(|| inner.feed_until_direct(data, &mut events, DIRECT_MIN_REMAINING))
+                py.detach(|| inner.feed_until_direct(data, &mut events, RECEIVE_IN_PLACE_MIN))
             } else {
-                inner.feed_until_direct(data, &mut events, DIRECT_MIN_REMAINING)
+                inner.feed_until_direct(data, &mut events, RECEIVE_IN_PLACE_MIN)
             };
             for event in events.drain(..) {
                 match event {
@@ -487,7 +483,7 @@ impl Reader {
     /// allocate its `bytes` and copy there what came of the payload already. Returns whether
     /// it started.
     fn start_direct(&mut self, py: Python<'_>) -> PyResult<bool> {
-        let Some(len) = self.inner.direct_len(DIRECT_MIN_REMAINING) else {
+        let Some(len) = self.inner.direct_len(RECEIVE_IN_PLACE_MIN) else {
             return Ok(false);
         };
         let size = pyo3::ffi::Py_ssize_t::try_from(len)
@@ -502,7 +498,7 @@ impl Reader {
             )?
             .cast_into_unchecked::<PyBytes>()
         };
-        let Some((_, prefix)) = self.inner.begin_direct(DIRECT_MIN_REMAINING) else {
+        let Some((_, prefix)) = self.inner.begin_direct(RECEIVE_IN_PLACE_MIN) else {
             return Ok(false); // not reached: direct_len() said it can
         };
         // SAFETY: the new `bytes` has `len` bytes, at least `prefix.len()` (the payload
@@ -558,10 +554,6 @@ impl Reader {
         })
     }
 }
-
-/// Send buffers up to this size are kept for the next message; a larger one is freed after
-/// its message (the reader keeps its message buffer up to the same size).
-const MAX_KEPT_SEND_BUFFER: usize = 16 << 20;
 
 /// The sending side of a connection: messages in, bytes out.
 #[pyclass(module = "wsrs._core")]
@@ -752,7 +744,12 @@ impl Writer {
     /// Returns the number of bytes freed, at least (a compression state counts as 256 KiB).
     fn compact(&mut self, py: Python<'_>) -> usize {
         let buffer = self.send_buffer.take().map_or(0, |b| b.bind(py).len());
-        buffer + if self.inner.compact() { 256 << 10 } else { 0 }
+        buffer
+            + if self.inner.compact() {
+                COMPRESSOR_STATE_SIZE
+            } else {
+                0
+            }
     }
 
     /// Whether the compression state is allocated.
@@ -924,5 +921,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_valid_close_code, m)?)?;
     m.add("MAX_HEADER_LEN", frames::MAX_HEADER_LEN)?;
     m.add("GIL_RELEASE_THRESHOLD", GIL_RELEASE_THRESHOLD)?;
+    m.add("LARGE_MESSAGE_SIZE", LARGE_MESSAGE_SIZE)?;
+    m.add("MAX_KEPT_SEND_BUFFER", MAX_KEPT_SEND_BUFFER)?;
     Ok(())
 }

@@ -19,22 +19,12 @@
 //! - After a close frame the reader ignores further input (RFC 6455 §5.5.1: the peer "MUST
 //!   NOT send any more data frames after sending a Close frame").
 
+use crate::config::{MAX_RECYCLED_CAPACITY, MAX_UPFRONT_RESERVE};
 use crate::deflate::Inflater;
 use crate::error::{Error, Result};
 use crate::frames::{parse_close, parse_header, FrameHeader, Opcode, MAX_HEADER_LEN};
 use crate::mask::extend_masked;
 use crate::utf8::Utf8Validator;
-
-/// Largest amount reserved up front for one frame when there is no `max_size`; past that the
-/// buffer grows as payload arrives, so a lying length cannot reserve memory by itself.
-const MAX_UPFRONT_RESERVE: usize = 16 << 20;
-
-/// Largest buffer kept by [`Reader::recycle`] for the next message. Reusing the buffer saves
-/// a malloc/free pair per message, which glibc turns into page faults (measured: 64 KiB echo
-/// round trips went from 7k/s to 12k/s; 1 MiB round trips had ~230 page faults per message
-/// on the server with a 128 KiB cap, 7 with this one). [`Reader::compact`] frees the spare
-/// buffer of an idle connection, and the buffer never exceeds `max_size` + 1.
-const MAX_RECYCLED_CAPACITY: usize = 16 << 20;
 
 /// What the peer sent, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,17 +5,13 @@
 //! key for every frame) and writes every frame of a message into one buffer, so a message is
 //! one `transport.write`.
 
+use crate::config::KEY_BATCH;
 use crate::deflate::Deflater;
 use crate::error::{Error, Result};
 use crate::frames::{
     build_close, encode_frame, frame_len, header_len, write_frame, write_header, Opcode,
     MAX_CONTROL_PAYLOAD,
 };
-
-/// Masking keys drawn from the OS CSPRNG in batches of this many bytes: one `getrandom`
-/// system call serves 64 frames. RFC 6455 §10.3: keys must not be predictable, so they come
-/// from the operating system, never from a seeded PRNG or a counter.
-const KEY_BATCH: usize = 256;
 
 /// A supply of masking keys from the operating system's CSPRNG.
 #[derive(Debug)]

@@ -14,7 +14,20 @@ MAX_HEADER_LEN: Final[int]
 """Length of the longest frame header (14 bytes)."""
 
 GIL_RELEASE_THRESHOLD: Final[int]
-"""Buffers at least this large are processed with the GIL released."""
+"""Buffers at least this large are processed with the GIL released (64 KiB)."""
+
+LARGE_MESSAGE_SIZE: Final[int]
+"""The size from which a message takes the large-message paths (64 KiB).
+
+A binary message with at least this much payload still to come is received straight into
+its final ``bytes`` (:meth:`Reader.receive_buffer`); the Python layer sends messages of this
+size or more through :meth:`Writer.message_buffer` (or, on a server, as the header from
+:meth:`Writer.binary_header` followed by the payload) and keeps the C heap warm for them.
+"""
+
+MAX_KEPT_SEND_BUFFER: Final[int]
+"""The largest ``bytearray`` :meth:`Writer.message_buffer` keeps for the next message
+(16 MiB): a larger one is freed after its message."""
 
 class ProtocolError(Exception):
     """A WebSocket protocol violation by the peer.
