@@ -20,10 +20,11 @@ pub mod reader;
 pub mod utf8;
 pub mod writer;
 
+mod py;
+
 use std::borrow::Cow;
 
-use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyByteArrayMethods, PyBytes, PyList, PyString};
 
@@ -31,200 +32,10 @@ use crate::config::{
     COMPRESSOR_STATE_SIZE, GIL_RELEASE_THRESHOLD, LARGE_MESSAGE_SIZE, MAX_KEPT_SEND_BUFFER,
     RECEIVE_IN_PLACE_MIN,
 };
-use crate::error::Error;
 use crate::frames::Opcode;
-
-pyo3::create_exception!(
-    _core,
-    ProtocolError,
-    PyException,
-    "A WebSocket protocol violation by the peer.\n\n\
-     `code` is the close code to send (1002 protocol error, 1007 invalid data, 1009 message too\n\
-     big) and `reason` a short explanation; `str()` gives the reason."
-);
-
-/// Turn a core error into a Python exception: peer errors become `ProtocolError` with `code`
-/// and `reason` attributes, caller errors `ValueError`.
-fn to_pyerr(py: Python<'_>, err: &Error) -> PyErr {
-    if let Error::InvalidArgument(msg) = err {
-        return PyValueError::new_err(msg.clone());
-    }
-    let reason = err.to_string();
-    let pyerr = ProtocolError::new_err(reason.clone());
-    let value = pyerr.value(py);
-    if let Err(e) = value
-        .setattr("code", err.close_code())
-        .and_then(|()| value.setattr("reason", reason))
-    {
-        return e;
-    }
-    pyerr
-}
-
-/// Turn a core error raised while encoding into a Python exception: `ValueError` for bad
-/// arguments, `RuntimeError` otherwise (never `ProtocolError`: the peer did nothing wrong).
-fn to_encode_err(err: &Error) -> PyErr {
-    match err {
-        Error::InvalidArgument(msg) => PyValueError::new_err(msg.clone()),
-        _ => PyRuntimeError::new_err(err.to_string()),
-    }
-}
-
-/// A ping received from the peer.
-#[pyclass(module = "wsrs._core", frozen, eq)]
-#[derive(PartialEq)]
-pub struct Ping {
-    #[pyo3(get)]
-    data: Vec<u8>,
-}
-
-#[pymethods]
-impl Ping {
-    #[new]
-    fn new(data: Vec<u8>) -> Self {
-        Self { data }
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Ping({})", bytes_repr(&self.data))
-    }
-}
-
-/// A pong received from the peer.
-#[pyclass(module = "wsrs._core", frozen, eq)]
-#[derive(PartialEq)]
-pub struct Pong {
-    #[pyo3(get)]
-    data: Vec<u8>,
-}
-
-#[pymethods]
-impl Pong {
-    #[new]
-    fn new(data: Vec<u8>) -> Self {
-        Self { data }
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Pong({})", bytes_repr(&self.data))
-    }
-}
-
-/// A close frame received from the peer (code 1005 when it carried no status code).
-#[pyclass(module = "wsrs._core", frozen, eq)]
-#[derive(PartialEq)]
-pub struct Close {
-    #[pyo3(get)]
-    code: u16,
-    #[pyo3(get)]
-    reason: String,
-}
-
-#[pymethods]
-impl Close {
-    #[new]
-    fn new(code: u16, reason: String) -> Self {
-        Self { code, reason }
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Close({}, {:?})", self.code, self.reason)
-    }
-}
-
-fn bytes_repr(data: &[u8]) -> String {
-    let mut s = String::from("b'");
-    for &b in data {
-        match b {
-            b'\\' => s.push_str("\\\\"),
-            b'\'' => s.push_str("\\'"),
-            0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    s.push('\'');
-    s
-}
-
-/// A `bytes` object's own bytes, or the buffer of any other bytes-like object.
-fn bytes_or_buffer<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Result<&'a [u8], PyBuffer<u8>>> {
-    if let Ok(b) = obj.cast::<PyBytes>() {
-        return Ok(Ok(b.as_bytes()));
-    }
-    PyBuffer::<u8>::get(obj)
-        .map(Err)
-        .map_err(|_| not_bytes_like(obj))
-}
-
-/// The opcode and payload of a data message: `str` as text (its UTF-8), any bytes-like
-/// object as binary.
-fn data_message<'a>(data: &'a Bound<'_, PyAny>) -> PyResult<(Opcode, Cow<'a, [u8]>)> {
-    if let Ok(s) = data.cast::<PyString>() {
-        Ok((Opcode::Text, Cow::Borrowed(s.to_str()?.as_bytes())))
-    } else {
-        Ok((Opcode::Binary, bytes_of(data)?))
-    }
-}
-
-/// Borrow the bytes of a `bytes` object, or copy those of any other buffer.
-fn bytes_of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, [u8]>> {
-    match bytes_or_buffer(obj)? {
-        Ok(bytes) => Ok(Cow::Borrowed(bytes)),
-        Err(buffer) => Ok(Cow::Owned(buffer.to_vec(obj.py())?)),
-    }
-}
-
-fn not_bytes_like(obj: &Bound<'_, PyAny>) -> PyErr {
-    pyo3::exceptions::PyTypeError::new_err(format!(
-        "expected a bytes-like object, got {}",
-        obj.get_type()
-            .name()
-            .map_or_else(|_| "?".into(), |n| n.to_string())
-    ))
-}
-
-/// The bytes of an input object: a `bytes`, another buffer borrowed in place, or a copy.
-enum Input<'a> {
-    Bytes(&'a [u8]),
-    Buffer(PyBuffer<u8>),
-    Copied(Vec<u8>),
-}
-
-impl Input<'_> {
-    /// Borrow `obj`'s bytes: in place for `bytes` and C-contiguous byte buffers (such as the
-    /// `bytearray` the asyncio adapter reads into), else copied.
-    fn of<'a>(obj: &'a Bound<'_, PyAny>) -> PyResult<Input<'a>> {
-        Ok(match bytes_or_buffer(obj)? {
-            Ok(bytes) => Input::Bytes(bytes),
-            Err(buffer) if buffer.is_c_contiguous() && buffer.item_size() == 1 => {
-                Input::Buffer(buffer)
-            }
-            Err(buffer) => Input::Copied(buffer.to_vec(obj.py())?),
-        })
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Input::Bytes(bytes) => bytes,
-            Input::Copied(vec) => vec,
-            Input::Buffer(buffer) if buffer.len_bytes() == 0 => &[],
-            // SAFETY: `buffer` is C-contiguous with one-byte items (checked in `of`), so its
-            // `len_bytes()` bytes from `buf_ptr()` are one initialised allocation; the export
-            // that `buffer` holds keeps it alive and in place (a bytearray cannot resize while
-            // exported). The slice never outlives `self`, and callers keep the GIL while they
-            // use it (see `may_detach`), so no Python code writes to it meanwhile.
-            Input::Buffer(buffer) => unsafe {
-                std::slice::from_raw_parts(buffer.buf_ptr().cast::<u8>(), buffer.len_bytes())
-            },
-        }
-    }
-
-    /// Whether the GIL may be released while the bytes are used: only when nothing else can
-    /// change them (a `bytes` or a private copy).
-    fn may_detach(&self) -> bool {
-        !matches!(self, Input::Buffer(_))
-    }
-}
+use crate::py::errors::{to_pyerr, Direction};
+use crate::py::events::{Close, Ping, Pong};
+use crate::py::input::{bytes_of, data_message, Input};
 
 /// The receiving side of a connection: bytes in, events out.
 #[pyclass(module = "wsrs._core")]
@@ -317,7 +128,7 @@ impl Reader {
         let inflater = if deflate {
             Some(
                 deflate::Inflater::new(max_window_bits, no_context_takeover)
-                    .map_err(|e| to_pyerr(py, &e))?,
+                    .map_err(|e| to_pyerr(py, &e, Direction::Received))?,
             )
         } else {
             None
@@ -419,7 +230,7 @@ impl Reader {
             }
             match result {
                 Err(err) => {
-                    list.append(to_pyerr(py, &err).into_value(py))?;
+                    list.append(to_pyerr(py, &err, Direction::Received).into_value(py))?;
                     return Ok(list);
                 }
                 Ok(used) => {
@@ -545,7 +356,7 @@ impl Reader {
         let complete = self
             .inner
             .direct_received(piece)
-            .map_err(|e| to_pyerr(py, &e))?;
+            .map_err(|e| to_pyerr(py, &e, Direction::Received))?;
         direct.filled += n;
         Ok(if complete {
             self.direct.take().map(|direct| direct.bytes)
@@ -570,6 +381,7 @@ impl Writer {
     #[pyo3(signature = (*, client, deflate = false, max_window_bits = 15, no_context_takeover = false, level = 6, mem_level = 8, compress_threshold = 0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         client: bool,
         deflate: bool,
         max_window_bits: u8,
@@ -586,7 +398,7 @@ impl Writer {
                     no_context_takeover,
                     mem_level,
                 )
-                .map_err(|e| to_encode_err(&e))?,
+                .map_err(|e| to_pyerr(py, &e, Direction::Sent))?,
             )
         } else {
             None
@@ -617,7 +429,7 @@ impl Writer {
                 } else {
                     inner.write_message_into(buf, opcode, &payload)
                 };
-                result.map_err(|e| to_encode_err(&e))
+                result.map_err(|e| to_pyerr(py, &e, Direction::Sent))
             });
         }
         let mut out = Vec::new();
@@ -626,7 +438,7 @@ impl Writer {
         } else {
             inner.encode_message(opcode, &payload, fragment_size, &mut out)
         };
-        result.map_err(|e| to_encode_err(&e))?;
+        result.map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -668,7 +480,7 @@ impl Writer {
         } else {
             inner.write_message_into(out, opcode, &payload)
         };
-        result.map_err(|e| to_encode_err(&e))?;
+        result.map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         if len <= MAX_KEPT_SEND_BUFFER {
             self.send_buffer = Some(buf.clone().unbind());
         }
@@ -706,7 +518,7 @@ impl Writer {
         let mut out = Vec::new();
         self.inner
             .encode_close(code, reason, &mut out)
-            .map_err(|e| to_encode_err(&e))?;
+            .map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -726,7 +538,7 @@ impl Writer {
         let mut out = Vec::new();
         self.inner
             .encode_frame(opcode, &payload, fin, rsv1, &mut out)
-            .map_err(|e| to_encode_err(&e))?;
+            .map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         Ok(PyBytes::new(py, &out))
     }
 
@@ -776,7 +588,7 @@ impl Writer {
         let mut out = Vec::new();
         self.inner
             .encode_control(opcode, &payload, &mut out)
-            .map_err(|e| to_encode_err(&e))?;
+            .map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         Ok(PyBytes::new(py, &out))
     }
 }
@@ -803,7 +615,7 @@ impl Utf8Validator {
         if result.is_err() {
             self.inner.reset();
         }
-        result.map_err(|e| to_pyerr(py, &e))
+        result.map_err(|e| to_pyerr(py, &e, Direction::Received))
     }
 
     /// Start over for a new message.
@@ -881,7 +693,7 @@ fn parse_close(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<(u16, String
     let data = bytes_of(data)?;
     frames::parse_close(&data)
         .map(|(code, reason)| (code, reason.to_owned()))
-        .map_err(|e| to_pyerr(py, &e))
+        .map_err(|e| to_pyerr(py, &e, Direction::Received))
 }
 
 /// Build a close frame's payload; raises `ValueError` for codes that may not be sent.
@@ -892,7 +704,8 @@ fn build_close<'py>(
     code: Option<u16>,
     reason: &str,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let payload = frames::build_close(code, reason).map_err(|e| to_encode_err(&e))?;
+    let payload =
+        frames::build_close(code, reason).map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
     Ok(PyBytes::new(py, &payload))
 }
 
@@ -905,7 +718,10 @@ fn is_valid_close_code(code: u16) -> bool {
 /// The `wsrs._core` module.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("ProtocolError", m.py().get_type::<ProtocolError>())?;
+    m.add(
+        "ProtocolError",
+        m.py().get_type::<py::errors::ProtocolError>(),
+    )?;
     m.add_class::<Ping>()?;
     m.add_class::<Pong>()?;
     m.add_class::<Close>()?;
