@@ -13,3 +13,4 @@
 pub mod errors;
 pub mod events;
 pub mod input;
+pub mod reader;
