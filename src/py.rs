@@ -14,3 +14,4 @@ pub mod errors;
 pub mod events;
 pub mod input;
 pub mod reader;
+pub mod writer;
