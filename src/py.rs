@@ -14,4 +14,5 @@ pub mod errors;
 pub mod events;
 pub mod input;
 pub mod reader;
+pub mod testing;
 pub mod writer;

@@ -2,6 +2,12 @@
 
 Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray``,
 ``memoryview``) are copied once. Every result is a new object.
+
+``python/wsrs`` uses :class:`Reader`, :class:`Writer`, the events :class:`Ping`,
+:class:`Pong` and :class:`Close`, :class:`ProtocolError` and :data:`LARGE_MESSAGE_SIZE`. The
+other names (marked "tests and benchmarks only") exist for ``tests/`` and ``benches/``: they
+check each codec piece against the pure-Python reference and craft frames a well-behaved
+:class:`Writer` never sends.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from typing import Final
 from typing_extensions import Buffer
 
 MAX_HEADER_LEN: Final[int]
-"""Length of the longest frame header (14 bytes)."""
+"""Length of the longest frame header (14 bytes). Tests and benchmarks only."""
 
 GIL_RELEASE_THRESHOLD: Final[int]
-"""Buffers at least this large are processed with the GIL released (64 KiB)."""
+"""Buffers at least this large are processed with the GIL released (64 KiB). Tests and
+benchmarks only."""
 
 LARGE_MESSAGE_SIZE: Final[int]
 """The size from which a message takes the large-message paths (64 KiB).
@@ -27,7 +34,7 @@ size or more through :meth:`Writer.message_buffer` (or, on a server, as the head
 
 MAX_KEPT_SEND_BUFFER: Final[int]
 """The largest ``bytearray`` :meth:`Writer.message_buffer` keeps for the next message
-(16 MiB): a larger one is freed after its message."""
+(16 MiB): a larger one is freed after its message. Tests and benchmarks only."""
 
 class ProtocolError(Exception):
     """A WebSocket protocol violation by the peer.
@@ -185,7 +192,7 @@ class Writer:
         """Whether the compression state is allocated."""
 
 class Utf8Validator:
-    """Incremental UTF-8 validation across the pieces of a message."""
+    """Incremental UTF-8 validation across the pieces of a message. Tests and benchmarks only."""
 
     def __init__(self) -> None: ...
     def feed(self, data: Buffer, final: bool = False) -> None:
@@ -198,10 +205,11 @@ class Utf8Validator:
         """Start over for a new message."""
 
 def apply_mask(data: Buffer, mask: Buffer) -> bytes:
-    """Return ``data`` XOR the 4-byte ``mask`` (RFC 6455 section 5.3)."""
+    """Return ``data`` XOR the 4-byte ``mask`` (RFC 6455 section 5.3). Tests and benchmarks
+    only."""
 
 def validate_utf8(data: Buffer) -> bool:
-    """Return whether ``data`` is valid UTF-8."""
+    """Return whether ``data`` is valid UTF-8. Tests and benchmarks only."""
 
 def encode_frame(
     opcode: int,
@@ -211,13 +219,18 @@ def encode_frame(
     rsv1: bool = False,
     mask: Buffer | None = None,
 ) -> bytes:
-    """Encode one frame: header and (masked, if ``mask`` is given) payload in one ``bytes``."""
+    """Encode one frame: header and (masked, if ``mask`` is given) payload in one ``bytes``.
+
+    Tests and benchmarks only: unlike :meth:`Writer.frame`, it takes the mask from the caller.
+    """
 
 def parse_close(data: Buffer) -> tuple[int, str]:
-    """Parse a close payload into ``(code, reason)``; raise :class:`ProtocolError`."""
+    """Parse a close payload into ``(code, reason)``; raise :class:`ProtocolError`. Tests and
+    benchmarks only."""
 
 def build_close(code: int | None = None, reason: str = "") -> bytes:
-    """Build a close payload; raise ``ValueError`` for a code that may not be sent."""
+    """Build a close payload; raise ``ValueError`` for a code that may not be sent. Tests and
+    benchmarks only."""
 
 def is_valid_close_code(code: int) -> bool:
-    """Return whether a peer may send ``code`` in a close frame."""
+    """Return whether a peer may send ``code`` in a close frame. Tests and benchmarks only."""
