@@ -12,9 +12,31 @@ check each codec piece against the pure-Python reference and craft frames a well
 
 from __future__ import annotations
 
-from typing import Final
+import sys
+from typing import Final, final
 
 from typing_extensions import Buffer
+
+__all__ = [
+    "GIL_RELEASE_THRESHOLD",
+    "LARGE_MESSAGE_SIZE",
+    "MAX_HEADER_LEN",
+    "MAX_KEPT_SEND_BUFFER",
+    "Close",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Reader",
+    "ReceiveBuffer",
+    "Utf8Validator",
+    "Writer",
+    "apply_mask",
+    "build_close",
+    "encode_frame",
+    "is_valid_close_code",
+    "parse_close",
+    "validate_utf8",
+]
 
 MAX_HEADER_LEN: Final[int]
 """Length of the longest frame header (14 bytes). Tests and benchmarks only."""
@@ -46,27 +68,31 @@ class ProtocolError(Exception):
     code: int
     reason: str
 
+@final
 class Ping:
     """A ping received from the peer."""
 
     data: bytes
-    def __init__(self, data: bytes) -> None: ...
+    def __new__(cls, data: bytes) -> Ping: ...
 
+@final
 class Pong:
     """A pong received from the peer."""
 
     data: bytes
-    def __init__(self, data: bytes) -> None: ...
+    def __new__(cls, data: bytes) -> Pong: ...
 
+@final
 class Close:
     """A close frame received from the peer; ``code`` is 1005 when it carried none."""
 
     code: int
     reason: str
-    def __init__(self, code: int, reason: str) -> None: ...
+    def __new__(cls, code: int, reason: str) -> Close: ...
 
 Event = str | bytes | Ping | Pong | Close | ProtocolError
 
+@final
 class Reader:
     """The receiving side of a connection: bytes from the network in, events out.
 
@@ -80,15 +106,15 @@ class Reader:
         no_context_takeover: Whether the peer resets its compressor after each message.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         client: bool,
         max_size: int | None = 1048576,
         deflate: bool = False,
         max_window_bits: int = 15,
         no_context_takeover: bool = False,
-    ) -> None: ...
+    ) -> Reader: ...
     def feed(self, data: Buffer) -> list[Event]:
         """Feed a chunk from the network; return the events it completed, in order.
 
@@ -130,13 +156,17 @@ class Reader:
     def inflater_allocated(self) -> bool:
         """Whether the decompression state is allocated."""
 
+@final
 class ReceiveBuffer:
     """A writable buffer over the rest of a message being received in place (from
     :meth:`Reader.receive_buffer`): the transport reads into it once."""
 
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
+    if sys.version_info >= (3, 12):
+        # PEP 688: the interpreter adds it to types that export a buffer from Python 3.12.
+        def __buffer__(self, flags: int, /) -> memoryview: ...
 
+@final
 class Writer:
     """The sending side of a connection: messages in, the bytes of their frames out.
 
@@ -151,8 +181,8 @@ class Writer:
         compress_threshold: Data messages shorter than this are sent uncompressed.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         client: bool,
         deflate: bool = False,
@@ -161,7 +191,7 @@ class Writer:
         level: int = 6,
         mem_level: int = 8,
         compress_threshold: int = 0,
-    ) -> None: ...
+    ) -> Writer: ...
     def message(self, data: str | Buffer, *, fragment_size: int = 0) -> bytes:
         """Encode a data message: ``str`` as text, bytes-like as binary.
 
@@ -191,10 +221,11 @@ class Writer:
     def deflater_allocated(self) -> bool:
         """Whether the compression state is allocated."""
 
+@final
 class Utf8Validator:
     """Incremental UTF-8 validation across the pieces of a message. Tests and benchmarks only."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Utf8Validator: ...
     def feed(self, data: Buffer, final: bool = False) -> None:
         """Validate the next piece; raise :class:`ProtocolError` (1007) on invalid UTF-8.
 

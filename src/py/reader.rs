@@ -150,7 +150,11 @@ impl ReceiveBuffer {
 #[pymethods]
 impl Reader {
     #[new]
-    #[pyo3(signature = (*, client, max_size = Some(1 << 20), deflate = false, max_window_bits = 15, no_context_takeover = false))]
+    #[pyo3(
+        signature = (*, client, max_size = Some(1 << 20), deflate = false, max_window_bits = 15, no_context_takeover = false),
+        // Spelled out: PyO3 shows an expression default such as `Some(1 << 20)` as `...`.
+        text_signature = "(*, client, max_size=1048576, deflate=False, max_window_bits=15, no_context_takeover=False)"
+    )]
     fn new(
         py: Python<'_>,
         client: bool,
