@@ -3,7 +3,7 @@ PYTHON ?= python3
 CONFORMANCE ?= ../shared/conformance
 
 .DEFAULT_GOAL := help
-.PHONY: help build-dev format lint lint-python lint-rust test test-rust bench bench-echo \
+.PHONY: help build-dev format lint lint-python lint-rust stubtest test test-rust bench bench-echo \
 	bench-memory autobahn autobahn-full coverage-rust all
 
 help: ## List the targets
@@ -26,6 +26,9 @@ lint-rust: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 
+stubtest: ## Check python/wsrs/_core.pyi against the compiled wsrs._core (after build-dev)
+	$(PYTHON) -m mypy.stubtest wsrs._core --allowlist stubtest-allowlist.txt
+
 lint: lint-python lint-rust ## All linters
 
 test: ## Every test (the README's test command)
@@ -34,7 +37,7 @@ test: ## Every test (the README's test command)
 test-rust: ## Rust unit and property tests
 	cargo test
 
-coverage-rust: ## Line coverage of src/ below lib.rs by the Rust tests (llvm-cov)
+coverage-rust: ## Line coverage of src/ below lib.rs, without the glue in src/py/ (llvm-cov)
 	bash scripts/rust-coverage.sh
 
 bench: ## Criterion benches of the Rust kernels, next to their baselines
@@ -60,4 +63,4 @@ autobahn-full: ## Autobahn Testsuite, all 517 cases, as server and as client (~2
 	$(PYTHON) $(CONFORMANCE)/autobahn.py client --out /tmp/wsrs-ab-client \
 		--agent wsrs --cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent}"
 
-all: format build-dev lint test ## Format, build, lint and test
+all: format build-dev lint stubtest test ## Format, build, lint, check the stubs and test

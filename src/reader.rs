@@ -19,22 +19,14 @@
 //! - After a close frame the reader ignores further input (RFC 6455 §5.5.1: the peer "MUST
 //!   NOT send any more data frames after sending a Close frame").
 
+use std::ops::Range;
+
+use crate::config::{MAX_RECYCLED_CAPACITY, MAX_UPFRONT_RESERVE};
 use crate::deflate::Inflater;
 use crate::error::{Error, Result};
 use crate::frames::{parse_close, parse_header, FrameHeader, Opcode, MAX_HEADER_LEN};
 use crate::mask::extend_masked;
 use crate::utf8::Utf8Validator;
-
-/// Largest amount reserved up front for one frame when there is no `max_size`; past that the
-/// buffer grows as payload arrives, so a lying length cannot reserve memory by itself.
-const MAX_UPFRONT_RESERVE: usize = 16 << 20;
-
-/// Largest buffer kept by [`Reader::recycle`] for the next message. Reusing the buffer saves
-/// a malloc/free pair per message, which glibc turns into page faults (measured: 64 KiB echo
-/// round trips went from 7k/s to 12k/s; 1 MiB round trips had ~230 page faults per message
-/// on the server with a 128 KiB cap, 7 with this one). [`Reader::compact`] frees the spare
-/// buffer of an idle connection, and the buffer never exceeds `max_size` + 1.
-const MAX_RECYCLED_CAPACITY: usize = 16 << 20;
 
 /// What the peer sent, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -308,10 +300,45 @@ impl Reader {
     /// How much of the payload the caller receives directly is still to come, if it does.
     #[must_use]
     pub fn direct_remaining(&self) -> Option<usize> {
-        match self.state {
-            State::Direct { header, offset } => usize::try_from(header.payload_len - offset).ok(),
-            _ => None,
+        self.direct_progress().map(|(received, len)| len - received)
+    }
+
+    /// Where the payload the caller receives directly stands, if it does: how many bytes of
+    /// it were received (the prefix [`begin_direct`](Self::begin_direct) handed over
+    /// included), and its whole length. The reader is the one owner of this offset; the
+    /// caller's buffer holds the bytes only.
+    #[must_use]
+    pub fn direct_progress(&self) -> Option<(usize, usize)> {
+        let State::Direct { header, offset } = self.state else {
+            return None;
+        };
+        // Both fit: `direct_len` allowed this payload only if its length is a `usize`.
+        Some((
+            usize::try_from(offset).ok()?,
+            usize::try_from(header.payload_len).ok()?,
+        ))
+    }
+
+    /// Where the next `n` bytes of the payload the caller receives directly go in its buffer
+    /// (which holds the whole payload from offset 0): the caller writes them there, then
+    /// reports them with [`direct_received`](Self::direct_received). Changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] outside a direct payload, or when `n` is more than what
+    /// remains of it.
+    pub fn direct_next(&self, n: usize) -> Result<Range<usize>> {
+        let Some((received, len)) = self.direct_progress() else {
+            return Err(Error::InvalidArgument(
+                "no message is received in place".into(),
+            ));
+        };
+        if n > len - received {
+            return Err(Error::InvalidArgument(
+                "more bytes than the message has left".into(),
+            ));
         }
+        Ok(received..received + n)
     }
 
     /// The caller received `piece`, the next bytes of the payload it receives directly, into
@@ -325,16 +352,13 @@ impl Reader {
     pub fn direct_received(&mut self, piece: &mut [u8]) -> Result<bool> {
         let State::Direct { header, offset } = self.state else {
             return Err(Error::InvalidArgument(
-                "no payload is received directly".into(),
+                "no message is received in place".into(),
             ));
         };
-        let remaining = header.payload_len - offset;
-        if piece.len() as u64 > remaining {
+        if let Err(err) = self.direct_next(piece.len()) {
             self.state = State::Failed;
             self.message = None;
-            return Err(Error::InvalidArgument(
-                "more bytes than the payload has".into(),
-            ));
+            return Err(err);
         }
         if let Some(key) = header.mask {
             crate::mask::apply_mask(piece, key, (offset % 4) as usize);

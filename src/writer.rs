@@ -5,17 +5,13 @@
 //! key for every frame) and writes every frame of a message into one buffer, so a message is
 //! one `transport.write`.
 
+use crate::config::{COMPRESSOR_STATE_SIZE, KEY_BATCH, MAX_KEPT_SEND_BUFFER};
 use crate::deflate::Deflater;
 use crate::error::{Error, Result};
 use crate::frames::{
     build_close, encode_frame, frame_len, header_len, write_frame, write_header, Opcode,
     MAX_CONTROL_PAYLOAD,
 };
-
-/// Masking keys drawn from the OS CSPRNG in batches of this many bytes: one `getrandom`
-/// system call serves 64 frames. RFC 6455 §10.3: keys must not be predictable, so they come
-/// from the operating system, never from a seeded PRNG or a counter.
-const KEY_BATCH: usize = 256;
 
 /// A supply of masking keys from the operating system's CSPRNG.
 #[derive(Debug)]
@@ -87,6 +83,24 @@ impl Writer {
     /// [`Deflater::compact`]). Returns whether a state was freed.
     pub fn compact(&mut self) -> bool {
         self.deflater.as_mut().is_some_and(Deflater::compact)
+    }
+
+    /// [`compact`](Self::compact), returning how many bytes it freed, at least: a compression
+    /// state counts as [`COMPRESSOR_STATE_SIZE`].
+    pub fn compact_bytes(&mut self) -> usize {
+        if self.compact() {
+            COMPRESSOR_STATE_SIZE
+        } else {
+            0
+        }
+    }
+
+    /// Whether a buffer of `len` bytes that a message was encoded into is kept for the next
+    /// message: up to [`MAX_KEPT_SEND_BUFFER`]; a larger one is freed after its message. (The
+    /// caller reuses a kept buffer only once nothing else refers to it.)
+    #[must_use]
+    pub fn keeps_send_buffer(len: usize) -> bool {
+        len <= MAX_KEPT_SEND_BUFFER
     }
 
     /// Whether the compression state is allocated.
@@ -296,6 +310,25 @@ mod tests {
         w.encode_message(Opcode::Text, b"Hello", 0, &mut out)
             .unwrap();
         assert_eq!(out, [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]);
+    }
+
+    #[test]
+    fn compaction_counts_bytes() {
+        assert_eq!(Writer::new(false, None, 0).compact_bytes(), 0);
+        let mut w = Writer::new(false, Some(Deflater::new(6, 15, false).unwrap()), 0);
+        assert_eq!(w.compact_bytes(), 0, "no state allocated yet");
+        w.encode_message(Opcode::Text, b"Hello", 0, &mut Vec::new())
+            .unwrap();
+        assert_eq!(w.compact_bytes(), COMPRESSOR_STATE_SIZE);
+        assert_eq!(w.compact_bytes(), 0, "freed already");
+    }
+
+    #[test]
+    fn send_buffers_kept_up_to_16_mib() {
+        assert!(Writer::keeps_send_buffer(0));
+        assert!(Writer::keeps_send_buffer(16 << 20));
+        assert!(!Writer::keeps_send_buffer((16 << 20) + 1));
+        assert!(!Writer::keeps_send_buffer(usize::MAX));
     }
 
     #[test]

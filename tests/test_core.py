@@ -108,6 +108,8 @@ def deflate_raw(data: bytes, wbits: int = 15) -> bytes:
 def test_constants() -> None:
     assert _core.MAX_HEADER_LEN == 14
     assert _core.GIL_RELEASE_THRESHOLD == 64 * 1024
+    assert _core.LARGE_MESSAGE_SIZE == 64 * 1024
+    assert _core.MAX_KEPT_SEND_BUFFER == 16 << 20
 
 
 def test_event_classes() -> None:

@@ -2,19 +2,61 @@
 
 Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray``,
 ``memoryview``) are copied once. Every result is a new object.
+
+``python/wsrs`` uses :class:`Reader`, :class:`Writer`, the events :class:`Ping`,
+:class:`Pong` and :class:`Close`, :class:`ProtocolError` and :data:`LARGE_MESSAGE_SIZE`. The
+other names (marked "tests and benchmarks only") exist for ``tests/`` and ``benches/``: they
+check each codec piece against the pure-Python reference and craft frames a well-behaved
+:class:`Writer` never sends.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import sys
+from typing import Final, final
 
 from typing_extensions import Buffer
 
+__all__ = [
+    "GIL_RELEASE_THRESHOLD",
+    "LARGE_MESSAGE_SIZE",
+    "MAX_HEADER_LEN",
+    "MAX_KEPT_SEND_BUFFER",
+    "Close",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Reader",
+    "ReceiveBuffer",
+    "Utf8Validator",
+    "Writer",
+    "apply_mask",
+    "build_close",
+    "encode_frame",
+    "is_valid_close_code",
+    "parse_close",
+    "validate_utf8",
+]
+
 MAX_HEADER_LEN: Final[int]
-"""Length of the longest frame header (14 bytes)."""
+"""Length of the longest frame header (14 bytes). Tests and benchmarks only."""
 
 GIL_RELEASE_THRESHOLD: Final[int]
-"""Buffers at least this large are processed with the GIL released."""
+"""Buffers at least this large are processed with the GIL released (64 KiB). Tests and
+benchmarks only."""
+
+LARGE_MESSAGE_SIZE: Final[int]
+"""The size from which a message takes the large-message paths (64 KiB).
+
+A binary message with at least this much payload still to come is received straight into
+its final ``bytes`` (:meth:`Reader.receive_buffer`); the Python layer sends messages of this
+size or more through :meth:`Writer.message_buffer` (or, on a server, as the header from
+:meth:`Writer.binary_header` followed by the payload) and keeps the C heap warm for them.
+"""
+
+MAX_KEPT_SEND_BUFFER: Final[int]
+"""The largest ``bytearray`` :meth:`Writer.message_buffer` keeps for the next message
+(16 MiB): a larger one is freed after its message. Tests and benchmarks only."""
 
 class ProtocolError(Exception):
     """A WebSocket protocol violation by the peer.
@@ -26,27 +68,31 @@ class ProtocolError(Exception):
     code: int
     reason: str
 
+@final
 class Ping:
     """A ping received from the peer."""
 
     data: bytes
-    def __init__(self, data: bytes) -> None: ...
+    def __new__(cls, data: bytes) -> Ping: ...
 
+@final
 class Pong:
     """A pong received from the peer."""
 
     data: bytes
-    def __init__(self, data: bytes) -> None: ...
+    def __new__(cls, data: bytes) -> Pong: ...
 
+@final
 class Close:
     """A close frame received from the peer; ``code`` is 1005 when it carried none."""
 
     code: int
     reason: str
-    def __init__(self, code: int, reason: str) -> None: ...
+    def __new__(cls, code: int, reason: str) -> Close: ...
 
 Event = str | bytes | Ping | Pong | Close | ProtocolError
 
+@final
 class Reader:
     """The receiving side of a connection: bytes from the network in, events out.
 
@@ -60,15 +106,15 @@ class Reader:
         no_context_takeover: Whether the peer resets its compressor after each message.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         client: bool,
         max_size: int | None = 1048576,
         deflate: bool = False,
         max_window_bits: int = 15,
         no_context_takeover: bool = False,
-    ) -> None: ...
+    ) -> Reader: ...
     def feed(self, data: Buffer) -> list[Event]:
         """Feed a chunk from the network; return the events it completed, in order.
 
@@ -110,13 +156,17 @@ class Reader:
     def inflater_allocated(self) -> bool:
         """Whether the decompression state is allocated."""
 
+@final
 class ReceiveBuffer:
     """A writable buffer over the rest of a message being received in place (from
     :meth:`Reader.receive_buffer`): the transport reads into it once."""
 
     def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
+    if sys.version_info >= (3, 12):
+        # PEP 688: the interpreter adds it to types that export a buffer from Python 3.12.
+        def __buffer__(self, flags: int, /) -> memoryview: ...
 
+@final
 class Writer:
     """The sending side of a connection: messages in, the bytes of their frames out.
 
@@ -131,8 +181,8 @@ class Writer:
         compress_threshold: Data messages shorter than this are sent uncompressed.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         client: bool,
         deflate: bool = False,
@@ -141,7 +191,7 @@ class Writer:
         level: int = 6,
         mem_level: int = 8,
         compress_threshold: int = 0,
-    ) -> None: ...
+    ) -> Writer: ...
     def message(self, data: str | Buffer, *, fragment_size: int = 0) -> bytes:
         """Encode a data message: ``str`` as text, bytes-like as binary.
 
@@ -171,10 +221,11 @@ class Writer:
     def deflater_allocated(self) -> bool:
         """Whether the compression state is allocated."""
 
+@final
 class Utf8Validator:
-    """Incremental UTF-8 validation across the pieces of a message."""
+    """Incremental UTF-8 validation across the pieces of a message. Tests and benchmarks only."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Utf8Validator: ...
     def feed(self, data: Buffer, final: bool = False) -> None:
         """Validate the next piece; raise :class:`ProtocolError` (1007) on invalid UTF-8.
 
@@ -185,10 +236,11 @@ class Utf8Validator:
         """Start over for a new message."""
 
 def apply_mask(data: Buffer, mask: Buffer) -> bytes:
-    """Return ``data`` XOR the 4-byte ``mask`` (RFC 6455 section 5.3)."""
+    """Return ``data`` XOR the 4-byte ``mask`` (RFC 6455 section 5.3). Tests and benchmarks
+    only."""
 
 def validate_utf8(data: Buffer) -> bool:
-    """Return whether ``data`` is valid UTF-8."""
+    """Return whether ``data`` is valid UTF-8. Tests and benchmarks only."""
 
 def encode_frame(
     opcode: int,
@@ -198,13 +250,18 @@ def encode_frame(
     rsv1: bool = False,
     mask: Buffer | None = None,
 ) -> bytes:
-    """Encode one frame: header and (masked, if ``mask`` is given) payload in one ``bytes``."""
+    """Encode one frame: header and (masked, if ``mask`` is given) payload in one ``bytes``.
+
+    Tests and benchmarks only: unlike :meth:`Writer.frame`, it takes the mask from the caller.
+    """
 
 def parse_close(data: Buffer) -> tuple[int, str]:
-    """Parse a close payload into ``(code, reason)``; raise :class:`ProtocolError`."""
+    """Parse a close payload into ``(code, reason)``; raise :class:`ProtocolError`. Tests and
+    benchmarks only."""
 
 def build_close(code: int | None = None, reason: str = "") -> bytes:
-    """Build a close payload; raise ``ValueError`` for a code that may not be sent."""
+    """Build a close payload; raise ``ValueError`` for a code that may not be sent. Tests and
+    benchmarks only."""
 
 def is_valid_close_code(code: int) -> bool:
-    """Return whether a peer may send ``code`` in a close frame."""
+    """Return whether a peer may send ``code`` in a close frame. Tests and benchmarks only."""

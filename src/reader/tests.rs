@@ -461,12 +461,15 @@ fn finish_direct(reader: &mut Reader, mut rest: &[u8], piece: usize) -> Vec<u8> 
     while out.len() < len {
         let n = piece.min(len - out.len());
         let start = out.len();
+        assert_eq!(reader.direct_progress(), Some((start, len)));
+        assert_eq!(reader.direct_next(n), Ok(start..start + n));
         out.extend_from_slice(&rest[..n]);
         rest = &rest[n..];
         let complete = reader.direct_received(&mut out[start..]).unwrap();
         assert_eq!(complete, out.len() == len);
     }
     assert_eq!(reader.direct_remaining(), None);
+    assert_eq!(reader.direct_progress(), None);
     assert!(!reader.in_message());
     assert_eq!(
         feed(reader, rest),
@@ -605,8 +608,20 @@ fn direct_misuse_is_an_error() {
         Err(Error::InvalidArgument(_))
     ));
     let mut reader = server();
+    assert!(matches!(
+        reader.direct_next(0),
+        Err(Error::InvalidArgument(_))
+    ));
     reader.feed(&stream[..8], &mut Vec::new()).unwrap();
     reader.begin_direct(1000).unwrap();
+    // Asking where too many bytes would go changes nothing; receiving them fails the reader.
+    assert!(matches!(
+        reader.direct_next(2001),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(reader.direct_next(2000), Ok(0..2000));
+    assert_eq!(reader.direct_progress(), Some((0, 2000)));
+    assert!(!reader.is_failed());
     assert!(matches!(
         reader.direct_received(&mut [0; 2001]),
         Err(Error::InvalidArgument(_))

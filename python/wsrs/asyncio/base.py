@@ -63,11 +63,13 @@ RECEIVE_BUFFER_SIZE = 1 << 20
 
 _thread_state = threading.local()
 
-SPLIT_WRITE_SIZE = 64 * 1024
-"""Large messages: at least this many bytes (or characters). A server writes such a binary
-message that is not compressed as its header followed by the caller's ``bytes``, without a
-copy; other large messages are encoded into a send buffer the writer reuses; the first one
-sent or received keeps the C heap warm for the next (see :mod:`wsrs._memory`)."""
+SPLIT_WRITE_SIZE = _core.LARGE_MESSAGE_SIZE
+"""Large messages: at least this many bytes (or characters), 64 KiB, the threshold the Rust
+core receives binary messages in place from (``src/config.rs`` has the measurements). A
+server writes such a binary message that is not compressed as its header followed by the
+caller's ``bytes``, without a copy; other large messages are encoded into a send buffer the
+writer reuses; the first one sent or received keeps the C heap warm for the next (see
+:mod:`wsrs._memory`)."""
 
 _Pong = _core.Pong
 

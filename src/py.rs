@@ -1,0 +1,18 @@
+//! The Python glue of `wsrs._core`: thin PyO3 wrappers over the pure-Rust core, one module per
+//! exported class or concern, so the `unsafe` code can be read file by file.
+//!
+//! This is the only code besides `lib.rs` that uses `pyo3`; it holds no protocol logic. It
+//! is exercised by the Python tests (`tests/`), not by `cargo test`, and is left out of
+//! `scripts/rust-coverage.sh`. Copies: `bytes` input and C-contiguous buffers (the adapter's
+//! shared read buffer) are parsed in place; other buffers are copied once. Each message
+//! handed to Python is one new `str` or `bytes`; a large binary message is received straight
+//! into its `bytes` (`Reader.receive_buffer`: the transport reads into it), and a large
+//! outgoing message is encoded into a `bytearray` the writer reuses
+//! (`Writer.message_buffer`).
+
+pub mod errors;
+pub mod events;
+pub mod input;
+pub mod reader;
+pub mod testing;
+pub mod writer;
