@@ -221,6 +221,25 @@ class WsrsAdapter(Adapter):
             yield _Methods(websocket.send, websocket.recv)
 
 
+class WsrsBaselineAdapter(WsrsAdapter):
+    """wsrs from another build, to measure a change side by side with the one before it.
+
+    Set ``WSRS_BASELINE`` to a directory holding a built ``wsrs`` package (for example a
+    wheel of the baseline commit unpacked there); its processes import wsrs from there.
+    """
+
+    name = "wsrs-baseline"
+
+    def missing(self) -> str | None:
+        path = os.environ.get("WSRS_BASELINE")
+        if not path or not os.path.isdir(os.path.join(path, "wsrs")):
+            return "set WSRS_BASELINE to a directory holding a built wsrs package"
+        return None
+
+    def version(self) -> str:
+        return f"{importlib.metadata.version('wsrs')} from {os.environ['WSRS_BASELINE']}"
+
+
 class WebsocketsAdapter(Adapter):
     name = "websockets"
     module = "websockets"
@@ -638,6 +657,7 @@ ADAPTERS: dict[str, Adapter] = {
     adapter.name: adapter
     for adapter in (
         WsrsAdapter(),
+        WsrsBaselineAdapter(),
         WebsocketsAdapter(),
         AiohttpAdapter(),
         PicowsAdapter(),
@@ -843,6 +863,17 @@ class BenchmarkError(Exception):
     """A server or client process failed."""
 
 
+def child_env(lib: str) -> dict[str, str] | None:
+    """The environment of a child process: the baseline's imports wsrs from its build."""
+    if lib != WsrsBaselineAdapter.name:
+        return None
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (os.environ["WSRS_BASELINE"], env.get("PYTHONPATH")) if p
+    )
+    return env
+
+
 def child_command(role: str, lib: str, loop_name: str) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), "--role", role, "--lib", lib] + [
         "--loop",
@@ -857,6 +888,7 @@ class ServerProcess:
         self.lib = lib
         self.proc = subprocess.Popen(
             child_command("server", lib, loop_name) + ["--compression", compression],
+            env=child_env(lib),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -911,7 +943,9 @@ def measure(
     command = child_command("client", lib, loop_name) + [job.encode() for job in jobs]
     names = ", ".join(job.workload for job in jobs)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=CLIENT_TIMEOUT, env=child_env(lib)
+        )
     except subprocess.TimeoutExpired:
         return [BenchmarkError(f"{lib} client timed out on {names}")] * len(jobs)
     outcomes: dict[str, float | BenchmarkError] = {}

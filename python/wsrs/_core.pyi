@@ -256,12 +256,12 @@ def encode_frame(
     """
 
 def parse_close(data: Buffer) -> tuple[int, str]:
-    """Parse a close payload into ``(code, reason)``; raise :class:`ProtocolError`. Tests and
-    benchmarks only."""
+    """Parse a close payload into ``(code, reason)``; raise :class:`ProtocolError`
+    (:meth:`wsrs.frames.Close.parse` uses it)."""
 
 def build_close(code: int | None = None, reason: str = "") -> bytes:
-    """Build a close payload; raise ``ValueError`` for a code that may not be sent. Tests and
-    benchmarks only."""
+    """Build a close payload; raise ``ValueError`` for a code that may not be sent
+    (:meth:`wsrs.frames.Close.serialize` uses it)."""
 
 def is_valid_close_code(code: int) -> bool:
     """Return whether a peer may send ``code`` in a close frame. Tests and benchmarks only."""

@@ -94,9 +94,15 @@ class Connection:
             writer_options.update(extension.writer_options())
         self._reader = _core.Reader(client=client, max_size=max_size, **reader_options)  # type: ignore[arg-type]
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
-        self._message: Callable[[str | bytes | bytearray | memoryview], bytes] = (
+        self.send_message: Callable[[str | bytes | bytearray | memoryview], bytes] = (
             self._writer.message
         )
+        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary.
+
+        Raises ``InvalidState`` unless the connection is OPEN (report :attr:`close_exc` once
+        TCP is closed) and ``TypeError`` when ``data`` is neither ``str`` nor bytes-like.
+        While OPEN it is the Rust writer's own method, so the hot path has no Python frame
+        of its own; leaving OPEN replaces it with one that refuses."""
         self.binary_header: Callable[[int], bytes | None] = self._writer.binary_header
         """Return the header of a binary message of the given length whose payload can be
         written as it is after it (server side, not compressed), else ``None``. Call it only
@@ -109,6 +115,8 @@ class Connection:
         """The close frame sent, if any (code 1005 when it carried no code)."""
         self.failure: Exception | None = None
         """Why this side failed the connection, if it did."""
+        self.rcvd_then_sent: bool | None = None
+        """Once a close frame was received: whether it came before this side sent one."""
         self._failure_close: _core.Close | None = None
         self._output: list[bytes] = []
         # The pings sent and not acknowledged yet, oldest first: payload -> the front end's
@@ -236,12 +244,13 @@ class Connection:
 
     def _receive_close(self, close: _core.Close) -> None:
         self.close_rcvd = close
+        self.rcvd_then_sent = self.close_sent is None
         if self.close_sent is None:
             # RFC 6455 §5.5.1: "the endpoint MUST send a Close frame in response [...]
             # typically echoing the status code it received."
             code = None if close.code == 1005 else close.code
             self._output.append(self._close_frame(code, close.reason))
-        self.state = State.CLOSING
+        self._set_state(State.CLOSING)
 
     def compact(self) -> int:
         """Free the memory an idle connection does not need.
@@ -261,7 +270,7 @@ class Connection:
 
     def receive_eof(self) -> None:
         """Note that TCP is closed: the connection is CLOSED."""
-        self.state = State.CLOSED
+        self._set_state(State.CLOSED)
 
     def acknowledge(self, payload: bytes) -> list[tuple[bytes, Any]]:
         """Match a pong to the pings sent.
@@ -300,17 +309,13 @@ class Connection:
         if self.state is not State.OPEN:
             raise InvalidState(f"WebSocket connection is {self.state.name}")
 
-    def send_message(self, data: str | bytes | bytearray | memoryview) -> bytes:
-        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary.
+    def _set_state(self, state: State) -> None:
+        self.state = state
+        if state is not State.OPEN:
+            self.send_message = self._refuse_message
 
-        Raises:
-            InvalidState: Unless the connection is OPEN; report :attr:`close_exc` once
-                TCP is closed.
-            TypeError: When ``data`` is neither ``str`` nor bytes-like.
-        """
-        if self.state is not State.OPEN:
-            self._check_open()
-        return self._message(data)
+    def _refuse_message(self, data: str | bytes | bytearray | memoryview) -> bytes:
+        raise InvalidState(f"WebSocket connection is {self.state.name}")
 
     def send_message_buffer(self, data: str | bytes | bytearray | memoryview) -> bytearray | None:
         """Return a message encoded as one uncompressed frame in a ``bytearray`` that the
@@ -371,7 +376,7 @@ class Connection:
         """
         self._check_open()
         frame = self._close_frame(code, reason)
-        self.state = State.CLOSING
+        self._set_state(State.CLOSING)
         return frame
 
     def _close_frame(self, code: int | None, reason: str) -> bytes:
@@ -395,4 +400,4 @@ class Connection:
         if self.state is State.OPEN and code != 1006:
             self._output.append(self._close_frame(code, reason))
         if self.state is not State.CLOSED:
-            self.state = State.CLOSING
+            self._set_state(State.CLOSING)

@@ -33,12 +33,20 @@ error coming from the Rust core with a single ``except`` clause.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .datastructures import Headers, HeadersLike
+
+
+if TYPE_CHECKING:
+    from .frames import Close
+    from .http11 import Response
 
 
 __all__ = [
     "CLOSE_CODES",
     "AbortHandshake",
+    "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -52,6 +60,7 @@ __all__ = [
     "InvalidParameterName",
     "InvalidParameterValue",
     "InvalidState",
+    "InvalidStatus",
     "InvalidStatusCode",
     "InvalidURI",
     "InvalidUpgrade",
@@ -196,6 +205,19 @@ class InvalidStatusCode(InvalidHandshake):
         return self.status_code
 
 
+class InvalidStatus(InvalidHandshake):
+    """Raise when a handshake response rejects the WebSocket upgrade (websockets >= 10 API).
+
+    Args:
+        response: The HTTP response the server sent instead of 101.
+    """
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+        """The response: ``status_code``, ``headers``, ``body``."""
+        super().__init__(f"server rejected WebSocket connection: HTTP {response.status_code}")
+
+
 class NegotiationError(InvalidHandshake):
     """Raise when negotiating a subprotocol or an extension fails."""
 
@@ -308,14 +330,51 @@ class ConnectionClosed(InvalidState):
     Args:
         code: Close code of the connection.
         reason: Close reason of the connection; empty means none.
+        rcvd: The close frame received, if any (websockets >= 10 API).
+        sent: The close frame sent, if any.
+        rcvd_then_sent: Whether the close frame was received before one was sent, when
+            both were; ``None`` otherwise.
+        frames: Describe the connection by its close frames, as websockets >= 10 does
+            (``"received 1000 (OK); then sent 1000 (OK)"``), rather than by its close code,
+            as websockets 4.0 does (``"WebSocket connection is closed: code = 1000 (OK),
+            no reason"``).
     """
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        *,
+        rcvd: Close | None = None,
+        sent: Close | None = None,
+        rcvd_then_sent: bool | None = None,
+        frames: bool = False,
+    ) -> None:
         self.code = code
         """Close code of the connection."""
         self.reason = reason
         """Close reason of the connection."""
+        self.rcvd = rcvd
+        """The close frame received, if any: its ``code`` and ``reason``."""
+        self.sent = sent
+        """The close frame sent, if any: its ``code`` and ``reason``."""
+        self.rcvd_then_sent = rcvd_then_sent
+        """With both close frames, whether the peer's came first; ``None`` otherwise."""
+        self._frames = frames
         super().__init__(f"WebSocket connection is closed: {format_close(code, reason)}")
+
+    def __str__(self) -> str:
+        if not self._frames:
+            return super().__str__()
+        if self.rcvd is None and self.sent is None:
+            return "no close frame received or sent"
+        if self.rcvd is None:
+            return f"sent {self.sent}; no close frame received"
+        if self.sent is None:
+            return f"received {self.rcvd}; no close frame sent"
+        if self.rcvd_then_sent:
+            return f"received {self.rcvd}; then sent {self.sent}"
+        return f"sent {self.sent}; then received {self.rcvd}"
 
 
 class ConnectionClosedOK(ConnectionClosed):
@@ -329,22 +388,38 @@ class ConnectionClosedError(ConnectionClosed):
     """
 
 
-def connection_closed(code: int, reason: str) -> ConnectionClosed:
+def connection_closed(
+    code: int,
+    reason: str,
+    *,
+    rcvd: Close | None = None,
+    sent: Close | None = None,
+    rcvd_then_sent: bool | None = None,
+    frames: bool = False,
+) -> ConnectionClosed:
     """Build the :exc:`ConnectionClosed` subclass that matches a close code.
 
     Args:
         code: Close code of the connection.
         reason: Close reason of the connection.
+        rcvd: The close frame received, if any.
+        sent: The close frame sent, if any.
+        rcvd_then_sent: With both, whether the one received came first.
+        frames: Describe it by its close frames (websockets >= 10) rather than its code.
 
     Returns:
         A :exc:`ConnectionClosedOK` for 1000 and 1001, a :exc:`ConnectionClosedError` otherwise.
     """
-    if code in (1000, 1001):
-        return ConnectionClosedOK(code, reason)
-    return ConnectionClosedError(code, reason)
+    cls = ConnectionClosedOK if code in (1000, 1001) else ConnectionClosedError
+    return cls(code, reason, rcvd=rcvd, sent=sent, rcvd_then_sent=rcvd_then_sent, frames=frames)
 
 
 # Other errors.
+
+
+class ConcurrencyError(WebSocketException, RuntimeError):
+    """Raise when receiving or sending messages concurrently is not allowed: two coroutines
+    call ``recv()`` at once, or send while a fragmented message is being sent."""
 
 
 class InvalidURI(WebSocketException):

@@ -325,7 +325,7 @@ class WebSocketServer:
         self.closing = False
         """Whether :meth:`close` was called."""
         self._close_task: asyncio.Task[None] | None = None
-        self._timeout: float = 10
+        self._timeout: float | None = 10
 
     def wrap(self, server: asyncio.base_events.Server) -> None:
         """Attach the listening asyncio server."""

@@ -27,6 +27,9 @@ class WebSocketURI(NamedTuple):
     """Port, always set: 80 for ``ws://`` and 443 for ``wss://`` when the URI omits it."""
     resource_name: str
     """Path and optional query, e.g. ``"/chat?room=1"``; ``"/"`` when the URI has no path."""
+    user_info: tuple[str, str] | None = None
+    """``(username, password)`` from ``ws://user:pass@host/``, percent-decoded, where user
+    info is allowed (``parse_uri(..., user_info=True)``); ``None`` otherwise."""
 
 
 # Controls and spaces would end the request line early or inject headers, and urlsplit()
@@ -45,7 +48,7 @@ _ip_literal_re = re.compile(r"\[([^\]]+)\](?::[0-9]*)?")
 _safe_chars = "!$%&'()*+,/:;=?@~"
 
 
-def parse_uri(uri: str) -> WebSocketURI:
+def parse_uri(uri: str, *, user_info: bool = False) -> WebSocketURI:
     """Parse and validate a WebSocket URI.
 
     Non-ASCII characters in the path and query are percent-encoded as UTF-8 and a non-ASCII
@@ -53,13 +56,16 @@ def parse_uri(uri: str) -> WebSocketURI:
 
     Args:
         uri: WebSocket URI, e.g. ``"wss://example.com/chat"``.
+        user_info: Accept ``user:password@`` before the host (the websockets >= 10 API sends
+            it as HTTP Basic authentication); websockets 4.0 rejects it.
 
     Returns:
         The parsed URI.
 
     Raises:
         InvalidURI: If ``uri`` isn't a ``ws://`` or ``wss://`` URI with a host, or if it has
-            user info, a fragment, an invalid port, spaces or control characters.
+            user info (unless allowed, and then both a user name and a password), a
+            fragment, an invalid port, spaces or control characters.
     """
     if _forbidden_re.search(uri):
         raise InvalidURI(uri, "contains a space or a control character")
@@ -76,8 +82,16 @@ def parse_uri(uri: str) -> WebSocketURI:
     if "#" in uri:
         raise InvalidURI(uri, "contains a fragment identifier")
     # websockets 4.0 rejects user info rather than sending an Authorization header.
+    credentials: tuple[str, str] | None = None
     if "@" in parsed.netloc:
-        raise InvalidURI(uri, "contains user info")
+        if not user_info:
+            raise InvalidURI(uri, "contains user info")
+        if not parsed.username or parsed.password is None:
+            raise InvalidURI(uri, "has a user name without a password")
+        credentials = (
+            urllib.parse.unquote(parsed.username),
+            urllib.parse.unquote(parsed.password),
+        )
     host = parsed.hostname
     if not host:
         raise InvalidURI(uri, "has no host")
@@ -109,4 +123,4 @@ def parse_uri(uri: str) -> WebSocketURI:
         resource_name += "?" + parsed.query
     if not resource_name.isascii():
         resource_name = urllib.parse.quote(resource_name, safe=_safe_chars)
-    return WebSocketURI(secure, host, port, resource_name)
+    return WebSocketURI(secure, host, port, resource_name, credentials)

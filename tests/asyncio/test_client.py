@@ -7,7 +7,6 @@ import os
 import pathlib
 import socket
 import ssl
-import subprocess
 
 import pytest
 
@@ -253,37 +252,6 @@ def test_ssl_with_ws_uri() -> None:
         connect("ws://localhost/", ssl=ssl.create_default_context())
     with pytest.raises(ValueError):
         connect("ws://localhost/", ssl=True)
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(key), "-out", str(cert), "-days", "1",
-            "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
-@pytest.fixture
-def server_context(certificate: tuple[pathlib.Path, pathlib.Path]) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certificate)
-    return context
-
-
-@pytest.fixture
-def client_context(certificate: tuple[pathlib.Path, pathlib.Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(certificate[0]))
-    return context
 
 
 async def test_tls(server_context: ssl.SSLContext, client_context: ssl.SSLContext) -> None:

@@ -15,6 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import wsrs
+from tests import reference as ref
+from tests.reference import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    close_payload,
+    parse_close,
+)
 from wsrs.server import WebSocketServer, WebSocketServerProtocol
 
 
@@ -66,9 +77,6 @@ MS = 0.001 * float(os.environ.get("WSRS_TESTS_TIMEOUT_FACTOR", "1"))
 """One millisecond, scaled by ``WSRS_TESTS_TIMEOUT_FACTOR`` on slow machines."""
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
-OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 
 
 # ---------------------------------------------------------------------------- wsrs servers
@@ -315,13 +323,14 @@ def frame_header(
 ) -> bytes:
     """Encode a frame header announcing ``length`` bytes (any 64-bit value, even invalid
     ones), without the masking key."""
-    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
-    mask_bit = 0x80 if mask else 0
-    if length < 126:
-        return head + bytes([mask_bit | length])
-    if length < 2**16:
-        return head + bytes([mask_bit | 126]) + struct.pack("!H", length)
-    return head + bytes([mask_bit | 127]) + struct.pack("!Q", length)
+    head = bytearray(
+        ref.encode_header(
+            opcode, length, fin=fin, rsv1=bool(rsv & 4), rsv2=bool(rsv & 2), rsv3=bool(rsv & 1)
+        )
+    )
+    if mask:
+        head[1] |= 0x80
+    return bytes(head)
 
 
 def encode_frame(
@@ -329,16 +338,15 @@ def encode_frame(
 ) -> bytes:
     """Encode a frame; clients must mask, servers must not. ``rsv`` sets the RSV1-3 bits
     (``0b100`` is RSV1, the "compressed" bit of permessage-deflate)."""
-    head = frame_header(opcode, len(payload), fin=fin, mask=mask, rsv=rsv)
-    if mask:
-        key = os.urandom(4)
-        if payload:
-            # XOR with the key repeated, as one big integer: fast enough for megabytes.
-            repeated = (key * (len(payload) // 4 + 1))[: len(payload)]
-            masked = int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")
-            payload = masked.to_bytes(len(payload), "big")
-        head += key
-    return head + payload
+    return ref.encode_frame(
+        opcode,
+        payload,
+        fin=fin,
+        rsv1=bool(rsv & 4),
+        rsv2=bool(rsv & 2),
+        rsv3=bool(rsv & 1),
+        key=os.urandom(4) if mask else None,
+    )
 
 
 @dataclass
@@ -362,21 +370,10 @@ async def read_frame(reader: asyncio.StreamReader, timeout: float = 2000 * MS) -
         key = await reader.readexactly(4) if b1 & 0x80 else None
         payload = await reader.readexactly(length)
         if key is not None:
-            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+            payload = ref.mask(payload, key)
         return Frame(b0 & 0x0F, payload, bool(b0 & 0x80), (b0 >> 4) & 0x7)
 
     return await asyncio.wait_for(read(), timeout)
-
-
-def close_payload(code: int, reason: str = "") -> bytes:
-    return struct.pack("!H", code) + reason.encode()
-
-
-def parse_close(payload: bytes) -> tuple[int, str]:
-    if not payload:
-        return 1005, ""
-    (code,) = struct.unpack("!H", payload[:2])
-    return code, payload[2:].decode()
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:

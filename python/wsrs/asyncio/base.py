@@ -79,13 +79,16 @@ class BaseProtocol(asyncio.BufferedProtocol):
 
     Args:
         loop: The running event loop.
-        timeout: Seconds allowed for the opening handshake, for the closing handshake, and
-            for closing TCP afterwards.
+        timeout: Seconds allowed for the closing handshake and for closing TCP afterwards
+            (and, in the 4.0 API, for the opening handshake); ``None`` waits forever.
         max_size: Largest message accepted, in bytes, after decompression; ``None``
             disables the limit.
         max_queue: Received messages buffered before reading pauses; 0 disables the limit.
+        max_queue_low: Messages left when reading resumes; half of ``max_queue`` by default.
         read_limit: Largest opening-handshake request or response accepted, in bytes.
         write_limit: High-water mark of the write buffer.
+        write_limit_low: Low-water mark of the write buffer; asyncio's default (a quarter of
+            the high-water mark) by default.
         ping_interval: Seconds between keepalive pings; ``None`` disables keepalive.
         ping_timeout: Seconds to wait for a keepalive pong; ``None`` waits forever.
     """
@@ -100,13 +103,15 @@ class BaseProtocol(asyncio.BufferedProtocol):
         self,
         *,
         loop: asyncio.AbstractEventLoop,
-        timeout: float,
+        timeout: float | None,
         max_size: int | None,
         max_queue: int,
         read_limit: int,
         write_limit: int,
         ping_interval: float | None,
         ping_timeout: float | None,
+        max_queue_low: int | None = None,
+        write_limit_low: int | None = None,
     ) -> None:
         self.loop = loop
         """The event loop the connection runs on."""
@@ -115,6 +120,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
         self.max_queue = max_queue
         self.read_limit = read_limit
         self.write_limit = write_limit
+        self.write_limit_low = write_limit_low
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.connection: Connection | None = None
@@ -130,6 +136,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
             max_queue,
             functools.partial(self._pause_reading, ReadGate.QUEUE),
             functools.partial(self._resume_reading, ReadGate.QUEUE),
+            max_queue_low,
         )
         self.messages = self._queue.messages
         """Messages received and not read yet."""
@@ -188,7 +195,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
         """Store the transport and set the write buffer limits (asyncio callback)."""
         # Not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
         self.transport = cast(asyncio.Transport, transport)
-        self.transport.set_write_buffer_limits(high=self.write_limit)
+        self.transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit_low)
         self._writer = FrameWriter(self.loop, self.transport, self.write_limit)
         logger.debug("%s - connection made", self.side)
 
@@ -475,10 +482,14 @@ class BaseProtocol(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------ closing
 
-    def _arm_timer(self, delay: float, callback: Callable[[], None]) -> None:
+    def _arm_timer(self, delay: float | None, callback: Callable[[], None]) -> None:
+        """Call ``callback`` in ``delay`` seconds (never for ``None``) instead of the timer
+        armed before, if any."""
         if self._close_timer is not None:
             self._close_timer.cancel()
-        self._close_timer = self.loop.call_later(delay, callback)
+            self._close_timer = None
+        if delay is not None:
+            self._close_timer = self.loop.call_later(delay, callback)
 
     def _abort(self) -> None:
         # Only called once connected: connection_made() set the transport for good.

@@ -42,6 +42,7 @@ class MessageQueue:
         max_queue: Messages queued before reading pauses; 0 disables the limit.
         pause: Called when reading from the peer must pause.
         resume: Called when reading may resume.
+        low: Messages left when reading resumes; half of ``max_queue`` by default.
     """
 
     __slots__ = (
@@ -63,10 +64,11 @@ class MessageQueue:
         max_queue: int,
         pause: Callable[[], None],
         resume: Callable[[], None],
+        low: int | None = None,
     ) -> None:
         self.loop = loop
         self.max_queue = max_queue
-        self._low = max(max_queue // 2, 1)
+        self._low = max(max_queue // 2, 1) if low is None else max(low, 1)
         self._pause = pause
         self._resume = resume
         self.messages: collections.deque[Data] = collections.deque()

@@ -1,5 +1,6 @@
-"""Idle compaction: an idle connection frees its spare buffers and compression state, and
-the compressed stream carries on unchanged for a peer that never compacts."""
+"""wsrs.asyncio.keepalive, idle compaction: an idle connection frees its spare buffers and
+compression state, and the compressed stream carries on unchanged for a peer that never
+compacts."""
 
 from __future__ import annotations
 

@@ -1,0 +1,392 @@
+"""The connection of the websockets >= 14 API: :class:`Connection`, both sides.
+
+A drop-in for ``websockets.asyncio.connection.Connection`` on the core that wsrs' 4.0 API
+uses too (:class:`~wsrs.asyncio.base.BaseProtocol`): only the public shape differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, TypeAlias, overload
+
+from ..connection import State
+from ..exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedOK,
+    InvalidState,
+    connection_closed,
+)
+from ..frames import Close
+from ..http11 import Request, Response
+from .base import SPLIT_WRITE_SIZE, BaseProtocol
+from .messages import Data
+
+
+__all__ = ["Connection", "Data", "DataLike", "LoggerLike", "MaxQueue", "WriteLimit"]
+
+DataLike: TypeAlias = str | bytes | bytearray | memoryview
+"""What :meth:`Connection.send` accepts as a message or a fragment."""
+
+LoggerLike: TypeAlias = logging.Logger | logging.LoggerAdapter[Any]
+"""A logger, or an adapter of one."""
+
+MaxQueue: TypeAlias = int | None | tuple[int | None, int | None]
+"""``max_queue``: high-water mark of the queue of received messages, or ``(high, low)``."""
+
+WriteLimit: TypeAlias = int | tuple[int, int | None]
+"""``write_limit``: high-water mark of the write buffer in bytes, or ``(high, low)``."""
+
+
+def _max_queue(max_queue: MaxQueue) -> tuple[int, int | None]:
+    if max_queue is None or isinstance(max_queue, int):
+        return max_queue or 0, None
+    high, low = max_queue
+    return high or 0, low
+
+
+def _write_limit(write_limit: WriteLimit) -> tuple[int, int | None]:
+    if isinstance(write_limit, int):
+        return write_limit, None
+    return write_limit
+
+
+class Connection(BaseProtocol):
+    """A WebSocket connection, as ``websockets.asyncio.connection.Connection``.
+
+    Don't create it yourself: :func:`~wsrs.asyncio.server.serve` and
+    :func:`~wsrs.asyncio.client.connect` do.
+
+    Args:
+        ping_interval: Seconds between keepalive pings; ``None`` disables keepalive.
+        ping_timeout: Seconds to wait for a keepalive pong before failing the connection
+            with 1011; ``None`` waits forever.
+        close_timeout: Seconds to wait for the closing handshake and for TCP to close;
+            ``None`` waits forever.
+        max_size: Largest message received, in bytes (1 MiB); ``None`` for no limit. A
+            ``(message, fragment)`` pair limits the message (fragments are bounded by it).
+        max_queue: Received messages queued before reading pauses (16), or ``(high, low)``;
+            ``None`` for no limit.
+        write_limit: High-water mark of the write buffer (32 KiB), or ``(high, low)``.
+        logger: Logger of the connection; ``wsrs.server`` or ``wsrs.client`` by default.
+    """
+
+    def __init__(
+        self,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float | None = 10,
+        max_size: int | None | tuple[int | None, int | None] = 2**20,
+        max_queue: MaxQueue = 16,
+        write_limit: WriteLimit = 2**15,
+        logger: LoggerLike | None = None,
+    ) -> None:
+        if isinstance(max_size, tuple):
+            max_size = max_size[0]
+        queue_high, queue_low = _max_queue(max_queue)
+        write_high, write_low = _write_limit(write_limit)
+        super().__init__(
+            loop=asyncio.get_running_loop(),
+            timeout=close_timeout,
+            max_size=max_size,
+            max_queue=queue_high,
+            max_queue_low=queue_low,
+            read_limit=2**16,
+            write_limit=write_high,
+            write_limit_low=write_low,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        self.close_timeout = close_timeout
+        self.id: uuid.UUID = uuid.uuid4()
+        """Unique identifier of the connection. Useful in logs."""
+        if logger is None:
+            logger = logging.getLogger(f"wsrs.{self.side}")
+        self.logger: LoggerLike = logger
+        """Logger of this connection."""
+        self.request: Request | None = None
+        """Opening handshake request."""
+        self.response: Response | None = None
+        """Opening handshake response."""
+        self.latency: float = 0.0
+        """Round-trip time of the last ping answered, in seconds; 0.0 before the first."""
+        self._subprotocol: str | None = None
+        self._receiving = False
+
+    # ------------------------------------------------------------------ attributes
+
+    @property
+    def local_address(self) -> Any:
+        """Local address of the connection, as ``socket.getsockname()`` gives it."""
+        return None if self.transport is None else self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """Remote address of the connection, as ``socket.getpeername()`` gives it."""
+        return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol negotiated during the opening handshake, if any."""
+        return self._subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        """Close code of the connection once it is closed, ``None`` until then."""
+        if self.state is not State.CLOSED:
+            return None
+        return super().close_code
+
+    @property
+    def close_reason(self) -> str | None:  # type: ignore[override]
+        """Close reason of the connection once it is closed, ``None`` until then."""
+        if self.state is not State.CLOSED:
+            return None
+        return super().close_reason
+
+    def _closed_exception(self) -> ConnectionClosed:
+        """The close frames describe the end, as websockets >= 10 reports it."""
+        connection = self.connection
+        if connection is None:
+            return connection_closed(1006, "", frames=True)
+        rcvd = connection.close_rcvd
+        sent = connection.close_sent
+        exc = connection_closed(
+            connection.close_code or 1006,
+            connection.close_reason,
+            rcvd=None if rcvd is None else Close(rcvd.code, rcvd.reason),
+            sent=None if sent is None else Close(sent.code, sent.reason),
+            rcvd_then_sent=(
+                connection.rcvd_then_sent if rcvd is not None and sent is not None else None
+            ),
+            frames=True,
+        )
+        exc.__cause__ = connection.failure
+        return exc
+
+    # ------------------------------------------------------------------ context manager
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.close(1011)
+
+    # ------------------------------------------------------------------ receiving
+
+    async def __aiter__(self) -> AsyncIterator[Data]:
+        """Iterate on incoming messages until the connection closes.
+
+        The iterator ends without error after a normal closure (1000 or 1001) and raises
+        :exc:`~wsrs.exceptions.ConnectionClosedError` otherwise.
+        """
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    @overload
+    async def recv(self, decode: Literal[True]) -> str: ...
+
+    @overload
+    async def recv(self, decode: Literal[False]) -> bytes: ...
+
+    @overload
+    async def recv(self, decode: bool | None = None) -> Data: ...
+
+    async def recv(self, decode: bool | None = None) -> Data:
+        """Receive the next message.
+
+        Args:
+            decode: ``True`` returns binary messages decoded as UTF-8 too, ``False`` returns
+                text messages as UTF-8 ``bytes`` too; ``None`` returns ``str`` for text
+                and ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosed: Once the connection is closed and every message received
+                before it was returned.
+            ConcurrencyError: When another coroutine is already receiving.
+        """
+        if self._receiving:
+            raise ConcurrencyError(
+                "cannot call recv while another coroutine is already running recv or recv_streaming"
+            )
+        self._receiving = True
+        try:
+            message = await self._queue.get()
+        finally:
+            self._receiving = False
+        if message is None:
+            await asyncio.shield(self.connection_lost_waiter)
+            raise self._closed_exception()
+        if decode is None:
+            return message
+        if decode and type(message) is bytes:
+            return message.decode()
+        if not decode and type(message) is str:
+            return message.encode()
+        return message
+
+    @overload
+    def recv_streaming(self, decode: Literal[True]) -> AsyncIterator[str]: ...
+
+    @overload
+    def recv_streaming(self, decode: Literal[False]) -> AsyncIterator[bytes]: ...
+
+    @overload
+    def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]: ...
+
+    async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
+        """Receive the next message in fragments.
+
+        wsrs assembles messages in its Rust core, bounded by ``max_size``: the message comes
+        as one fragment. Same arguments and exceptions as :meth:`recv`.
+        """
+        yield await self.recv(decode)
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+        text: bool | None = None,
+    ) -> None:
+        """Send a message.
+
+        Args:
+            message: ``str`` is sent as a text frame, bytes-like as a binary frame; an
+                iterable or asynchronous iterable of those as one fragmented message, all of
+                the same type.
+            text: Override the frame type: ``True`` sends bytes (which must be UTF-8) as
+                text, ``False`` sends ``str`` as binary (encoded as UTF-8).
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            TypeError: When ``message`` has an unsupported type, or the fragments mix
+                ``str`` and bytes.
+        """
+        if isinstance(message, str | bytes | bytearray | memoryview):
+            payload: DataLike = message
+        elif isinstance(message, Mapping):
+            raise TypeError("data is a dict-like object")
+        elif isinstance(message, Iterable):
+            payload = _join(list(message))
+        elif isinstance(message, AsyncIterable):
+            payload = _join([fragment async for fragment in message])
+        else:
+            raise TypeError("data must be str, bytes, iterable, or async iterable")
+        if text is True and not isinstance(payload, str):
+            payload = bytes(payload).decode()
+        elif text is False and isinstance(payload, str):
+            payload = payload.encode()
+        await self._send_data(payload)
+
+    async def _send_data(self, data: DataLike) -> None:
+        connection, writer = self.connection, self._writer
+        if connection is None or writer is None:
+            raise InvalidState("the opening handshake isn't finished")
+        try:
+            if isinstance(data, bytes | str) and len(data) >= SPLIT_WRITE_SIZE:
+                writer.write_large(connection, data)
+            else:
+                writer.write_message(connection.send_message(data))
+        except InvalidState:
+            await asyncio.shield(self.connection_lost_waiter)
+            raise self._closed_exception() from None
+        self._active = True
+        if self._paused_writing:
+            await self._drain()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Perform the closing handshake and wait until TCP is closed.
+
+        Idempotent: closing a connection that is closing or closed just waits for the end.
+        """
+        connection = self.connection
+        if connection is not None and connection.state is State.OPEN:
+            frame = connection.send_close(code, reason)
+            assert self._writer is not None
+            self._writer.write_now(frame)
+            self._queue.close_sent()
+            self._arm_timer(self.timeout, self._abort)
+        elif connection is None and self.transport is not None:
+            self.fail_connection(1006)
+        await asyncio.shield(self.connection_lost_waiter)
+
+    async def ping(self, data: DataLike | None = None) -> asyncio.Future[float]:
+        """Send a ping; return a future resolved with the latency when its pong arrives.
+
+        Args:
+            data: Payload of the ping (``str`` is encoded as UTF-8), at most 125 bytes; four
+                random bytes by default.
+
+        Raises:
+            ConnectionClosed: When the connection is closed.
+            ConcurrencyError: When a ping with the same payload awaits its pong.
+        """
+        if self.state is not State.OPEN:
+            await self._raise_closed()
+        payload = None if data is None else _payload(data)
+        if payload is not None and self.connection is not None:
+            if self.connection.has_ping(payload):
+                raise ConcurrencyError("already waiting for a pong with the same data")
+        _, waiter = await self._send_ping(payload)
+        latency: asyncio.Future[float] = self.loop.create_future()
+        sent_at = time.monotonic()
+
+        def resolve(pong: asyncio.Future[None]) -> None:
+            if latency.done():
+                return
+            if pong.cancelled():
+                latency.cancel()
+            elif pong.exception() is not None:
+                latency.set_exception(pong.exception())  # type: ignore[arg-type]
+            else:
+                self.latency = time.monotonic() - sent_at
+                latency.set_result(self.latency)
+
+        waiter.add_done_callback(resolve)
+        return latency
+
+    async def pong(self, data: DataLike = b"") -> None:
+        """Send a pong (an unsolicited one serves as a unidirectional heartbeat)."""
+        if self.state is not State.OPEN or self.connection is None:
+            await self._raise_closed()
+        assert self.connection is not None and self._writer is not None
+        self._writer.write_now(self.connection.send_pong(_payload(data)))
+
+    async def _raise_closed(self) -> None:
+        if self.state is State.CONNECTING:
+            raise InvalidState("the opening handshake isn't finished")
+        await asyncio.shield(self.connection_lost_waiter)
+        raise self._closed_exception()
+
+
+def _payload(data: DataLike) -> bytes:
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def _join(fragments: list[DataLike]) -> DataLike:
+    """Join the fragments of a message; they must all be ``str`` or all bytes-like."""
+    if not fragments:
+        return b""
+    if all(isinstance(fragment, str) for fragment in fragments):
+        return "".join(fragments)  # type: ignore[arg-type]
+    if any(isinstance(fragment, str) for fragment in fragments):
+        raise TypeError("all fragments must be of the same category")
+    return b"".join(fragments)  # type: ignore[arg-type]

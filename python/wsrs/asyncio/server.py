@@ -1,0 +1,568 @@
+"""The server of the websockets >= 14 API: :func:`serve`, :func:`unix_serve`, :class:`Server`,
+:class:`ServerConnection`, :func:`broadcast`, :func:`basic_auth`.
+
+A drop-in for ``websockets.asyncio.server``: the handler takes one argument, the connection;
+``process_request(connection, request)`` and ``process_response(connection, request,
+response)`` may answer or change the handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import hmac
+import http
+import inspect
+import logging
+import re
+import socket
+from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, TypeAlias
+
+from ..datastructures import Headers
+from ..exceptions import (
+    ConnectionClosed,
+    InvalidHeader,
+    InvalidOrigin,
+    NegotiationError,
+)
+from ..extensions.base import ServerExtensionFactory
+from ..http11 import Request, Response, error_response, parse_request
+from ..opening import accept, negotiate_extensions, reject
+from ..server import _apply_compression
+from ..version import USER_AGENT
+from .connection import Connection, DataLike, LoggerLike, MaxQueue, WriteLimit
+
+
+__all__ = [
+    "Server",
+    "ServerConnection",
+    "basic_auth",
+    "broadcast",
+    "serve",
+    "unix_serve",
+]
+
+logger = logging.getLogger("wsrs.server")
+
+Origin: TypeAlias = "str | re.Pattern[str] | None"
+SelectSubprotocol: TypeAlias = Callable[["ServerConnection", Sequence[str]], "str | None"]
+ProcessRequest: TypeAlias = Callable[
+    ["ServerConnection", Request], "Awaitable[Response | None] | Response | None"
+]
+ProcessResponse: TypeAlias = Callable[
+    ["ServerConnection", Request, Response], "Awaitable[Response | None] | Response | None"
+]
+
+
+class ServerConnection(Connection):
+    """The server side of a WebSocket connection, as ``websockets.asyncio.server``'s.
+
+    Args:
+        server: The :class:`Server` it belongs to.
+        **kwargs: Options of :class:`~wsrs.asyncio.connection.Connection`.
+    """
+
+    is_client = False
+    side = "server"
+
+    def __init__(
+        self,
+        server: Server,
+        *,
+        origins: Sequence[Origin] | None = None,
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.server = server
+        """The server this connection belongs to."""
+        self.origins = origins
+        self.available_extensions = extensions
+        self.available_subprotocols = subprotocols
+        self._select_subprotocol = select_subprotocol
+        self.username: str | None = None
+        """The user name, after :func:`basic_auth` accepted the request."""
+
+    def respond(self, status: int | http.HTTPStatus, text: str) -> Response:
+        """Build a plain-text HTTP response, e.g. for ``process_request`` to return.
+
+        Args:
+            status: HTTP status code.
+            text: Body, encoded as UTF-8.
+        """
+        return error_response(status, text)
+
+    def process_origin(self, headers: Headers) -> str | None:
+        """Check the ``Origin`` header against ``origins``: strings, ``None`` for requests
+        without one, or compiled regular expressions matched in full."""
+        try:
+            origin = headers.get("Origin")
+        except KeyError:
+            raise InvalidHeader("Origin", "multiple values") from None
+        if self.origins is not None:
+            for allowed in self.origins:
+                if allowed == origin or (
+                    isinstance(allowed, re.Pattern)
+                    and origin is not None
+                    and allowed.fullmatch(origin) is not None
+                ):
+                    break
+            else:
+                raise InvalidOrigin(origin)
+        return origin
+
+    def process_subprotocol(self, headers: Headers) -> str | None:
+        """Select the subprotocol with ``select_subprotocol``, or the first one of the
+        server's list that the client offers."""
+        from ..headers import parse_subprotocol_list
+
+        values = headers.get_all("Sec-WebSocket-Protocol")
+        offered = parse_subprotocol_list(values) if values else []
+        if self._select_subprotocol is not None:
+            return self._select_subprotocol(self, offered)
+        if not self.available_subprotocols:
+            return None
+        if not offered:
+            raise NegotiationError("missing subprotocol")
+        for subprotocol in self.available_subprotocols:
+            if subprotocol in offered:
+                return subprotocol
+        raise NegotiationError(
+            "invalid subprotocol; expected one of " + ", ".join(self.available_subprotocols)
+        )
+
+    async def handshake(
+        self,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
+        server_header: str | None = USER_AGENT,
+    ) -> None:
+        """Perform the opening handshake: read the request, send the response."""
+        response: Response | None = None
+        try:
+            request: Request = await self._read_http(parse_request)
+        except Exception as exc:
+            self.request = None
+            response = reject(exc)
+            if response is None:
+                self.fail_connection(1006)
+                return
+            request = Request("GET", "/", Headers())
+            exc_for_log: BaseException | None = exc
+        else:
+            self.request = request
+            exc_for_log = None
+            try:
+                if process_request is not None:
+                    response = await _maybe_await(process_request(self, request))
+                if response is None:
+                    accepted = accept(
+                        request,
+                        process_origin=self.process_origin,
+                        process_extensions=functools.partial(
+                            negotiate_extensions, available_extensions=self.available_extensions
+                        ),
+                        process_subprotocol=self.process_subprotocol,
+                        server_header=server_header,
+                    )
+                    response = accepted.response
+                    self.extensions = accepted.extensions
+                    self._subprotocol = accepted.subprotocol
+            except Exception as exc:
+                response = reject(exc)
+                assert response is not None  # reject() answers all but EOF and timeouts
+                exc_for_log = exc
+        if process_response is not None and self.request is not None:
+            try:
+                changed = await _maybe_await(process_response(self, request, response))
+            except Exception as exc:
+                changed = reject(exc)
+                exc_for_log = exc
+            if changed is not None:
+                response = changed
+        if server_header is not None and "Server" not in response.headers:
+            response.headers["Server"] = server_header
+        self.response = response
+        if response.status_code == 101:
+            self._write_http(response.serialize())
+            self.connection_open()
+            return
+        if exc_for_log is not None:
+            if response.status_code == 500:
+                self.logger.error("opening handshake failed", exc_info=exc_for_log)
+            else:
+                self.logger.info("opening handshake failed: %s", exc_for_log)
+        self._write_http(response.serialize())
+        self._reject_close()
+
+    def _reject_close(self) -> None:
+        """After an HTTP response instead of 101: half-close, discard what the client
+        still sends until it closes, or abort after ``close_timeout``."""
+        self._handshake_state = self._handshake_state.CLOSING
+        self._buffer.clear()
+        self._read_to_the_end()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+            self._arm_timer(self.timeout, self._abort)
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class Server:
+    """A running WebSocket server, as ``websockets.asyncio.server.Server``.
+
+    Awaiting :func:`serve` returns it; ``async with serve(...) as server`` closes it on exit.
+    """
+
+    def __init__(
+        self,
+        create_server: Callable[[], Awaitable[asyncio.Server]],
+        handler: Callable[[ServerConnection], Awaitable[None]],
+        logger: LoggerLike,
+    ) -> None:
+        self._create_server = create_server
+        self.handler = handler
+        self.logger = logger
+        self.server: asyncio.Server | None = None
+        """The underlying :class:`asyncio.Server`."""
+        self.handlers: set[asyncio.Task[None]] = set()
+        self.all_connections: set[ServerConnection] = set()
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        """The open connections: the opening handshake succeeded and the handler runs."""
+        return {c for c in self.all_connections if c.state is c.state.OPEN}
+
+    def start_handler(self, connection: ServerConnection, task: asyncio.Task[None]) -> None:
+        self.handlers.add(task)
+        task.add_done_callback(self.handlers.discard)
+
+    def close(self, close_connections: bool = True, code: int = 1001, reason: str = "") -> None:
+        """Close the server: stop accepting connections, then close the open ones with
+        ``code`` and ``reason`` (unless ``close_connections`` is false) and wait for the
+        handlers. Call :meth:`wait_closed` to wait until it is done."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(
+                self._close(close_connections, code, reason)
+            )
+
+    async def _close(self, close_connections: bool, code: int, reason: str) -> None:
+        assert self.server is not None
+        self.server.close()
+        await asyncio.sleep(0)
+        if close_connections:
+            closing = [c.close(code, reason) for c in list(self.all_connections)]
+            if closing:
+                await asyncio.gather(*closing, return_exceptions=True)
+        if self.handlers:
+            await asyncio.wait(list(self.handlers))
+        await self.server.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every handler has returned."""
+        if self._closing is None:
+            assert self.server is not None
+            await self.server.wait_closed()
+            return
+        await asyncio.shield(self._closing)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on."""
+        assert self.server is not None
+        return self.server.get_loop()
+
+    def is_serving(self) -> bool:
+        """Whether the server accepts connections."""
+        return self.server is not None and self.server.is_serving()
+
+    async def start_serving(self) -> None:
+        """Start accepting connections (after ``serve(..., start_serving=False)``)."""
+        assert self.server is not None
+        await self.server.start_serving()
+
+    async def serve_forever(self) -> None:
+        """Accept connections until the task is cancelled; then close the server."""
+        assert self.server is not None
+        try:
+            await self.server.serve_forever()
+        except asyncio.CancelledError:
+            self.close()
+            await self.wait_closed()
+            raise
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        assert self.server is not None
+        return tuple(self.server.sockets)
+
+    async def _start(self) -> Server:
+        self.server = await self._create_server()
+        return self
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+def serve(
+    handler: Callable[[ServerConnection], Awaitable[None]],
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    origins: Sequence[Origin] | None = None,
+    extensions: Sequence[ServerExtensionFactory] | None = None,
+    subprotocols: Sequence[str] | None = None,
+    select_subprotocol: SelectSubprotocol | None = None,
+    compression: str | None = "deflate",
+    process_request: ProcessRequest | None = None,
+    process_response: ProcessResponse | None = None,
+    server_header: str | None = USER_AGENT,
+    open_timeout: float | None = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    close_timeout: float | None = 10,
+    max_size: int | None | tuple[int | None, int | None] = 2**20,
+    max_queue: MaxQueue = 16,
+    write_limit: WriteLimit = 2**15,
+    logger: LoggerLike | None = None,
+    create_connection: type[ServerConnection] | None = None,
+    **kwargs: Any,
+) -> Server:
+    """Create a WebSocket server listening on ``host`` and ``port``.
+
+    Each connection runs ``handler(connection)`` once its opening handshake succeeded, and
+    is closed when it returns (1011 when it raises). Await the result or use it as an
+    asynchronous context manager. Arguments as websockets 17's ``serve``; ``**kwargs`` go
+    to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ``reuse_port``,
+    ``start_serving``...).
+    """
+    if compression is not None and compression != "deflate":
+        raise ValueError(f"unsupported compression: {compression}")
+    factories = _apply_compression(compression, list(extensions) if extensions else None)
+    connection_class = ServerConnection if create_connection is None else create_connection
+    server_logger: LoggerLike = logger if logger is not None else logging.getLogger("wsrs.server")
+    if kwargs.get("ssl") is not None:
+        kwargs.setdefault("ssl_handshake_timeout", open_timeout)
+    unix = kwargs.pop("unix", False)
+
+    def factory() -> ServerConnection:
+        connection = connection_class(
+            server,
+            origins=origins,
+            extensions=factories,
+            subprotocols=subprotocols,
+            select_subprotocol=select_subprotocol,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+            max_size=max_size,
+            max_queue=max_queue,
+            write_limit=write_limit,
+            logger=server_logger,
+        )
+        task = connection.loop.create_task(run(connection))
+        server.start_handler(connection, task)
+        return connection
+
+    async def run(connection: ServerConnection) -> None:
+        try:
+            async with asyncio.timeout(open_timeout):
+                await connection.handshake(process_request, process_response, server_header)
+        except TimeoutError:
+            connection.fail_connection(1006)
+            return
+        except Exception:
+            connection.logger.error("opening handshake failed", exc_info=True)
+            connection.fail_connection(1006)
+            return
+        if connection.state is not connection.state.OPEN:
+            await connection.wait_closed()
+            return
+        server.all_connections.add(connection)
+        try:
+            await handler(connection)
+        except ConnectionClosed:
+            await connection.close()
+        except Exception:
+            connection.logger.error("connection handler failed", exc_info=True)
+            await connection.close(1011)
+        else:
+            await connection.close()
+        finally:
+            server.all_connections.discard(connection)
+
+    async def create_server() -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        if unix:
+            return await loop.create_unix_server(factory, **kwargs)
+        return await loop.create_server(factory, host, port, **kwargs)
+
+    server = Server(create_server, run, server_logger)
+    return server
+
+
+def unix_serve(
+    handler: Callable[[ServerConnection], Awaitable[None]],
+    path: str | None = None,
+    **kwargs: Any,
+) -> Server:
+    """Like :func:`serve`, on the Unix socket ``path``."""
+    return serve(handler, unix=True, path=path, **kwargs)
+
+
+def broadcast(
+    connections: Iterable[Connection],
+    message: DataLike,
+    raise_exceptions: bool = False,
+) -> int:
+    """Send a message to several connections at once, without waiting.
+
+    Connections that are not open are skipped, and so are connections whose write buffer is
+    over its high-water mark: a slow reader cannot make the server's memory grow (websockets
+    writes to them anyway). Without compression the frame is encoded once for all
+    connections of a side; with permessage-deflate each connection compresses it with its
+    own context.
+
+    Args:
+        connections: Where to send.
+        message: ``str`` for text, bytes-like for binary.
+        raise_exceptions: Raise an :exc:`ExceptionGroup` of the errors instead of logging
+            them.
+
+    Returns:
+        How many connections were skipped because they were slow.
+    """
+    if not isinstance(message, str | bytes | bytearray | memoryview):
+        raise TypeError("data must be str or bytes")
+    shared: dict[bool, bytes] = {}  # the unmasked, uncompressed frame, encoded once
+    skipped = 0
+    errors: list[Exception] = []
+    for connection in connections:
+        core, writer, transport = connection.connection, connection._writer, connection.transport
+        if core is None or writer is None or transport is None:
+            continue
+        if core.state is not core.state.OPEN:
+            continue
+        if transport.get_write_buffer_size() > connection.write_limit:
+            skipped += 1
+            connection.logger.warning("skipped broadcast: the write buffer is full")
+            continue
+        try:
+            if connection.extensions or connection.is_client:
+                # Compressed with the connection's own context, or masked with its own key.
+                frame = core.send_message(message)
+            elif False in shared:
+                frame = shared[False]
+            else:
+                frame = shared[False] = core.send_message(message)
+            writer.write_message(frame)
+        except Exception as exc:
+            if raise_exceptions:
+                errors.append(exc)
+            else:
+                connection.logger.warning("skipped broadcast: failed to write message: %s", exc)
+    if errors:
+        raise ExceptionGroup("skipped broadcast", errors)
+    return skipped
+
+
+def basic_auth(
+    realm: str = "",
+    credentials: tuple[str, str] | Iterable[tuple[str, str]] | None = None,
+    check_credentials: Callable[[str, str], Awaitable[bool] | bool] | None = None,
+) -> ProcessRequest:
+    """Return a ``process_request`` that enforces HTTP Basic Authentication (RFC 7617).
+
+    Args:
+        realm: Scope of protection, shown by browsers.
+        credentials: A ``(username, password)`` pair or a list of them.
+        check_credentials: A function (or coroutine function) checking a username and
+            password; give either it or ``credentials``.
+
+    Requests without valid credentials get ``401 Unauthorized`` with a
+    ``WWW-Authenticate`` header; accepted ones set ``connection.username``.
+    """
+    if (credentials is None) == (check_credentials is None):
+        raise ValueError("provide either credentials or check_credentials")
+    if credentials is not None:
+        if (
+            isinstance(credentials, tuple)
+            and len(credentials) == 2
+            and isinstance(credentials[0], str)
+        ):
+            pairs = [credentials]
+        else:
+            pairs = list(credentials)
+        for pair in pairs:
+            valid = isinstance(pair, tuple) and len(pair) == 2
+            if not (valid and all(isinstance(item, str) for item in pair)):
+                raise TypeError(f"invalid credentials argument: {credentials}")
+        known = dict(pairs)
+
+        def check(username: str, password: str) -> bool:
+            expected = known.get(username)
+            return expected is not None and hmac.compare_digest(expected, password)
+
+        check_credentials = check
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            authorization = request.headers["Authorization"]
+        except KeyError:
+            response = connection.respond(401, "Missing credentials\n")
+        else:
+            username = _parse_basic(authorization)
+            if username is None:
+                response = connection.respond(401, "Unsupported credentials\n")
+            else:
+                assert check_credentials is not None
+                valid = await _maybe_await(check_credentials(*username))
+                if valid:
+                    connection.username = username[0]
+                    return None
+                response = connection.respond(401, "Invalid credentials\n")
+        response.headers["WWW-Authenticate"] = f'Basic realm="{realm}", charset="UTF-8"'
+        return response
+
+    return process_request
+
+
+def _parse_basic(authorization: str) -> tuple[str, str] | None:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip().encode(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    return username, password

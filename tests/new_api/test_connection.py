@@ -1,0 +1,182 @@
+"""wsrs.asyncio: the websockets >= 14 API over real sockets, both sides.
+
+Most tests run the same code against ``websockets.asyncio`` and ``wsrs.asyncio`` (the
+``api`` fixture) to show that moving is a change of import; a few check wsrs alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import AsyncIterator
+
+import pytest
+import websockets.asyncio.client
+import websockets.asyncio.server
+import websockets.exceptions
+
+import wsrs.asyncio.client
+import wsrs.asyncio.server
+import wsrs.exceptions
+from wsrs.asyncio.server import ServerConnection
+
+
+MS = 0.001
+
+
+class API(types.SimpleNamespace):
+    """One implementation of the API: its serve, connect and exceptions."""
+
+    serve: object
+    connect: object
+    exceptions: types.ModuleType
+
+
+APIS = {
+    "wsrs": API(
+        serve=wsrs.asyncio.server.serve,
+        connect=wsrs.asyncio.client.connect,
+        exceptions=wsrs.exceptions,
+    ),
+    "websockets": API(
+        serve=websockets.asyncio.server.serve,
+        connect=websockets.asyncio.client.connect,
+        exceptions=websockets.exceptions,
+    ),
+}
+
+
+@pytest.fixture(params=list(APIS))
+def api(request: pytest.FixtureRequest) -> API:
+    return APIS[request.param]
+
+
+async def echo(connection: ServerConnection) -> None:
+    async for message in connection:
+        await connection.send(message)
+
+
+def uri_of(server: object) -> str:
+    host, port = server.sockets[0].getsockname()[:2]  # type: ignore[attr-defined]
+    return f"ws://{host}:{port}/"
+
+
+async def test_echo_text_and_binary(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            await client.send("hello")
+            assert await client.recv() == "hello"
+            await client.send(b"\x00\x01")
+            assert await client.recv() == b"\x00\x01"
+            await client.send(bytearray(b"ba"))
+            assert await client.recv() == b"ba"
+            await client.send(["frag", "ments"])
+            assert await client.recv() == "fragments"
+
+            async def chunks() -> AsyncIterator[bytes]:
+                yield b"a"
+                yield b"b"
+
+            await client.send(chunks())
+            assert await client.recv() == b"ab"
+
+
+async def test_recv_decode(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            await client.send("café")
+            assert await client.recv(decode=False) == "café".encode()
+            await client.send("café".encode())
+            assert await client.recv(decode=True) == "café"
+            await client.send("text", text=False)
+            assert await client.recv() == b"text"
+            await client.send(b"bytes", text=True)
+            assert await client.recv() == "bytes"
+
+
+async def test_concurrent_recv_is_an_error(api: API) -> None:
+    async def silent(connection: ServerConnection) -> None:
+        await connection.wait_closed()
+
+    async with api.serve(silent, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            first = asyncio.create_task(client.recv())
+            await asyncio.sleep(10 * MS)
+            with pytest.raises(api.exceptions.ConcurrencyError):
+                await client.recv()
+            first.cancel()
+
+
+async def test_ping_resolves_to_the_latency(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            pong = await client.ping()
+            latency = await asyncio.wait_for(pong, 1)
+            assert isinstance(latency, float) and 0 < latency < 1
+            assert client.latency == latency
+            await client.pong(b"unsolicited")
+
+
+async def test_close_reports_both_close_frames(api: API) -> None:
+    closed: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    async def closing(connection: ServerConnection) -> None:
+        await connection.close(4000, "bye")
+        closed.set_result(connection)
+
+    async with api.serve(closing, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            with pytest.raises(api.exceptions.ConnectionClosedError) as raised:
+                await client.recv()
+            exc = raised.value
+            assert (exc.rcvd.code, exc.rcvd.reason) == (4000, "bye")
+            assert (exc.sent.code, exc.sent.reason) == (4000, "bye")
+            assert exc.rcvd_then_sent is True
+            assert str(exc) == "received 4000 (private use) bye; then sent 4000 (private use) bye"
+            assert client.close_code == 4000 and client.close_reason == "bye"
+        server_side = await closed
+        assert server_side.close_code == 4000  # type: ignore[attr-defined]
+
+
+async def test_normal_closure_ends_iteration(api: API) -> None:
+    async def two(connection: ServerConnection) -> None:
+        await connection.send("1")
+        await connection.send("2")
+
+    async with api.serve(two, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            assert [message async for message in client] == ["1", "2"]
+            assert client.close_code == 1000
+            with pytest.raises(api.exceptions.ConnectionClosedOK):
+                await client.send("late")
+
+
+async def test_state_and_addresses(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            assert client.state.name == "OPEN"
+            assert client.remote_address == server.sockets[0].getsockname()
+            assert client.local_address[0] == "127.0.0.1"
+            assert client.subprotocol is None
+            assert client.close_code is None
+            assert client.request.path == "/"
+            assert client.response.status_code == 101
+        assert client.state.name == "CLOSED"
+
+
+@pytest.mark.parametrize(
+    ("server_api", "client_api"), [("wsrs", "websockets"), ("websockets", "wsrs")]
+)
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_interop_with_websockets(
+    server_api: str, client_api: str, compression: str | None
+) -> None:
+    serve, connect = APIS[server_api].serve, APIS[client_api].connect
+    messages = ["text " * 100, b"binary " * 100, "", b"", "x" * 100_000, b"y" * 100_000]
+    async with serve(echo, "127.0.0.1", 0, compression=compression) as server:  # type: ignore[operator]
+        async with connect(uri_of(server), compression=compression) as client:  # type: ignore[operator]
+            for message in messages:
+                await client.send(message)
+                assert await client.recv() == message
+            await client.close(1001, "done")
+        assert client.close_code == 1001
