@@ -42,7 +42,7 @@ fuzz_target!(|input: &[u8]| {
         }
         let mut frames = Vec::new();
         writer
-            .encode_message(opcode, message, fragment_size, &mut frames)
+            .encode_message(opcode, message, fragment_size, true, &mut frames)
             .expect("a data message always encodes");
         let mut events = Vec::new();
         reader
