@@ -300,6 +300,7 @@ fn bench_encode(c: &mut Criterion) {
                     Opcode::Binary,
                     black_box(&payload[..]),
                     0,
+                    true,
                     &mut out,
                 ));
                 black_box(&out);
@@ -313,6 +314,7 @@ fn bench_encode(c: &mut Criterion) {
                     black_box(&mut buf[..]),
                     Opcode::Binary,
                     black_box(&payload[..]),
+                    true,
                 ));
             });
         });

@@ -196,6 +196,25 @@ impl Deflater {
     ///
     /// [`Error::BadCompressedData`] if zlib reports an error (it does not for valid state).
     pub fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.compress_fragment(data, true, out)
+    }
+
+    /// Compress the next fragment of a message sent in fragments and append it to `out`: the
+    /// fragments of one message are consecutive pieces of one DEFLATE stream, each ending
+    /// with a sync flush, so the peer can inflate each fragment as it comes (RFC 7692 §7.2.1
+    /// for a fragmented message). The `00 00 ff ff` tail is removed only from the last
+    /// fragment (`fin`), which also ends the message for context takeover: without it the
+    /// compressor is reset there. A fragment that is not the last may come out empty (no
+    /// new data right after a flush).
+    ///
+    /// Compacting between fragments is safe: the rebuilt compressor starts on the byte
+    /// boundary the flush left, primed with the history (or, without context takeover,
+    /// referring to nothing before it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadCompressedData`] if zlib reports an error (it does not for valid state).
+    pub fn compress_fragment(&mut self, data: &[u8], fin: bool, out: &mut Vec<u8>) -> Result<()> {
         let stream = match self.stream.as_mut() {
             Some(stream) => stream,
             None => {
@@ -236,15 +255,23 @@ impl Deflater {
                 break;
             }
         }
+        if !fin {
+            // Not the end of the message: the tail stays, and nothing is reset. With no new
+            // data right after a flush zlib writes nothing, an empty fragment the peer skips.
+            if !self.no_context_takeover {
+                self.history.push(data);
+            }
+            return Ok(());
+        }
         if out.len() == start {
             // zlib writes nothing for a sync flush without new input right after another
             // flush. The stream is byte-aligned there, so an empty stored block without its
-            // tail, the single byte 0x00, is the empty message (RFC 7692 §7.2.3.6).
+            // tail, the single byte 0x00, is the empty message (RFC 7692 §7.2.3.6), or the
+            // empty end of a message sent in fragments.
             out.push(0x00);
-            return Ok(());
-        }
-        // RFC 7692 §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail end."
-        if out.len() >= start + 4 && out[out.len() - 4..] == TAIL {
+        } else if out.len() >= start + 4 && out[out.len() - 4..] == TAIL {
+            // RFC 7692 §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the tail
+            // end."
             out.truncate(out.len() - 4);
         } else {
             return Err(Error::BadCompressedData(

@@ -4,6 +4,16 @@
 //! `compress_threshold` bytes), fragments (when asked), masks (on the client side, with a new
 //! key for every frame) and writes every frame of a message into one buffer, so a message is
 //! one `transport.write`.
+//!
+//! A message can also be streamed: [`Writer::encode_fragment`] encodes one fragment at a time
+//! (RFC 6455 §5.4), for a sender that does not have the whole message yet. With
+//! permessage-deflate, the fragments of a compressed message carry consecutive pieces of one
+//! DEFLATE stream, each flushed so the peer can inflate it at once (RFC 7692 §7.2.1). Whether
+//! a streamed message is compressed is decided on its first fragment. While one is in
+//! progress, no other data message may be encoded (control frames may).
+//!
+//! Any message may be sent uncompressed (`compress: false`) even when permessage-deflate is
+//! on, which RFC 7692 §6 allows message by message: RSV1 clear, the compressor untouched.
 
 use crate::config::{COMPRESSOR_STATE_SIZE, KEY_BATCH, MAX_KEPT_SEND_BUFFER};
 use crate::deflate::Deflater;
@@ -61,6 +71,8 @@ pub struct Writer {
     deflater: Option<Deflater>,
     compress_threshold: usize,
     keys: MaskKeys,
+    /// While a message is being sent in fragments: whether it is compressed.
+    fragmented: Option<bool>,
 }
 
 impl Writer {
@@ -76,7 +88,24 @@ impl Writer {
             deflater,
             compress_threshold,
             keys: MaskKeys::default(),
+            fragmented: None,
         }
+    }
+
+    /// Whether a message sent with [`encode_fragment`](Self::encode_fragment) has started
+    /// and not ended.
+    #[must_use]
+    pub fn in_fragmented_message(&self) -> bool {
+        self.fragmented.is_some()
+    }
+
+    fn check_not_fragmenting(&self) -> Result<()> {
+        if self.fragmented.is_some() {
+            return Err(Error::InvalidArgument(
+                "a fragmented message is in progress, expected its next fragment".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Free the compression state of an idle connection, keeping only its history (see
@@ -123,7 +152,8 @@ impl Writer {
         }
     }
 
-    /// Whether a data message of `len` bytes would be compressed.
+    /// Whether a data message of `len` bytes would be compressed (unless sent with
+    /// `compress: false`).
     #[must_use]
     pub fn compresses(&self, len: usize) -> bool {
         self.deflater.is_some() && len >= self.compress_threshold
@@ -140,10 +170,15 @@ impl Writer {
     /// for a server that writes the header and the caller's payload separately instead of
     /// copying a large payload into a new frame. `None` when that frame would be wrong: a
     /// client must mask the payload, and a message that [`compresses`](Self::compresses)
-    /// must be compressed.
+    /// must be compressed (and `compress` is true), or while a fragmented message is in
+    /// progress.
     #[must_use]
-    pub fn plain_header(&self, opcode: Opcode, len: usize) -> Option<Vec<u8>> {
-        if self.client || self.compresses(len) || !matches!(opcode, Opcode::Text | Opcode::Binary) {
+    pub fn plain_header(&self, opcode: Opcode, len: usize, compress: bool) -> Option<Vec<u8>> {
+        if self.client
+            || (compress && self.compresses(len))
+            || self.fragmented.is_some()
+            || !matches!(opcode, Opcode::Text | Opcode::Binary)
+        {
             return None;
         }
         let mut header = vec![0; header_len(len, false)];
@@ -157,18 +192,23 @@ impl Writer {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a control opcode, a wrong buffer size, or a message
-    /// that [`compresses`](Self::compresses) says must be compressed.
+    /// [`Error::InvalidArgument`] for a control opcode, a wrong buffer size, a message that
+    /// [`compresses`](Self::compresses) says must be compressed unless `compress` is false,
+    /// or while a fragmented message is in progress.
     pub fn write_message_into(
         &mut self,
         buf: &mut [u8],
         opcode: Opcode,
         data: &[u8],
+        compress: bool,
     ) -> Result<()> {
         if !matches!(opcode, Opcode::Text | Opcode::Binary) {
             return Err(Error::InvalidArgument("not a data opcode".into()));
         }
-        if self.compresses(data.len()) || buf.len() != self.plain_frame_len(data.len()) {
+        self.check_not_fragmenting()?;
+        if (compress && self.compresses(data.len()))
+            || buf.len() != self.plain_frame_len(data.len())
+        {
             return Err(Error::InvalidArgument(
                 "wrong output buffer for this message".into(),
             ));
@@ -178,26 +218,29 @@ impl Writer {
         Ok(())
     }
 
-    /// Encode a data message (text or binary), compressing it if the writer compresses
-    /// messages of its size and splitting it into frames of at most `fragment_size` payload
-    /// bytes (0: a single frame). Appends every frame to `out`.
+    /// Encode a data message (text or binary), compressing it if `compress` is true and the
+    /// writer compresses messages of its size, and splitting it into frames of at most
+    /// `fragment_size` payload bytes (0: a single frame). Appends every frame to `out`.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a control or continuation opcode.
+    /// [`Error::InvalidArgument`] for a control or continuation opcode, or while a
+    /// fragmented message is in progress.
     pub fn encode_message(
         &mut self,
         opcode: Opcode,
         data: &[u8],
         fragment_size: usize,
+        compress: bool,
         out: &mut Vec<u8>,
     ) -> Result<()> {
         if !matches!(opcode, Opcode::Text | Opcode::Binary) {
             return Err(Error::InvalidArgument("not a data opcode".into()));
         }
+        self.check_not_fragmenting()?;
         let compressed;
         let (payload, rsv1) = match self.deflater.as_mut() {
-            Some(deflater) if data.len() >= self.compress_threshold => {
+            Some(deflater) if compress && data.len() >= self.compress_threshold => {
                 let mut buf = Vec::new();
                 deflater.compress(data, &mut buf)?;
                 compressed = buf;
@@ -224,6 +267,74 @@ impl Writer {
             let mask = self.mask()?;
             encode_frame(out, op, i + 1 == count, rsv, piece, mask);
         }
+        Ok(())
+    }
+
+    /// Encode one fragment of a message sent in fragments and append its frame to `out`.
+    ///
+    /// `opcode` is [`Opcode::Text`] or [`Opcode::Binary`] for the first fragment, which
+    /// starts the message, and [`Opcode::Continuation`] for every later one; `fin` ends the
+    /// message. Each frame is masked with a new key on the client side. Any fragment may be
+    /// empty.
+    ///
+    /// Compression is decided on the first fragment: the message is compressed when the
+    /// writer has a deflater, `compress` is true and either more fragments follow (the size
+    /// of the message is unknown, so `compress_threshold` does not apply) or the fragment is
+    /// also the last and at least `compress_threshold` bytes long (a whole message, as
+    /// [`encode_message`](Self::encode_message) would decide). `compress` is ignored on
+    /// later fragments. A compressed message has RSV1 on its first frame only (RFC 7692
+    /// §6.1) and its fragments carry the parts of one DEFLATE stream
+    /// ([`Deflater::compress_fragment`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a control opcode, a first fragment while a message is
+    /// in progress, or a continuation without one. The writer is unchanged then. After a
+    /// compression error the message cannot be completed.
+    pub fn encode_fragment(
+        &mut self,
+        opcode: Opcode,
+        data: &[u8],
+        fin: bool,
+        compress: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let compressed = match (opcode, self.fragmented) {
+            (Opcode::Text | Opcode::Binary, None) => {
+                compress
+                    && self.deflater.is_some()
+                    && (!fin || data.len() >= self.compress_threshold)
+            }
+            (Opcode::Continuation, Some(compressed)) => compressed,
+            (Opcode::Text | Opcode::Binary, Some(_)) => return self.check_not_fragmenting(),
+            (Opcode::Continuation, None) => {
+                return Err(Error::InvalidArgument(
+                    "no fragmented message is in progress, expected a first fragment".into(),
+                ))
+            }
+            _ => return Err(Error::InvalidArgument("not a data opcode".into())),
+        };
+        // The key first: once the compressor has taken the data, nothing may fail.
+        let mask = self.mask()?;
+        let deflater = if compressed {
+            self.deflater.as_mut()
+        } else {
+            None
+        };
+        let mut buf = Vec::new();
+        let payload = match deflater {
+            Some(deflater) => {
+                deflater.compress_fragment(data, fin, &mut buf)?;
+                &buf[..]
+            }
+            None => data,
+        };
+        // RFC 7692 §6.1: RSV1, the "Per-Message Compressed" bit, on the first frame of a
+        // compressed message only, never on its continuation frames.
+        let rsv1 = compressed && opcode != Opcode::Continuation;
+        out.reserve(frame_len(payload.len(), self.client));
+        encode_frame(out, opcode, fin, rsv1, payload, mask);
+        self.fragmented = if fin { None } else { Some(compressed) };
         Ok(())
     }
 
@@ -300,14 +411,14 @@ mod tests {
         let mut w = Writer::new(false, Some(Deflater::new(6, 15, false).unwrap()), 0);
         assert!(!w.is_client() && !w.deflater_allocated());
         let mut out = Vec::new();
-        w.encode_message(Opcode::Text, b"Hello", 0, &mut out)
+        w.encode_message(Opcode::Text, b"Hello", 0, true, &mut out)
             .unwrap();
         assert!(w.deflater_allocated());
         assert!(w.compact());
         assert!(!w.deflater_allocated() && !w.compact());
         // Context survives: the second "Hello" is the RFC 7692 §7.2.3.2 back-reference.
         out.clear();
-        w.encode_message(Opcode::Text, b"Hello", 0, &mut out)
+        w.encode_message(Opcode::Text, b"Hello", 0, true, &mut out)
             .unwrap();
         assert_eq!(out, [0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00]);
     }
@@ -317,7 +428,7 @@ mod tests {
         assert_eq!(Writer::new(false, None, 0).compact_bytes(), 0);
         let mut w = Writer::new(false, Some(Deflater::new(6, 15, false).unwrap()), 0);
         assert_eq!(w.compact_bytes(), 0, "no state allocated yet");
-        w.encode_message(Opcode::Text, b"Hello", 0, &mut Vec::new())
+        w.encode_message(Opcode::Text, b"Hello", 0, true, &mut Vec::new())
             .unwrap();
         assert_eq!(w.compact_bytes(), COMPRESSOR_STATE_SIZE);
         assert_eq!(w.compact_bytes(), 0, "freed already");
@@ -336,12 +447,14 @@ mod tests {
         let mut w = Writer::new(false, None, 0);
         let mut buf = [0u8; 7];
         for opcode in [Opcode::Ping, Opcode::Close, Opcode::Continuation] {
-            assert!(w.write_message_into(&mut buf, opcode, b"Hello").is_err());
             assert!(w
-                .encode_message(opcode, b"Hello", 0, &mut Vec::new())
+                .write_message_into(&mut buf, opcode, b"Hello", true)
+                .is_err());
+            assert!(w
+                .encode_message(opcode, b"Hello", 0, true, &mut Vec::new())
                 .is_err());
         }
-        w.write_message_into(&mut buf, Opcode::Text, b"Hello")
+        w.write_message_into(&mut buf, Opcode::Text, b"Hello", true)
             .unwrap();
         assert_eq!(&buf[..2], [0x81, 0x05]);
     }
@@ -353,20 +466,20 @@ mod tests {
             let data = vec![7u8; len];
             let mut frame = Vec::new();
             Writer::new(false, None, 0)
-                .encode_message(Opcode::Binary, &data, 0, &mut frame)
+                .encode_message(Opcode::Binary, &data, 0, true, &mut frame)
                 .unwrap();
-            let mut split = server.plain_header(Opcode::Binary, len).unwrap();
+            let mut split = server.plain_header(Opcode::Binary, len, true).unwrap();
             split.extend_from_slice(&data);
             assert_eq!(split, frame, "{len}");
         }
         // A client masks; a compressing writer compresses; control frames are not messages.
         assert!(Writer::new(true, None, 0)
-            .plain_header(Opcode::Binary, 10)
+            .plain_header(Opcode::Binary, 10, true)
             .is_none());
         let deflating = Writer::new(false, Some(Deflater::new(6, 15, false).unwrap()), 100);
-        assert!(deflating.plain_header(Opcode::Text, 100).is_none());
-        assert!(deflating.plain_header(Opcode::Text, 99).is_some());
-        assert!(server.plain_header(Opcode::Ping, 1).is_none());
+        assert!(deflating.plain_header(Opcode::Text, 100, true).is_none());
+        assert!(deflating.plain_header(Opcode::Text, 99, true).is_some());
+        assert!(server.plain_header(Opcode::Ping, 1, true).is_none());
     }
 
     #[test]
@@ -390,7 +503,7 @@ mod tests {
     fn client_frames_are_masked_and_round_trip() {
         let mut w = Writer::new(true, None, 0);
         let mut out = Vec::new();
-        w.encode_message(Opcode::Text, "héllo".as_bytes(), 0, &mut out)
+        w.encode_message(Opcode::Text, "héllo".as_bytes(), 0, true, &mut out)
             .unwrap();
         assert_eq!(out[1] & 0x80, 0x80);
         assert_eq!(
@@ -412,7 +525,7 @@ mod tests {
             let deflater = compress.then(|| Deflater::new(6, 15, false).unwrap());
             let mut w = Writer::new(false, deflater, 0);
             let mut out = Vec::new();
-            w.encode_message(Opcode::Binary, &data, frag, &mut out)
+            w.encode_message(Opcode::Binary, &data, frag, true, &mut out)
                 .unwrap();
             assert_eq!(out[0] & 0x40 != 0, compress, "RSV1");
             assert_eq!(
@@ -428,16 +541,16 @@ mod tests {
         assert!(!w.compresses(99));
         assert!(w.compresses(100));
         let mut out = Vec::new();
-        w.encode_message(Opcode::Binary, &[1; 99], 0, &mut out)
+        w.encode_message(Opcode::Binary, &[1; 99], 0, true, &mut out)
             .unwrap();
         assert_eq!(out[0], 0x82);
         let mut buf = vec![0; w.plain_frame_len(99)];
-        w.write_message_into(&mut buf, Opcode::Binary, &[1; 99])
+        w.write_message_into(&mut buf, Opcode::Binary, &[1; 99], true)
             .unwrap();
         assert_eq!(buf, out);
         let mut buf = vec![0; w.plain_frame_len(100)];
         assert!(w
-            .write_message_into(&mut buf, Opcode::Binary, &[1; 100])
+            .write_message_into(&mut buf, Opcode::Binary, &[1; 100], true)
             .is_err());
     }
 
@@ -454,7 +567,9 @@ mod tests {
         assert!(w
             .encode_frame(Opcode::Ping, b"", false, false, &mut out)
             .is_err());
-        assert!(w.encode_message(Opcode::Ping, b"", 0, &mut out).is_err());
+        assert!(w
+            .encode_message(Opcode::Ping, b"", 0, true, &mut out)
+            .is_err());
         let events = read_all(false, &out, false);
         assert_eq!(
             events,
@@ -467,5 +582,299 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// The frames in `bytes`, each as its header and unmasked payload.
+    fn frames(bytes: &[u8]) -> Vec<(crate::frames::FrameHeader, Vec<u8>)> {
+        let mut frames = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let (header, len) = crate::frames::parse_header(rest).unwrap().unwrap();
+            let end = len + usize::try_from(header.payload_len).unwrap();
+            let mut payload = rest[len..end].to_vec();
+            if let Some(key) = header.mask {
+                crate::mask::apply_mask(&mut payload, key, 0);
+            }
+            frames.push((header, payload));
+            rest = &rest[end..];
+        }
+        frames
+    }
+
+    fn writer(client: bool, deflate: Option<bool>, threshold: usize) -> Writer {
+        let deflater = deflate.map(|nct| Deflater::new(6, 15, nct).unwrap());
+        Writer::new(client, deflater, threshold)
+    }
+
+    fn reader(client: bool, deflate: Option<bool>) -> Reader {
+        let inflater = deflate.map(|nct| crate::deflate::Inflater::new(15, nct).unwrap());
+        Reader::new(client, None, inflater)
+    }
+
+    /// Stream `pieces` as one message: first fragment, continuations, FIN on the last.
+    fn stream(w: &mut Writer, opcode: Opcode, pieces: &[&[u8]], compress: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, piece) in pieces.iter().enumerate() {
+            let op = if i == 0 { opcode } else { Opcode::Continuation };
+            w.encode_fragment(op, piece, i + 1 == pieces.len(), compress, &mut out)
+                .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn fragments_round_trip_both_roles_with_and_without_deflate() {
+        let long = b"abcdefghij".repeat(500);
+        // As websockets 17 sends an iterable: the pieces, then an empty final continuation.
+        let messages: [&[&[u8]]; 5] = [
+            &[b"Hello", b", ", b"world", b""],
+            &[b"", b"", b""],
+            &[&long, &long, b"", &long[..7], b""],
+            &[b"single"],
+            &[b""],
+        ];
+        for client in [true, false] {
+            for deflate in [None, Some(false), Some(true)] {
+                let mut w = writer(client, deflate, 0);
+                let mut r = reader(!client, deflate);
+                for _ in 0..2 {
+                    for pieces in messages {
+                        assert!(!w.in_fragmented_message());
+                        let mut out = stream(&mut w, Opcode::Binary, pieces, true);
+                        let frames = frames(&out);
+                        assert_eq!(frames.len(), pieces.len());
+                        for (i, (header, _)) in frames.iter().enumerate() {
+                            let first = i == 0;
+                            let op = if first {
+                                Opcode::Binary
+                            } else {
+                                Opcode::Continuation
+                            };
+                            assert_eq!(header.opcode, op);
+                            assert_eq!(header.fin, i + 1 == pieces.len());
+                            assert_eq!(header.rsv1, first && deflate.is_some());
+                            assert_eq!(header.mask.is_some(), client);
+                        }
+                        let mut events = Vec::new();
+                        r.feed(&out, &mut events).unwrap();
+                        assert_eq!(events, vec![Event::Binary(pieces.concat())]);
+                        // Whole messages between streamed ones share the same stream.
+                        out.clear();
+                        w.encode_message(Opcode::Text, b"between", 0, true, &mut out)
+                            .unwrap();
+                        events.clear();
+                        r.feed(&out, &mut events).unwrap();
+                        assert_eq!(events, vec![Event::Text("between".into())]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn text_split_inside_a_code_point() {
+        let text = "héllo €𝄞";
+        let bytes = text.as_bytes();
+        for deflate in [None, Some(false), Some(true)] {
+            let mut w = writer(true, deflate, 0);
+            let mut r = reader(false, deflate);
+            for cut in 0..=bytes.len() {
+                let out = stream(
+                    &mut w,
+                    Opcode::Text,
+                    &[&bytes[..cut], &bytes[cut..], b""],
+                    true,
+                );
+                let mut events = Vec::new();
+                r.feed(&out, &mut events).unwrap();
+                assert_eq!(events, vec![Event::Text(text.into())], "{cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn compression_of_a_stream_is_decided_on_its_first_fragment() {
+        let mut w = writer(false, Some(false), 100);
+        // A first fragment that is also the last is a whole message: the threshold applies.
+        let small = stream(&mut w, Opcode::Binary, &[b"tiny"], true);
+        assert_eq!(small, [0x82, 0x04, b't', b'i', b'n', b'y']);
+        let big = stream(&mut w, Opcode::Binary, &[&[b'x'; 100]], true);
+        assert_eq!(big[0], 0xc2);
+        // More fragments to come: the size is unknown, so the message is compressed.
+        let streamed = frames(&stream(&mut w, Opcode::Binary, &[b"a", b"b", b""], true));
+        assert!(streamed[0].0.rsv1);
+        // compress=false on the first fragment: none is compressed, whatever comes later.
+        let mut out = Vec::new();
+        w.encode_fragment(Opcode::Binary, &[1; 200], false, false, &mut out)
+            .unwrap();
+        w.encode_fragment(Opcode::Continuation, &[2; 200], true, true, &mut out)
+            .unwrap();
+        let frames = frames(&out);
+        assert!(!frames[0].0.rsv1 && !frames[1].0.rsv1);
+        assert_eq!(frames[1].1, [2; 200]);
+        // Without a deflater nothing is compressed.
+        let plain = stream(
+            &mut writer(false, None, 0),
+            Opcode::Binary,
+            &[b"a", b""],
+            true,
+        );
+        assert_eq!(plain, [0x02, 0x01, b'a', 0x80, 0x00]);
+    }
+
+    #[test]
+    fn uncompressed_messages_leave_the_compressor_alone() {
+        for nct in [false, true] {
+            // The same compressed messages with and without uncompressed ones between: the
+            // compressed bytes are identical, so the compressor never saw the others.
+            let mut with = writer(true, Some(nct), 0);
+            let mut without = writer(true, Some(nct), 0);
+            let mut r = reader(false, Some(nct));
+            for round in 0..3 {
+                let data = format!("message {round} message {round}");
+                let a = stream(&mut with, Opcode::Text, &[data.as_bytes(), b"!", b""], true);
+                let b = stream(
+                    &mut without,
+                    Opcode::Text,
+                    &[data.as_bytes(), b"!", b""],
+                    true,
+                );
+                let payloads = |bytes: &[u8]| -> Vec<Vec<u8>> {
+                    frames(bytes).into_iter().map(|(_, p)| p).collect()
+                };
+                assert_eq!(payloads(&a), payloads(&b));
+                let mut events = Vec::new();
+                r.feed(&a, &mut events).unwrap();
+                let mut plain = Vec::new();
+                with.encode_message(Opcode::Text, data.as_bytes(), 0, false, &mut plain)
+                    .unwrap();
+                with.encode_message(Opcode::Binary, &[7; 300], 100, false, &mut plain)
+                    .unwrap();
+                let mut buf = vec![0; with.plain_frame_len(5)];
+                with.write_message_into(&mut buf, Opcode::Binary, b"bytes", false)
+                    .unwrap();
+                plain.extend_from_slice(&buf);
+                plain.extend(stream(&mut with, Opcode::Binary, &[b"x", b""], false));
+                assert!(frames(&plain).iter().all(|(h, _)| !h.rsv1));
+                r.feed(&plain, &mut events).unwrap();
+                assert_eq!(
+                    events,
+                    vec![
+                        Event::Text(format!("{data}!")),
+                        Event::Text(data.clone()),
+                        Event::Binary(vec![7; 300]),
+                        Event::Binary(b"bytes".to_vec()),
+                        Event::Binary(b"x".to_vec()),
+                    ]
+                );
+            }
+        }
+        let deflating = writer(false, Some(false), 0);
+        assert!(deflating.plain_header(Opcode::Binary, 10, true).is_none());
+        assert!(deflating.plain_header(Opcode::Binary, 10, false).is_some());
+    }
+
+    #[test]
+    fn fragments_in_the_wrong_order_are_refused() {
+        let mut w = writer(false, Some(false), 0);
+        let mut out = Vec::new();
+        assert!(w
+            .encode_fragment(Opcode::Continuation, b"x", true, true, &mut out)
+            .is_err());
+        assert!(w
+            .encode_fragment(Opcode::Ping, b"x", true, true, &mut out)
+            .is_err());
+        w.encode_fragment(Opcode::Text, b"x", false, true, &mut out)
+            .unwrap();
+        assert!(w.in_fragmented_message());
+        let before = out.len();
+        assert!(w
+            .encode_fragment(Opcode::Binary, b"y", true, true, &mut out)
+            .is_err());
+        assert!(w
+            .encode_message(Opcode::Binary, b"y", 0, true, &mut out)
+            .is_err());
+        let mut buf = vec![0; w.plain_frame_len(1)];
+        assert!(w
+            .write_message_into(&mut buf, Opcode::Binary, b"y", false)
+            .is_err());
+        assert!(w.plain_header(Opcode::Binary, 1, false).is_none());
+        assert_eq!(out.len(), before, "nothing written");
+        // Control frames may come between fragments (RFC 6455 §5.4).
+        w.encode_control(Opcode::Ping, b"p", &mut out).unwrap();
+        // Compacting between fragments is safe.
+        assert!(w.compact());
+        w.encode_fragment(Opcode::Continuation, b"x", true, true, &mut out)
+            .unwrap();
+        assert!(!w.in_fragmented_message());
+        assert_eq!(
+            read_all(true, &out, true),
+            vec![Event::Ping(b"p".to_vec()), Event::Text("xx".into())]
+        );
+    }
+
+    mod reference {
+        use super::*;
+        use flate2::{Decompress, FlushDecompress};
+        use proptest::prelude::*;
+
+        /// Inflate `input` with flate2 to the end of what it holds.
+        fn inflate(d: &mut Decompress, input: &[u8]) -> Vec<u8> {
+            let mut out = Vec::with_capacity(input.len() * 4 + 1024);
+            let mut rest = input;
+            loop {
+                out.reserve(1 << 16);
+                let before = d.total_in();
+                d.decompress_vec(rest, &mut out, FlushDecompress::Sync)
+                    .unwrap();
+                let used = usize::try_from(d.total_in() - before).unwrap();
+                rest = &rest[used..];
+                if rest.is_empty() && out.len() < out.capacity() {
+                    return out;
+                }
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            /// Messages streamed in random fragments: the payloads are one raw DEFLATE stream
+            /// per message (continuing across messages with context takeover) that flate2
+            /// inflates fragment by fragment, each fragment giving all of its data at once.
+            #[test]
+            fn fragments_are_one_flushed_deflate_stream(
+                client in any::<bool>(),
+                no_context_takeover in any::<bool>(),
+                messages in prop::collection::vec(
+                    prop::collection::vec(
+                        prop::collection::vec(prop::sample::select(b"ab \x00\xff".to_vec()), 0..600),
+                        1..6,
+                    ),
+                    1..5,
+                ),
+            ) {
+                let mut w = writer(client, Some(no_context_takeover), 0);
+                let mut d = Decompress::new_with_window_bits(false, 15);
+                for pieces in &messages {
+                    let pieces: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+                    let out = stream(&mut w, Opcode::Binary, &pieces, true);
+                    if no_context_takeover {
+                        d.reset(false);
+                    }
+                    let frames = frames(&out);
+                    prop_assert_eq!(frames.len(), pieces.len());
+                    for (i, ((header, payload), data)) in frames.iter().zip(&pieces).enumerate() {
+                        prop_assert_eq!(header.rsv1, i == 0);
+                        let mut payload = payload.clone();
+                        if header.fin {
+                            payload.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+                        } else {
+                            prop_assert!(payload.is_empty() || payload.ends_with(&[0x00, 0x00, 0xff, 0xff]));
+                        }
+                        prop_assert_eq!(&inflate(&mut d, &payload), data);
+                    }
+                }
+            }
+        }
     }
 }

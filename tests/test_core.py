@@ -1339,6 +1339,191 @@ def test_deflate_large_incompressible_message() -> None:
     assert reader.feed(writer.message(data, fragment_size=70_000)) == [data]
 
 
+# --------------------------------------------------------------------------------------------
+# Writer.fragment: a message streamed one fragment at a time, and compress=False
+
+
+def stream_fragments(
+    writer: Writer,
+    pieces: Sequence[str | bytes],
+    *,
+    text: bool | None = None,
+    compress: bool = True,
+) -> list[bytes]:
+    """Frames of ``pieces`` sent as websockets 17 sends an iterable: each piece with
+    ``fin=False``, then an empty final continuation."""
+    frames = [
+        writer.fragment(piece, first=i == 0, fin=False, text=text, compress=compress)
+        for i, piece in enumerate(pieces)
+    ]
+    frames.append(writer.fragment(b"", first=False, fin=True))
+    return frames
+
+
+@pytest.mark.parametrize("is_client", [True, False])
+@pytest.mark.parametrize("deflate", [False, True])
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_writer_fragment_round_trip(
+    is_client: bool, deflate: bool, no_context_takeover: bool
+) -> None:
+    settings = {"deflate": deflate, "no_context_takeover": no_context_takeover}
+    writer = Writer(client=is_client, **settings)
+    reader = Reader(client=not is_client, max_size=None, **settings)
+    text = "caf\u00e9 \u20ac\U0001d11e " * 50
+    utf8 = text.encode()
+    # Pieces cut inside multi-byte sequences: the reader validates as the bytes come.
+    cuts = [0, 4, 5, 13, 14, 15, len(utf8) - 2, len(utf8)]
+    split = [utf8[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    big = bytes(range(256)) * 400
+    for _ in range(2):
+        assert not writer.in_message
+        frames = stream_fragments(writer, split, text=True)
+        headers = [ref.parse_header(frame) for frame in frames]
+        assert [(h.opcode, h.fin, h.rsv1) for h in headers if h is not None] == [
+            (0x1, False, deflate)
+        ] + [(0x0, False, False)] * (len(split) - 1) + [(0x0, True, False)]
+        assert all(frame[1] & 0x80 == (0x80 if is_client else 0) for frame in frames)
+        events: list[Event] = []
+        for frame in frames:
+            events.extend(reader.feed(frame))
+        assert events == [text]
+        assert reader.feed(b"".join(stream_fragments(writer, [big, b"", big[:1000]]))) == [
+            big + big[:1000]
+        ]
+        assert reader.feed(b"".join(stream_fragments(writer, ["abc", "d"], text=False))) == [
+            b"abcd"
+        ]
+        assert reader.feed(writer.message("between")) == ["between"]
+        # A single fragment that is the whole message, and control frames in between.
+        assert reader.feed(writer.fragment("one", first=True, fin=True)) == ["one"]
+        stream = writer.fragment(b"x", first=True, fin=False) + writer.ping(b"p")
+        stream += writer.fragment(b"y", first=False, fin=True)
+        assert reader.feed(stream) == [Ping(b"p"), b"xy"]
+
+
+def test_writer_fragment_order_and_types() -> None:
+    writer = Writer(client=False, deflate=True)
+    with pytest.raises(ValueError, match="no fragmented message is in progress"):
+        writer.fragment(b"x", first=False, fin=True)
+    writer.fragment("x", first=True, fin=False)
+    assert writer.in_message
+    with pytest.raises(ValueError, match="a fragmented message is in progress"):
+        writer.fragment(b"y", first=True, fin=True)
+    with pytest.raises(ValueError, match="a fragmented message is in progress"):
+        writer.message(b"y")
+    with pytest.raises(ValueError, match="a fragmented message is in progress"):
+        writer.message_buffer(b"y", compress=False)
+    assert writer.binary_header(1, compress=False) is None
+    with pytest.raises(TypeError):
+        writer.fragment(3, first=False, fin=True)  # type: ignore[arg-type]
+    assert writer.in_message
+    # Bytes-like continuations of a text message (websockets checks uniform types itself).
+    frame = writer.fragment(memoryview(b"yz"), first=False, fin=True)
+    assert not writer.in_message
+    assert ref.parse_header(frame) is not None
+    assert client(deflate=True).feed(writer.fragment(b"\xff", first=True, fin=True)) == [b"\xff"]
+
+
+def test_writer_fragment_compression_threshold() -> None:
+    # The first fragment decides: a whole message below the threshold is not compressed; a
+    # message in several fragments is, whatever their size.
+    writer = Writer(client=False, deflate=True, compress_threshold=100)
+    assert writer.fragment(b"tiny", first=True, fin=True) == sframe(0x2, b"tiny")
+    assert writer.fragment(bytes(100), first=True, fin=True)[0] == 0xC2
+    first = writer.fragment(b"a", first=True, fin=False)
+    assert first[0] == 0x42
+    # RFC 7692 7.2.1: a non-final fragment ends with the whole sync flush.
+    assert first.endswith(b"\x00\x00\xff\xff")
+    writer.fragment(b"", first=False, fin=True)
+    plain = writer.fragment(bytes(500), first=True, fin=False, compress=False)
+    assert plain == sframe(0x2, bytes(500), fin=False)
+    assert writer.fragment(b"b", first=False, fin=True, compress=True) == sframe(0x0, b"b")
+
+
+def payload(frame: bytes) -> bytes:
+    """The unmasked payload of the single frame ``frame``."""
+    header = ref.parse_header(frame)
+    assert header is not None and len(frame) == header.header_len + header.length
+    data = frame[header.header_len :]
+    return data if header.key is None else ref.mask(data, header.key)
+
+
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_writer_compress_false(no_context_takeover: bool) -> None:
+    """websockets issue 538: a message sent uncompressed has RSV1 clear and leaves the
+    compressor alone, so the compressed messages around it decode."""
+    settings = {"deflate": True, "no_context_takeover": no_context_takeover}
+    writer = Writer(client=True, **settings)
+    twin = Writer(client=True, **settings)
+    reader = Reader(client=False, **settings)
+    for i in range(3):
+        message = f"message {i} " * 20
+        compressed = writer.message(message)
+        header = ref.parse_header(compressed)
+        assert header is not None and header.rsv1
+        # The same compressed payload as a writer that never sent the others.
+        assert payload(compressed) == payload(twin.message(message))
+        plain = [
+            writer.message(message, compress=False),
+            writer.message(message.encode(), compress=False, fragment_size=7),
+            bytes(writer.message_buffer(b"buffer", compress=False) or b""),
+            b"".join(stream_fragments(writer, [b"s", b"t"], compress=False)),
+        ]
+        for frame in plain:
+            assert not frame[0] & 0x40
+        assert reader.feed(compressed + b"".join(plain)) == [
+            message,
+            message,
+            message.encode(),
+            b"buffer",
+            b"st",
+        ]
+    server_writer = Writer(client=False, deflate=True)
+    assert server_writer.binary_header(10) is None
+    assert server_writer.binary_header(10, compress=False) == bytes.fromhex("820a")
+
+
+@pytest.mark.parametrize("is_client", [True, False])
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_writer_fragment_interop_websockets(is_client: bool, no_context_takeover: bool) -> None:
+    """websockets' own Sans-I/O protocol with its PerMessageDeflate decodes the fragments."""
+    from websockets.extensions.permessage_deflate import PerMessageDeflate
+    from websockets.frames import Frame, Opcode
+    from websockets.protocol import Protocol, Side
+
+    peer = Protocol(Side.SERVER if is_client else Side.CLIENT, max_size=None)
+    peer.extensions = [PerMessageDeflate(no_context_takeover, False, 15, 15)]
+    writer = Writer(client=is_client, deflate=True, no_context_takeover=no_context_takeover)
+
+    def received(data: bytes) -> list[tuple[Opcode, bytes]]:
+        peer.receive_data(data)
+        messages: list[tuple[Opcode, bytes]] = []
+        opcode, parts = Opcode.CONT, list[bytes]()
+        for frame in peer.events_received():
+            assert isinstance(frame, Frame) and not frame.rsv1, "decoded"
+            if frame.opcode is not Opcode.CONT:
+                opcode, parts = frame.opcode, []
+            parts.append(bytes(frame.data))
+            if frame.fin:
+                messages.append((opcode, b"".join(parts)))
+        return messages
+
+    text = "h\u00e9llo w\u00f6rld " * 300
+    utf8 = text.encode()
+    for _ in range(3):
+        pieces = [utf8[:1], utf8[1:2], utf8[2:5000], b"", utf8[5000:]]
+        stream = b"".join(stream_fragments(writer, pieces, text=True))
+        assert stream[0] == 0x41, "compressed text, FIN clear"
+        assert received(stream) == [(Opcode.TEXT, utf8)]
+        stream = writer.message(b"whole") + writer.message(b"plain", compress=False)
+        assert received(stream) == [(Opcode.BINARY, b"whole"), (Opcode.BINARY, b"plain")]
+        stream = b"".join(stream_fragments(writer, [b"plain", b" stream"], compress=False))
+        assert received(stream) == [(Opcode.BINARY, b"plain stream")]
+        assert received(writer.fragment(b"only", first=True, fin=True)) == [
+            (Opcode.BINARY, b"only")
+        ]
+
+
 def test_writer_rejects_lone_surrogates() -> None:
     writer = Writer(client=False)
     with pytest.raises(UnicodeEncodeError):

@@ -179,6 +179,12 @@ class Writer:
         level: zlib compression level, 0 to 9.
         mem_level: zlib memory level, 1 to 9: sizes the compressor's buffers.
         compress_threshold: Data messages shorter than this are sent uncompressed.
+
+    Any message may be sent uncompressed with ``compress=False`` even when permessage-deflate
+    is on (`RFC 7692 section 6`_ lets each message choose): RSV1 is clear and the compressor
+    is untouched, so the compressed messages around it decode as if it were not there.
+
+    .. _RFC 7692 section 6: https://datatracker.ietf.org/doc/html/rfc7692#section-6
     """
 
     def __new__(
@@ -192,12 +198,73 @@ class Writer:
         mem_level: int = 8,
         compress_threshold: int = 0,
     ) -> Writer: ...
-    def message(self, data: str | Buffer, *, fragment_size: int = 0) -> bytes:
+    def message(
+        self, data: str | Buffer, *, fragment_size: int = 0, compress: bool = True
+    ) -> bytes:
         """Encode a data message: ``str`` as text, bytes-like as binary.
 
         ``fragment_size`` splits the (compressed) payload into frames of at most that many
         bytes; 0 sends a single frame. All frames are returned in one ``bytes``.
+        ``compress=False`` sends the message uncompressed whatever its size.
+
+        Raises ``ValueError`` while a message sent with :meth:`fragment` is in progress.
         """
+    def fragment(
+        self,
+        data: str | Buffer,
+        *,
+        first: bool,
+        fin: bool,
+        text: bool | None = None,
+        compress: bool = True,
+    ) -> bytes:
+        """Encode one fragment of a message sent in fragments, as one frame.
+
+        For a message whose data comes in pieces, such as ``send()`` of an iterable in
+        websockets, which sends each piece with ``fin=False`` and then an empty final
+        fragment. Call it with ``first=True`` for the first fragment, then ``first=False``
+        for each next one, and ``fin=True`` on the last; any fragment may be empty. Control
+        frames (:meth:`ping`, :meth:`pong`, :meth:`close`) may be sent between fragments;
+        other messages may not.
+
+        The first frame is a Text_ frame for ``str`` data and a Binary_ frame for bytes-like
+        data, unless ``text`` says otherwise (bytes-like data with ``text=True`` must be
+        UTF-8; it is not checked). Later frames are Continuation_ frames, whatever their data
+        type: ``text`` is ignored there. On the client side each frame is masked with a new
+        key.
+
+        Compression (permessage-deflate) is decided on the first fragment, for the whole
+        message: it is compressed unless ``compress=False``, or the first fragment is also
+        the last (a whole message) and shorter than ``compress_threshold``. A message in
+        several fragments is compressed whatever their size, which is not known in advance;
+        ``compress`` is ignored on later fragments. The fragments of a compressed message
+        carry consecutive parts of one DEFLATE stream, each flushed so that the peer can
+        decompress it at once (`RFC 7692 section 7.2.1`_); RSV1 is set on the first frame
+        only, and the message ends for context takeover on the ``fin`` fragment.
+
+        Args:
+            data: The fragment's data: ``str`` (sent as its UTF-8) or bytes-like.
+            first: Whether this fragment starts the message.
+            fin: Whether this fragment ends the message.
+            text: On the first fragment, send a Text_ (``True``) or Binary_ (``False``)
+                frame whatever the type of ``data``; ``None`` follows the type.
+            compress: On the first fragment, ``False`` sends the message uncompressed.
+
+        Returns:
+            The bytes of the fragment's frame.
+
+        Raises:
+            ValueError: For ``first=True`` while a message is in progress, or
+                ``first=False`` without one; nothing is encoded then.
+
+        .. _Text: https://datatracker.ietf.org/doc/html/rfc6455#section-5.6
+        .. _Binary: https://datatracker.ietf.org/doc/html/rfc6455#section-5.6
+        .. _Continuation: https://datatracker.ietf.org/doc/html/rfc6455#section-5.4
+        .. _RFC 7692 section 7.2.1: https://datatracker.ietf.org/doc/html/rfc7692#section-7.2.1
+        """
+    @property
+    def in_message(self) -> bool:
+        """Whether a message sent with :meth:`fragment` has started and not ended."""
     def ping(self, data: str | Buffer | None = None) -> bytes:
         """Encode a ping; raises ``ValueError`` over 125 bytes."""
     def pong(self, data: str | Buffer | None = None) -> bytes:
@@ -206,13 +273,17 @@ class Writer:
         """Encode a close frame; ``ValueError`` for a code that may not be sent."""
     def frame(self, opcode: int, data: Buffer, *, fin: bool = True, rsv1: bool = False) -> bytes:
         """Encode one frame exactly as given (never compressed)."""
-    def binary_header(self, len: int) -> bytes | None:
+    def binary_header(self, len: int, *, compress: bool = True) -> bytes | None:
         """The header of a binary message of ``len`` bytes whose payload is written as it
-        is (server side, not compressed); ``None`` when it must be masked or compressed."""
-    def message_buffer(self, data: str | Buffer) -> bytearray | None:
+        is (server side, not compressed); ``None`` when it must be masked or compressed
+        (``compress=False``: it is sent uncompressed whatever its size), or while a message
+        sent with :meth:`fragment` is in progress."""
+    def message_buffer(self, data: str | Buffer, *, compress: bool = True) -> bytearray | None:
         """Encode a data message sent as one uncompressed frame into a ``bytearray`` that
         is reused for a later message once nothing else refers to it; ``None`` when the
-        message would be compressed (use :meth:`message`)."""
+        message would be compressed (use :meth:`message`), which ``compress=False`` rules
+        out. Raises ``ValueError`` while a message sent with :meth:`fragment` is in
+        progress."""
     def compact(self) -> int:
         """Free the kept send buffer and the compression state, keeping the window history
         from which the next compressed message rebuilds it; return the number of bytes

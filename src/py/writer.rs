@@ -60,34 +60,36 @@ impl Writer {
         })
     }
 
-    /// Encode a message: `str` as text, any bytes-like object as binary.
-    #[pyo3(signature = (data, *, fragment_size = 0))]
+    /// Encode a message: `str` as text, any bytes-like object as binary; `compress=False`
+    /// sends it uncompressed whatever its size.
+    #[pyo3(signature = (data, *, fragment_size = 0, compress = true))]
     fn message<'py>(
         &mut self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
         fragment_size: usize,
+        compress: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let (opcode, payload) = data_message(data)?;
         let inner = &mut self.inner;
         let big = payload.len() >= GIL_RELEASE_THRESHOLD;
-        if fragment_size == 0 && !inner.compresses(payload.len()) {
+        if fragment_size == 0 && !(compress && inner.compresses(payload.len())) {
             // One allocation: header and (masked) payload go straight into the `bytes`.
             let len = inner.plain_frame_len(payload.len());
             return PyBytes::new_with(py, len, |buf| {
                 let result = if big {
-                    py.detach(|| inner.write_message_into(buf, opcode, &payload))
+                    py.detach(|| inner.write_message_into(buf, opcode, &payload, compress))
                 } else {
-                    inner.write_message_into(buf, opcode, &payload)
+                    inner.write_message_into(buf, opcode, &payload, compress)
                 };
                 result.map_err(|e| to_pyerr(py, &e, Direction::Sent))
             });
         }
         let mut out = Vec::new();
         let result = if big {
-            py.detach(|| inner.encode_message(opcode, &payload, fragment_size, &mut out))
+            py.detach(|| inner.encode_message(opcode, &payload, fragment_size, compress, &mut out))
         } else {
-            inner.encode_message(opcode, &payload, fragment_size, &mut out)
+            inner.encode_message(opcode, &payload, fragment_size, compress, &mut out)
         };
         result.map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         Ok(PyBytes::new(py, &out))
@@ -95,18 +97,21 @@ impl Writer {
 
     /// Encode a message sent as one uncompressed frame into a `bytearray` that this writer
     /// reuses for the next message once nothing else refers to it (the transport has sent it
-    /// or copied it); `None` when the message would be compressed (use `message`).
+    /// or copied it); `None` when the message would be compressed (use `message`), which
+    /// `compress=False` rules out.
     ///
     /// For large messages: a client masks a 1 MiB message into the same memory every time
     /// instead of a new `bytes`, whose pages the C allocator may give back to the system and
     /// fault in again for the next message.
+    #[pyo3(signature = (data, *, compress = true))]
     fn message_buffer<'py>(
         &mut self,
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
+        compress: bool,
     ) -> PyResult<Option<Bound<'py, PyByteArray>>> {
         let (opcode, payload) = data_message(data)?;
-        if self.inner.compresses(payload.len()) {
+        if compress && self.inner.compresses(payload.len()) {
             return Ok(None);
         }
         let len = self.inner.plain_frame_len(payload.len());
@@ -127,15 +132,53 @@ impl Writer {
         // reference) can read, write or resize it while `out` lives, GIL released or not.
         let out = unsafe { buf.as_bytes_mut() };
         let result = if payload.len() >= GIL_RELEASE_THRESHOLD {
-            py.detach(|| inner.write_message_into(out, opcode, &payload))
+            py.detach(|| inner.write_message_into(out, opcode, &payload, compress))
         } else {
-            inner.write_message_into(out, opcode, &payload)
+            inner.write_message_into(out, opcode, &payload, compress)
         };
         result.map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         if writer::Writer::keeps_send_buffer(len) {
             self.send_buffer = Some(buf.clone().unbind());
         }
         Ok(Some(buf))
+    }
+
+    /// Encode one fragment of a message sent in fragments: the first (`first=True`) as text
+    /// or binary, from the type of `data` unless `text` says otherwise, the later ones as
+    /// continuations; `fin=True` on the last. Compression is decided on the first fragment
+    /// (see `writer::Writer::encode_fragment`).
+    #[pyo3(signature = (data, *, first, fin, text = None, compress = true))]
+    fn fragment<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        first: bool,
+        fin: bool,
+        text: Option<bool>,
+        compress: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (kind, payload) = data_message(data)?;
+        let opcode = match (first, text) {
+            (false, _) => Opcode::Continuation,
+            (true, None) => kind,
+            (true, Some(true)) => Opcode::Text,
+            (true, Some(false)) => Opcode::Binary,
+        };
+        let inner = &mut self.inner;
+        let mut out = Vec::new();
+        let result = if payload.len() >= GIL_RELEASE_THRESHOLD {
+            py.detach(|| inner.encode_fragment(opcode, &payload, fin, compress, &mut out))
+        } else {
+            inner.encode_fragment(opcode, &payload, fin, compress, &mut out)
+        };
+        result.map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    /// Whether a message sent with `fragment` has started and not ended.
+    #[getter]
+    fn in_message(&self) -> bool {
+        self.inner.in_fragmented_message()
     }
 
     /// Encode a ping with up to 125 bytes of application data.
@@ -195,10 +238,17 @@ impl Writer {
 
     /// The header of a binary message of `len` bytes sent as one frame that carries the
     /// payload as it is (server side, not compressed), or `None` when the message must be
-    /// masked or compressed: the caller then writes the header and its own payload.
-    fn binary_header<'py>(&self, py: Python<'py>, len: usize) -> Option<Bound<'py, PyBytes>> {
+    /// masked or compressed (`compress=False`: sent uncompressed whatever its size): the
+    /// caller then writes the header and its own payload.
+    #[pyo3(signature = (len, *, compress = true))]
+    fn binary_header<'py>(
+        &self,
+        py: Python<'py>,
+        len: usize,
+        compress: bool,
+    ) -> Option<Bound<'py, PyBytes>> {
         self.inner
-            .plain_header(Opcode::Binary, len)
+            .plain_header(Opcode::Binary, len, compress)
             .map(|header| PyBytes::new(py, &header))
     }
 

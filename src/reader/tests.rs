@@ -643,7 +643,7 @@ proptest! {
         let mut expected = Vec::new();
         for m in &msgs {
             let op = if m.text { Opcode::Text } else { Opcode::Binary };
-            writer.encode_message(op, &m.data, m.fragment, &mut stream).unwrap();
+            writer.encode_message(op, &m.data, m.fragment, true, &mut stream).unwrap();
             expected.push(if m.text {
                 Event::Text(String::from_utf8(m.data.clone()).unwrap())
             } else {
