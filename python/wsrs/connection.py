@@ -94,10 +94,10 @@ class Connection:
             writer_options.update(extension.writer_options())
         self._reader = _core.Reader(client=client, max_size=max_size, **reader_options)  # type: ignore[arg-type]
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
-        self.send_message: Callable[[str | bytes | bytearray | memoryview], bytes] = (
-            self._writer.message
-        )
-        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary.
+        self.send_message: Callable[..., bytes] = self._writer.message
+        """Return the frame(s) of a message: ``str`` as text, bytes-like as binary;
+        ``send_message(data, compress=False)`` sends it uncompressed even with
+        permessage-deflate.
 
         Raises ``InvalidState`` unless the connection is OPEN (report :attr:`close_exc` once
         TCP is closed) and ``TypeError`` when ``data`` is neither ``str`` nor bytes-like.
@@ -314,8 +314,31 @@ class Connection:
         if state is not State.OPEN:
             self.send_message = self._refuse_message
 
-    def _refuse_message(self, data: str | bytes | bytearray | memoryview) -> bytes:
+    def _refuse_message(self, data: object, **options: object) -> bytes:
         raise InvalidState(f"WebSocket connection is {self.state.name}")
+
+    def send_fragment(
+        self,
+        data: str | bytes | bytearray | memoryview,
+        *,
+        first: bool,
+        fin: bool,
+        text: bool | None = None,
+        compress: bool = True,
+    ) -> bytes:
+        """Return one frame of a message sent in fragments (RFC 6455 §5.4).
+
+        The first fragment is a text frame for ``str`` and a binary frame for bytes-like
+        data, unless ``text`` says otherwise; the next ones are continuation frames; the
+        one with ``fin`` ends the message. With permessage-deflate, the fragments are parts
+        of one compressed stream (unless ``compress`` is false on the first one).
+
+        Raises:
+            InvalidState: Unless the connection is OPEN.
+            ValueError: When ``first`` does not match whether a message is in progress.
+        """
+        self._check_open()
+        return self._writer.fragment(data, first=first, fin=fin, text=text, compress=compress)
 
     def send_message_buffer(self, data: str | bytes | bytearray | memoryview) -> bytearray | None:
         """Return a message encoded as one uncompressed frame in a ``bytearray`` that the

@@ -180,3 +180,142 @@ async def test_interop_with_websockets(
                 assert await client.recv() == message
             await client.close(1001, "done")
         assert client.close_code == 1001
+
+
+async def test_recv_streaming(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            await client.send("whole")
+            assert [f async for f in client.recv_streaming()] == ["whole"]
+            await client.send(b"bin")
+            assert [f async for f in client.recv_streaming(decode=True)] == ["bin"]
+
+
+async def test_send_rejects_what_is_not_a_message(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            with pytest.raises(TypeError):
+                await client.send({"a": 1})
+            with pytest.raises(TypeError):
+                await client.send(42)
+            await client.send([])  # an empty iterable sends nothing
+            await client.send("still open")
+            assert await client.recv() == "still open"
+            # A fragment of the wrong type leaves a message half sent: the connection fails.
+            with pytest.raises(TypeError):
+                await client.send([42])
+            await client.wait_closed()
+            assert client.state.name == "CLOSED"
+            if api is APIS["wsrs"]:
+                assert client.close_code == 1011
+
+
+async def test_mixed_fragments_fail_the_connection(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            with pytest.raises(TypeError):
+                await client.send(["text", b"bytes"])
+            await client.wait_closed()
+            assert client.state.name == "CLOSED"
+            if api is APIS["wsrs"]:
+                assert client.close_code == 1011
+
+
+async def test_other_sends_wait_for_a_fragmented_message(api: API) -> None:
+    release = asyncio.Event()
+
+    async def slow() -> AsyncIterator[str]:
+        yield "first "
+        await release.wait()
+        yield "second"
+
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            fragmented = asyncio.create_task(client.send(slow()))
+            await asyncio.sleep(10 * MS)
+            other = asyncio.create_task(client.send("after"))
+            await asyncio.sleep(10 * MS)
+            assert not other.done()
+            release.set()
+            await fragmented
+            await other
+            assert await client.recv() == "first second"
+            assert await client.recv() == "after"
+
+
+async def test_ping_pong_after_close_and_duplicate_ping(api: API) -> None:
+    async def silent(connection: ServerConnection) -> None:
+        await connection.wait_closed()
+
+    async with api.serve(silent, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server), ping_interval=None) as client:  # type: ignore[operator]
+            server_side = next(iter(server.connections))
+            server_side.transport.pause_reading()  # no pong comes back
+            await client.ping(b"same")
+            with pytest.raises(api.exceptions.ConcurrencyError):
+                await client.ping(b"same")
+            server_side.transport.resume_reading()
+        with pytest.raises(api.exceptions.ConnectionClosedOK):
+            await client.ping()
+        with pytest.raises(api.exceptions.ConnectionClosedOK):
+            await client.pong()
+        with pytest.raises(api.exceptions.ConnectionClosedOK):
+            await client.send("late")
+        await client.close()  # idempotent
+
+
+async def test_context_manager_closes_with_1011_on_error(api: API) -> None:
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        with pytest.raises(RuntimeError):
+            async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+                raise RuntimeError("boom")
+        assert client.close_code == 1011
+
+
+async def test_limits_as_pairs_and_no_close_timeout() -> None:
+    async with wsrs.asyncio.server.serve(
+        echo, "127.0.0.1", 0, max_queue=(4, 1), write_limit=(1024, 256), max_size=(1000, 100)
+    ) as server:
+        async with wsrs.asyncio.client.connect(
+            uri_of(server), close_timeout=None, max_queue=None
+        ) as client:
+            assert client.max_queue == 0
+            with pytest.raises(wsrs.exceptions.ConnectionClosedError):
+                await client.send("x" * 1001)
+                await client.recv()
+            assert client.close_code == 1009
+            assert client.id.version == 4 and client.logger.name == "wsrs.client"
+
+
+async def test_compress_false_sends_one_message_uncompressed() -> None:
+    async with wsrs.asyncio.server.serve(echo, "127.0.0.1", 0) as server:
+        async with wsrs.asyncio.client.connect(uri_of(server)) as client:
+            assert client.extensions
+            transport = client.transport
+            assert transport is not None
+            written: list[bytes] = []
+            write = transport.write
+
+            def recording(data: bytes) -> None:
+                written.append(bytes(data))
+                write(data)
+
+            transport.write = recording  # type: ignore[method-assign,assignment]
+            text = "compressible " * 100
+            # Each in its own loop iteration, so that each is written alone.
+            await client.send(text, compress=False)
+            await asyncio.sleep(0)
+            await client.send(text)
+            await asyncio.sleep(0)
+            await client.send(["frag", "ments"], compress=False)
+            await asyncio.sleep(0)
+            await client.send(b"\xce\xb1" * 10, text=True, compress=False)
+            await asyncio.sleep(0)
+            transport.write = write  # type: ignore[method-assign]
+            assert written[0][0] & 0x40 == 0 and len(written[0]) > len(text)  # no RSV1
+            assert written[1][0] & 0x40 and len(written[1]) < len(text) // 4
+            assert written[2][0] & 0x40 == 0
+            assert await client.recv() == text
+            assert await client.recv() == text
+            assert await client.recv() == "fragments"
+            assert await client.recv() == "α" * 10

@@ -197,6 +197,7 @@ async def test_broadcast_encodes_once_and_skips_slow_readers() -> None:
         slow.transport.get_write_buffer_size = lambda: slow.write_limit + 1  # type: ignore[method-assign]
         assert broadcast(server.connections, b"more") == 1
         slow.transport.get_write_buffer_size = original  # type: ignore[method-assign]
+        slow.transport.resume_reading()
         for client in clients[1:]:
             assert await client.recv() == b"more"
         for client in clients:

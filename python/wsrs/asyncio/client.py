@@ -103,8 +103,11 @@ class ClientConnection(Connection):
         self._write_http(request.serialize())
         try:
             response: Response = await self._read_http(parse_response)
-        except EOFError as exc:
-            raise InvalidMessage("did not receive a valid HTTP response") from exc
+        except InvalidMessage as exc:
+            if not self._eof:
+                raise
+            # The server closed the connection: a transient failure, worth retrying.
+            raise InvalidMessage("did not receive a valid HTTP response") from EOFError(str(exc))
         self.response = response
         try:
             self.extensions, self._subprotocol = check_response(
@@ -310,7 +313,7 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
     ) -> None:
         assert self.connection is not None
         try:
-            await self.connection.close()
+            await self.connection.__aexit__(exc_type, exc_value, traceback)
         finally:
             self.connection = None
 

@@ -118,6 +118,8 @@ class Connection(BaseProtocol):
         """Round-trip time of the last ping answered, in seconds; 0.0 before the first."""
         self._subprotocol: str | None = None
         self._receiving = False
+        # While a fragmented message is sent: resolved at its end.
+        self._fragmenting: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ attributes
 
@@ -264,44 +266,58 @@ class Connection(BaseProtocol):
     async def send(
         self,
         message: DataLike | Iterable[DataLike] | AsyncIterable[DataLike],
+        *,
         text: bool | None = None,
+        compress: bool = True,
     ) -> None:
         """Send a message.
 
         Args:
             message: ``str`` is sent as a text frame, bytes-like as a binary frame; an
-                iterable or asynchronous iterable of those as one fragmented message, all of
-                the same type.
+                iterable or asynchronous iterable of those as a fragmented message, one
+                frame per item, all of the same type (an empty one sends nothing).
             text: Override the frame type: ``True`` sends bytes (which must be UTF-8) as
-                text, ``False`` sends ``str`` as binary (encoded as UTF-8).
+                text, ``False`` sends ``str`` as binary.
+            compress: ``False`` sends this message uncompressed even when
+                permessage-deflate was negotiated (for data that does not compress, such
+                as images), which websockets cannot do (its issue 538).
+
+        While a fragmented message is being sent, other messages wait for its end.
 
         Raises:
             ConnectionClosed: When the connection is closed.
             TypeError: When ``message`` has an unsupported type, or the fragments mix
-                ``str`` and bytes.
+                ``str`` and bytes; the connection then fails with 1011.
         """
-        if isinstance(message, str | bytes | bytearray | memoryview):
-            payload: DataLike = message
+        while self._fragmenting is not None:
+            await asyncio.shield(self._fragmenting)
+        if isinstance(message, str):
+            if text is False:
+                await self._send_data(message.encode(), compress)
+            else:
+                await self._send_data(message, compress)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            if text is True:
+                await self._send_text_bytes(message, compress)
+            else:
+                await self._send_data(message, compress)
         elif isinstance(message, Mapping):
             raise TypeError("data is a dict-like object")
         elif isinstance(message, Iterable):
-            payload = _join(list(message))
+            await self._send_fragments(_aiter(message), text, compress)
         elif isinstance(message, AsyncIterable):
-            payload = _join([fragment async for fragment in message])
+            await self._send_fragments(aiter(message), text, compress)
         else:
             raise TypeError("data must be str, bytes, iterable, or async iterable")
-        if text is True and not isinstance(payload, str):
-            payload = bytes(payload).decode()
-        elif text is False and isinstance(payload, str):
-            payload = payload.encode()
-        await self._send_data(payload)
 
-    async def _send_data(self, data: DataLike) -> None:
+    async def _send_data(self, data: DataLike, compress: bool = True) -> None:
         connection, writer = self.connection, self._writer
         if connection is None or writer is None:
             raise InvalidState("the opening handshake isn't finished")
         try:
-            if isinstance(data, bytes | str) and len(data) >= SPLIT_WRITE_SIZE:
+            if not compress:
+                writer.write_message(connection.send_message(data, compress=False))
+            elif isinstance(data, bytes | str) and len(data) >= SPLIT_WRITE_SIZE:
                 writer.write_large(connection, data)
             else:
                 writer.write_message(connection.send_message(data))
@@ -311,6 +327,65 @@ class Connection(BaseProtocol):
         self._active = True
         if self._paused_writing:
             await self._drain()
+
+    async def _send_text_bytes(self, data: bytes | bytearray | memoryview, compress: bool) -> None:
+        """Send UTF-8 bytes as a text message, in one frame."""
+        await self._send_frame(data, first=True, fin=True, text=True, compress=compress)
+
+    async def _send_frame(
+        self,
+        data: DataLike,
+        *,
+        first: bool,
+        fin: bool,
+        text: bool | None = None,
+        compress: bool = True,
+    ) -> None:
+        connection, writer = self.connection, self._writer
+        if connection is None or writer is None:
+            raise InvalidState("the opening handshake isn't finished")
+        try:
+            frame = connection.send_fragment(
+                data, first=first, fin=fin, text=text, compress=compress
+            )
+        except InvalidState:
+            await asyncio.shield(self.connection_lost_waiter)
+            raise self._closed_exception() from None
+        writer.write_message(frame)
+        self._active = True
+        if self._paused_writing:
+            await self._drain()
+
+    async def _send_fragments(
+        self, fragments: AsyncIterator[DataLike], text: bool | None, compress: bool
+    ) -> None:
+        try:
+            fragment = await anext(fragments)
+        except StopAsyncIteration:
+            return
+        self._fragmenting = self.loop.create_future()
+        is_str = isinstance(fragment, str)
+        try:
+            if not isinstance(fragment, str | bytes | bytearray | memoryview):
+                raise TypeError("iterable must contain bytes or str")
+            await self._send_frame(fragment, first=True, fin=False, text=text, compress=compress)
+            async for fragment in fragments:
+                if isinstance(fragment, str) != is_str or not isinstance(
+                    fragment, str | bytes | bytearray | memoryview
+                ):
+                    raise TypeError("iterable must contain uniform types")
+                await self._send_frame(fragment, first=False, fin=False)
+            await self._send_frame(b"", first=False, fin=True)
+        except ConnectionClosed:
+            raise
+        except Exception:
+            # Half-way through a fragmented message that cannot be completed: the
+            # connection is unusable.
+            self.fail_connection(1011, "error in fragmented message")
+            raise
+        finally:
+            self._fragmenting.set_result(None)
+            self._fragmenting = None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Perform the closing handshake and wait until TCP is closed.
@@ -381,12 +456,7 @@ def _payload(data: DataLike) -> bytes:
     return data.encode() if isinstance(data, str) else bytes(data)
 
 
-def _join(fragments: list[DataLike]) -> DataLike:
-    """Join the fragments of a message; they must all be ``str`` or all bytes-like."""
-    if not fragments:
-        return b""
-    if all(isinstance(fragment, str) for fragment in fragments):
-        return "".join(fragments)  # type: ignore[arg-type]
-    if any(isinstance(fragment, str) for fragment in fragments):
-        raise TypeError("all fragments must be of the same category")
-    return b"".join(fragments)  # type: ignore[arg-type]
+async def _aiter(fragments: Iterable[DataLike]) -> AsyncIterator[DataLike]:
+    """The fragments of an iterable, as an asynchronous iterator."""
+    for fragment in fragments:
+        yield fragment

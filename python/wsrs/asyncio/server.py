@@ -18,7 +18,7 @@ import inspect
 import logging
 import re
 import socket
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
 
@@ -89,6 +89,11 @@ class ServerConnection(Connection):
         self.username: str | None = None
         """The user name, after :func:`basic_auth` accepted the request."""
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the handshake and the handler once the transport exists (asyncio callback)."""
+        super().connection_made(transport)
+        self.server.start_handler(self)
+
     def respond(self, status: int | http.HTTPStatus, text: str) -> Response:
         """Build a plain-text HTTP response, e.g. for ``process_request`` to return.
 
@@ -149,7 +154,9 @@ class ServerConnection(Connection):
             request: Request = await self._read_http(parse_request)
         except Exception as exc:
             self.request = None
-            response = reject(exc)
+            # No response can reach a client that closed its side (the parser reports a
+            # request cut short as InvalidMessage).
+            response = None if self._eof else reject(exc)
             if response is None:
                 self.fail_connection(1006)
                 return
@@ -231,7 +238,7 @@ class Server:
     def __init__(
         self,
         create_server: Callable[[], Awaitable[asyncio.Server]],
-        handler: Callable[[ServerConnection], Awaitable[None]],
+        handler: Callable[[ServerConnection], Coroutine[Any, Any, None]],
         logger: LoggerLike,
     ) -> None:
         self._create_server = create_server
@@ -248,7 +255,9 @@ class Server:
         """The open connections: the opening handshake succeeded and the handler runs."""
         return {c for c in self.all_connections if c.state is c.state.OPEN}
 
-    def start_handler(self, connection: ServerConnection, task: asyncio.Task[None]) -> None:
+    def start_handler(self, connection: ServerConnection) -> None:
+        """Run the handshake and the handler of a new connection in a task of their own."""
+        task = connection.loop.create_task(self.handler(connection))
         self.handlers.add(task)
         task.add_done_callback(self.handlers.discard)
 
@@ -387,8 +396,6 @@ def serve(
             write_limit=write_limit,
             logger=server_logger,
         )
-        task = connection.loop.create_task(run(connection))
-        server.start_handler(connection, task)
         return connection
 
     async def run(connection: ServerConnection) -> None:
