@@ -4,7 +4,7 @@ CONFORMANCE ?= ../shared/conformance
 
 .DEFAULT_GOAL := help
 .PHONY: help build-dev format lint lint-python lint-rust stubtest test test-rust bench bench-echo \
-	bench-memory autobahn autobahn-full coverage-rust all
+	bench-memory autobahn autobahn-full autobahn-asyncio coverage-rust all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -62,5 +62,13 @@ autobahn-full: ## Autobahn Testsuite, all 517 cases, as server and as client (~2
 		--cmd "$(PYTHON) $(CURDIR)/compliance/echo_server.py --port {port}"
 	$(PYTHON) $(CONFORMANCE)/autobahn.py client --out /tmp/wsrs-ab-client \
 		--agent wsrs --cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent}"
+
+autobahn-asyncio: ## Autobahn Testsuite, cases 1-11, through the wsrs.asyncio front end
+	bash $(CONFORMANCE)/install-autobahn.sh
+	$(PYTHON) $(CONFORMANCE)/autobahn.py server --exclude "12.*,13.*" --out /tmp/wsrs-ab-aserver \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/asyncio_echo_server.py --port {port}"
+	$(PYTHON) $(CONFORMANCE)/autobahn.py client --exclude "12.*,13.*" --out /tmp/wsrs-ab-aclient \
+		--agent wsrs-asyncio \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/asyncio_client.py --url {url} --agent {agent}"
 
 all: format build-dev lint stubtest test ## Format, build, lint, check the stubs and test

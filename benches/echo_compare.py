@@ -240,6 +240,37 @@ class WsrsBaselineAdapter(WsrsAdapter):
         return f"{importlib.metadata.version('wsrs')} from {os.environ['WSRS_BASELINE']}"
 
 
+class WsrsAsyncioAdapter(WsrsAdapter):
+    """wsrs' websockets >= 14 front end (``wsrs.asyncio``), with the 4.0 front end's queue and
+    write limits (32 messages, 64 KiB) so that the two rows compare the front ends alone."""
+
+    name = "wsrs.asyncio"
+    module = "wsrs.asyncio.server"
+
+    @contextlib.asynccontextmanager
+    async def serve(self, host: str, port: int, compression: Compression) -> AsyncIterator[int]:
+        from wsrs.asyncio.server import ServerConnection, serve
+
+        async def echo(websocket: ServerConnection) -> None:
+            async for message in websocket:
+                await websocket.send(message)
+
+        options = self.options(compression, server=True)
+        async with serve(echo, host, port, max_queue=32, write_limit=2**16, **options) as server:
+            yield int(server.sockets[0].getsockname()[1])
+
+    @contextlib.asynccontextmanager
+    async def connect(
+        self, host: str, port: int, compression: Compression
+    ) -> AsyncIterator[Channel]:
+        from wsrs.asyncio.client import connect
+
+        options = self.options(compression, server=False)
+        uri = f"ws://{host}:{port}/"
+        async with connect(uri, max_queue=32, write_limit=2**16, **options) as websocket:
+            yield _Methods(websocket.send, websocket.recv)
+
+
 class WebsocketsAdapter(Adapter):
     name = "websockets"
     module = "websockets"
@@ -658,6 +689,7 @@ ADAPTERS: dict[str, Adapter] = {
     for adapter in (
         WsrsAdapter(),
         WsrsBaselineAdapter(),
+        WsrsAsyncioAdapter(),
         WebsocketsAdapter(),
         AiohttpAdapter(),
         PicowsAdapter(),

@@ -1,0 +1,65 @@
+"""Client loop for the Autobahn Testsuite on the websockets >= 14 API (``wsrs.asyncio``).
+
+    python compliance/asyncio_client.py --url ws://127.0.0.1:9001 --agent wsrs-asyncio
+
+Asks for the number of cases, runs each one by echoing every message back, then asks
+wstest to write its reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import urllib.parse
+
+from wsrs.asyncio.client import connect
+from wsrs.exceptions import ConnectionClosed
+
+
+async def get_case_count(url: str) -> int:
+    """Return the number of cases wstest offers."""
+    async with connect(f"{url}/getCaseCount", ping_interval=None) as websocket:
+        return int(json.loads(await websocket.recv()))
+
+
+async def run_case(url: str, case: int, agent: str) -> None:
+    """Run one case: echo every message until the connection closes."""
+    uri = f"{url}/runCase?case={case}&agent={urllib.parse.quote(agent)}"
+    try:
+        async with connect(uri, max_size=2**25, max_queue=1, ping_interval=None) as ws:
+            async for message in ws:
+                await ws.send(message)
+    except ConnectionClosed:
+        pass  # expected where the server misbehaves on purpose
+    except OSError as exc:
+        print(f"case {case}: {exc!r}", file=sys.stderr, flush=True)
+
+
+async def update_reports(url: str, agent: str) -> None:
+    """Ask wstest to write the reports."""
+    uri = f"{url}/updateReports?agent={urllib.parse.quote(agent)}"
+    async with connect(uri, open_timeout=120, ping_interval=None):
+        pass
+
+
+async def main(url: str, agent: str, cases: list[int] | None) -> None:
+    """Run every case (or the given ones) then update the reports."""
+    count = await get_case_count(url)
+    print(f"{count} cases", flush=True)
+    for case in cases or range(1, count + 1):
+        await run_case(url, case, agent)
+    await update_reports(url, agent)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="ws://127.0.0.1:9001")
+    parser.add_argument("--agent", default="wsrs-asyncio")
+    parser.add_argument("--case", type=int, action="append", help="run only these cases")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL)
+    asyncio.run(main(args.url.rstrip("/"), args.agent, args.case))

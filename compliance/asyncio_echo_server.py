@@ -1,0 +1,51 @@
+"""Echo server for the Autobahn Testsuite on the websockets >= 14 API (``wsrs.asyncio``).
+
+    python compliance/asyncio_echo_server.py --port 9002
+
+Listens on 127.0.0.1 and echoes every message back, with permessage-deflate on (the
+default), so cases 12.* and 13.* exercise compression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from wsrs.asyncio.server import ServerConnection, serve
+from wsrs.exceptions import ConnectionClosed
+
+
+async def echo(websocket: ServerConnection) -> None:
+    """Echo every message until the connection closes."""
+    try:
+        async for message in websocket:
+            await websocket.send(message)
+    except ConnectionClosed:
+        pass  # many cases misbehave on purpose; wsrs already failed the connection
+
+
+async def main(host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.cancel)
+    # 9.* cases send messages of up to 16 MiB.
+    async with serve(echo, host, port, max_size=2**25, max_queue=1, ping_interval=None):
+        print(f"listening on ws://{host}:{port}", flush=True)
+        try:
+            await stop
+        except asyncio.CancelledError:
+            pass
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL)
+    asyncio.run(main(args.host, args.port))
