@@ -39,14 +39,30 @@ async def run_cli(*args: str, stdin: bytes) -> tuple[int, str, str]:
 async def test_send_lines_and_print_messages() -> None:
     async with serve(greet_then_echo, "127.0.0.1", 0) as server:
         uri = uri_of(server)
-        status, out, _ = await run_cli(uri, stdin=b"hello\nworld\n")
-    assert status == 0
-    lines = out.splitlines()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "wsrs",
+            uri,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        lines = []
+        for word in ["hello", "world"]:
+            process.stdin.write(f"{word}\n".encode())
+            await process.stdin.drain()
+            while (line := (await process.stdout.readline()).decode().rstrip("\n")) != (
+                f"< echo: {word}"
+            ):
+                lines.append(line)
+        process.stdin.close()
+        rest = (await asyncio.wait_for(process.stdout.read(), 20)).decode().splitlines()
+        assert await process.wait() == 0
     assert lines[0] == f"Connected to {uri}."
     assert "< welcome\\x1b[2J" in lines
     assert "< (binary) 00ff" in lines
-    assert "< echo: hello" in lines and "< echo: world" in lines
-    assert lines[-1] == "Connection closed: 1000."
+    assert rest == ["Connection closed: 1000."]
 
 
 async def test_server_closing_ends_the_client() -> None:

@@ -384,3 +384,24 @@ def test_unix_connect_default_uri() -> None:
     assert unix_connect("/tmp/nowhere.sock").uri == "ws://localhost/"
     context = ssl.create_default_context()
     assert unix_connect("/tmp/nowhere.sock", ssl=context).uri == "wss://localhost/"
+
+
+async def test_handshake_finishing_while_the_server_closes() -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(connection: ServerConnection, request: Request) -> None:
+        started.set()
+        await release.wait()
+
+    server = await serve(echo, "127.0.0.1", 0, process_request=slow)
+    connecting = asyncio.ensure_future(connect(uri_of(server)))
+    await started.wait()
+    server.close()
+    assert server.closing
+    await asyncio.sleep(10 * MS)
+    release.set()
+    client = await connecting
+    await asyncio.wait_for(client.wait_closed(), 2)
+    assert client.close_code == 1001
+    await server.wait_closed()

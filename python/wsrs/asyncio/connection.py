@@ -291,16 +291,23 @@ class Connection(BaseProtocol):
         """
         while self._fragmenting is not None:
             await asyncio.shield(self._fragmenting)
-        if isinstance(message, str):
-            if text is False:
-                await self._send_data(message.encode(), compress)
+        # The common cases first, without a coroutine of their own: a send() of a small
+        # message is a handful of calls (measured: an awaited helper cost 8 % of pipelined
+        # 1 KiB messages).
+        if isinstance(message, _DATA_TYPES):
+            data: DataLike = message
+            if text is False and isinstance(message, str):
+                data = message.encode()
+            if text is True and not isinstance(message, str):
+                written = self._write_fragment(
+                    data, first=True, fin=True, text=True, compress=compress
+                )
             else:
-                await self._send_data(message, compress)
-        elif isinstance(message, bytes | bytearray | memoryview):
-            if text is True:
-                await self._send_text_bytes(message, compress)
-            else:
-                await self._send_data(message, compress)
+                written = self._write_data(data, compress)
+            if not written:
+                await self._raise_closed()
+            if self._paused_writing:
+                await self._drain()
         elif isinstance(message, Mapping):
             raise TypeError("data is a dict-like object")
         elif isinstance(message, Iterable):
@@ -310,29 +317,24 @@ class Connection(BaseProtocol):
         else:
             raise TypeError("data must be str, bytes, iterable, or async iterable")
 
-    async def _send_data(self, data: DataLike, compress: bool = True) -> None:
+    def _write_data(self, data: DataLike, compress: bool) -> bool:
+        """Write a message; return ``False`` when the connection is no longer OPEN."""
         connection, writer = self.connection, self._writer
         if connection is None or writer is None:
             raise InvalidState("the opening handshake isn't finished")
         try:
             if not compress:
                 writer.write_message(connection.send_message(data, compress=False))
-            elif isinstance(data, bytes | str) and len(data) >= SPLIT_WRITE_SIZE:
+            elif (type(data) is bytes or type(data) is str) and len(data) >= SPLIT_WRITE_SIZE:
                 writer.write_large(connection, data)
             else:
                 writer.write_message(connection.send_message(data))
         except InvalidState:
-            await asyncio.shield(self.connection_lost_waiter)
-            raise self._closed_exception() from None
+            return False
         self._active = True
-        if self._paused_writing:
-            await self._drain()
+        return True
 
-    async def _send_text_bytes(self, data: bytes | bytearray | memoryview, compress: bool) -> None:
-        """Send UTF-8 bytes as a text message, in one frame."""
-        await self._send_frame(data, first=True, fin=True, text=True, compress=compress)
-
-    async def _send_frame(
+    def _write_fragment(
         self,
         data: DataLike,
         *,
@@ -340,7 +342,8 @@ class Connection(BaseProtocol):
         fin: bool,
         text: bool | None = None,
         compress: bool = True,
-    ) -> None:
+    ) -> bool:
+        """Write one frame of a fragmented message; ``False`` when no longer OPEN."""
         connection, writer = self.connection, self._writer
         if connection is None or writer is None:
             raise InvalidState("the opening handshake isn't finished")
@@ -349,10 +352,14 @@ class Connection(BaseProtocol):
                 data, first=first, fin=fin, text=text, compress=compress
             )
         except InvalidState:
-            await asyncio.shield(self.connection_lost_waiter)
-            raise self._closed_exception() from None
+            return False
         writer.write_message(frame)
         self._active = True
+        return True
+
+    async def _send_frame(self, data: DataLike, *, first: bool, fin: bool, **options: Any) -> None:
+        if not self._write_fragment(data, first=first, fin=fin, **options):
+            await self._raise_closed()
         if self._paused_writing:
             await self._drain()
 
@@ -450,6 +457,9 @@ class Connection(BaseProtocol):
             raise InvalidState("the opening handshake isn't finished")
         await asyncio.shield(self.connection_lost_waiter)
         raise self._closed_exception()
+
+
+_DATA_TYPES = (str, bytes, bytearray, memoryview)
 
 
 def _payload(data: DataLike) -> bytes:

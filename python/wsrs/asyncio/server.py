@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable,
 from types import TracebackType
 from typing import Any, TypeAlias
 
+from ..connection import State
 from ..datastructures import Headers
 from ..exceptions import (
     ConnectionClosed,
@@ -211,7 +212,7 @@ class ServerConnection(Connection):
     def _reject_close(self) -> None:
         """After an HTTP response instead of 101: half-close, discard what the client
         still sends until it closes, or abort after ``close_timeout``."""
-        self._handshake_state = self._handshake_state.CLOSING
+        self._handshake_state = State.CLOSING
         self._buffer.clear()
         self._read_to_the_end()
         transport = self.transport
@@ -251,9 +252,14 @@ class Server:
         self._closing: asyncio.Task[None] | None = None
 
     @property
+    def closing(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closing is not None
+
+    @property
     def connections(self) -> set[ServerConnection]:
         """The open connections: the opening handshake succeeded and the handler runs."""
-        return {c for c in self.all_connections if c.state is c.state.OPEN}
+        return {c for c in self.all_connections if c.state is State.OPEN}
 
     def start_handler(self, connection: ServerConnection) -> None:
         """Run the handshake and the handler of a new connection in a task of their own."""
@@ -409,8 +415,13 @@ def serve(
             connection.logger.error("opening handshake failed", exc_info=True)
             connection.fail_connection(1006)
             return
-        if connection.state is not connection.state.OPEN:
+        if connection.state is not State.OPEN:
             await connection.wait_closed()
+            return
+        if server.closing:
+            # The server started closing while this handshake finished: don't start a
+            # handler that close() would not wait for.
+            await connection.close(1001)
             return
         server.all_connections.add(connection)
         try:
@@ -475,7 +486,7 @@ def broadcast(
         core, writer, transport = connection.connection, connection._writer, connection.transport
         if core is None or writer is None or transport is None:
             continue
-        if core.state is not core.state.OPEN:
+        if core.state is not State.OPEN:
             continue
         if transport.get_write_buffer_size() > connection.write_limit:
             skipped += 1

@@ -1,0 +1,163 @@
+"""Broadcast: one 1 KiB message to N open connections, wsrs.asyncio against websockets 17.
+
+    python benches/broadcast.py                          # 1,000 and 10,000 connections
+    python benches/broadcast.py --connections 1000 --rounds 20
+
+For each library, a server process (``--role server``) accepts N connections (compression
+off, keepalive off), then, when asked on stdin, calls ``broadcast(server.connections,
+message)`` ``--rounds`` times, one round after the clients confirmed the previous one. A
+client process (``--role client``, plain wsrs.asyncio clients for both servers, so only the
+server side differs) opens the N connections and counts the messages that arrive.
+
+Reported per library and N: the time one ``broadcast()`` call takes in the server (median
+over rounds; it only encodes and queues the frames), and the messages delivered per second
+(N * rounds / the time from the first broadcast to the last message received by the
+clients). Linux: both processes raise their file-descriptor limit to the hard limit; N
+above what it allows is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+HOST = "127.0.0.1"
+MESSAGE = "x" * 1024
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+async def server_main(lib: str, rounds: int) -> None:
+    raise_fd_limit()
+    loop = asyncio.get_running_loop()
+    if lib == "wsrs":
+        from wsrs.asyncio.server import broadcast, serve
+    else:
+        from websockets.asyncio.server import broadcast, serve  # type: ignore[no-redef]
+
+    async def hold(connection: Any) -> None:
+        await connection.wait_closed()
+
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    async with serve(hold, HOST, 0, compression=None, ping_interval=None, max_queue=None) as server:
+        print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
+        durations = []
+        while True:
+            line = await reader.readline()
+            if not line or line.strip() == b"stop":
+                break
+            connections = server.connections
+            start = time.perf_counter()
+            broadcast(connections, MESSAGE)
+            durations.append(time.perf_counter() - start)
+            print(json.dumps({"sent": len(connections)}), flush=True)
+        print(json.dumps({"durations": durations}), flush=True)
+
+
+async def client_main(port: int, count: int, rounds: int) -> None:
+    raise_fd_limit()
+    from wsrs.asyncio.client import connect
+
+    connections = []
+    for start in range(0, count, 200):
+        batch = [
+            connect(f"ws://{HOST}:{port}/", compression=None, ping_interval=None, open_timeout=60)
+            for _ in range(min(200, count - start))
+        ]
+        connections += await asyncio.gather(*batch)
+    print(json.dumps({"connected": len(connections)}), flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    for _ in range(rounds):
+        await reader.readline()
+        await asyncio.gather(*(c.recv() for c in connections))
+        print(json.dumps({"received": len(connections)}), flush=True)
+    await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+
+
+def run(lib: str, count: int, rounds: int) -> dict[str, float]:
+    def spawn(*args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, __file__, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    server = spawn("--role", "server", "--lib", lib, "--rounds", str(rounds))
+    assert server.stdin is not None and server.stdout is not None
+    port = json.loads(server.stdout.readline())["port"]
+    client = spawn("--role", "client", "--port", str(port), "--connections", str(count))
+    assert client.stdin is not None and client.stdout is not None
+    assert json.loads(client.stdout.readline())["connected"] == count
+    time.sleep(1)
+    start = time.perf_counter()
+    for _ in range(rounds):
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        server.stdin.write("go\n")
+        server.stdin.flush()
+        assert json.loads(server.stdout.readline())["sent"] == count
+        assert json.loads(client.stdout.readline())["received"] == count
+    elapsed = time.perf_counter() - start
+    server.stdin.write("stop\n")
+    server.stdin.flush()
+    durations = json.loads(server.stdout.readline())["durations"]
+    client.stdin.close()
+    client.wait(60)
+    server.wait(60)
+    return {
+        "broadcast_ms": statistics.median(durations) * 1000,
+        "delivered_per_s": count * rounds / elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--role", choices=["main", "server", "client"], default="main")
+    parser.add_argument("--lib", default="wsrs")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--connections", type=int, action="append")
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    if args.role == "server":
+        asyncio.run(server_main(args.lib, args.rounds))
+        return
+    if args.role == "client":
+        asyncio.run(client_main(args.port, args.connections[0], args.rounds))
+        return
+    counts = args.connections or [1000, 10000]
+    limit = raise_fd_limit()
+    print(f"broadcast of one 1 KiB text message, {args.rounds} rounds, compression off")
+    print(f"{'library':<12} {'connections':>11} {'broadcast() ms':>15} {'delivered msg/s':>16}")
+    for count in counts:
+        if count + 100 > limit:
+            print(f"{count} connections: skipped, the file-descriptor limit is {limit}")
+            continue
+        for lib in ("wsrs", "websockets"):
+            result = run(lib, count, args.rounds)
+            print(
+                f"{lib:<12} {count:>11,} {result['broadcast_ms']:>15.2f} "
+                f"{result['delivered_per_s']:>16,.0f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
