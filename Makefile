@@ -66,9 +66,9 @@ autobahn-full: ## Autobahn Testsuite, all 517 cases, as server and as client (~2
 autobahn-asyncio: ## Autobahn Testsuite, cases 1-11, through the wsrs.asyncio front end
 	bash $(CONFORMANCE)/install-autobahn.sh
 	$(PYTHON) $(CONFORMANCE)/autobahn.py server --exclude "12.*,13.*" --out /tmp/wsrs-ab-aserver \
-		--cmd "$(PYTHON) $(CURDIR)/compliance/asyncio_echo_server.py --port {port}"
+		--cmd "$(PYTHON) $(CURDIR)/compliance/echo_server.py --port {port} --api asyncio"
 	$(PYTHON) $(CONFORMANCE)/autobahn.py client --exclude "12.*,13.*" --out /tmp/wsrs-ab-aclient \
 		--agent wsrs-asyncio \
-		--cmd "$(PYTHON) $(CURDIR)/compliance/asyncio_client.py --url {url} --agent {agent}"
+		--cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent} --api asyncio"
 
 all: format build-dev lint stubtest test ## Format, build, lint, check the stubs and test

@@ -1203,7 +1203,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--libs",
         type=comma_list(list(ADAPTERS)),
-        default=list(ADAPTERS),
+        # The baseline build only when there is one to compare with.
+        default=[
+            name
+            for name in ADAPTERS
+            if name != WsrsBaselineAdapter.name or os.environ.get("WSRS_BASELINE")
+        ],
         help=f"comma-separated subset of {','.join(ADAPTERS)} (all installed)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every measurement")

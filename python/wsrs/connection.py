@@ -310,9 +310,9 @@ class Connection:
             raise InvalidState(f"WebSocket connection is {self.state.name}")
 
     def _set_state(self, state: State) -> None:
+        """Leave OPEN for ``state`` (CLOSING or CLOSED): from now on, messages are refused."""
         self.state = state
-        if state is not State.OPEN:
-            self.send_message = self._refuse_message
+        self.send_message = self._refuse_message
 
     def _refuse_message(self, data: object, **options: object) -> bytes:
         raise InvalidState(f"WebSocket connection is {self.state.name}")

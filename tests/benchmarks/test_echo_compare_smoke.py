@@ -30,6 +30,7 @@ NO_DEFLATE = {"picows", "raw"}
 # Library name in the benchmark -> module it needs.
 LIBS = {
     "wsrs": "wsrs",
+    "wsrs.asyncio": "wsrs.asyncio.server",
     "websockets": "websockets",
     "aiohttp": "aiohttp",
     "picows": "picows",

@@ -105,6 +105,10 @@ async def test_send_waits_while_the_peer_does_not_read() -> None:
                 async with asyncio.timeout(200 * MS):
                     while True:
                         await client.send([b"y" * 4096, b"z"])
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(200 * MS):
+                    while True:
+                        await client.send(bytearray(4096))
             server_side.transport.resume_reading()
 
 
@@ -405,3 +409,31 @@ async def test_handshake_finishing_while_the_server_closes() -> None:
     await asyncio.wait_for(client.wait_closed(), 2)
     assert client.close_code == 1001
     await server.wait_closed()
+
+
+async def test_bytes_like_after_the_close_and_rejection_of_a_gone_client() -> None:
+    async with serve(echo, "127.0.0.1", 0) as server:
+        client = await connect(uri_of(server))
+        await client.close()
+        with pytest.raises(ConnectionClosedOK):
+            await client.send(bytearray(b"late"))
+
+    def abort_then_answer(connection: ServerConnection, request: Request) -> Response:
+        assert connection.transport is not None
+        connection.transport.abort()  # the client is gone before the answer
+        return connection.respond(403, "no\n")
+
+    async with serve(echo, "127.0.0.1", 0, process_request=abort_then_answer) as server:
+        with pytest.raises(InvalidMessage):
+            await connect(uri_of(server))
+
+
+def test_keyboard_interrupt_ends_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    import wsrs.__main__
+
+    def interrupted(coroutine: object) -> None:
+        coroutine.close()  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("wsrs.__main__.asyncio.run", interrupted)
+    assert wsrs.__main__.main(["ws://127.0.0.1:1/"]) == 130
