@@ -402,9 +402,9 @@ class Connection(BaseProtocol):
             await self._send_frame(b"", first=False, fin=True)
         except ConnectionClosed:
             raise
-        except Exception:
-            # Half-way through a fragmented message that cannot be completed: the
-            # connection is unusable.
+        except BaseException:
+            # Half-way through a fragmented message that cannot be completed (a bad
+            # fragment, a failing iterator, or a cancelled send): the connection is unusable.
             self.fail_connection(1011, "error in fragmented message")
             raise
         finally:
