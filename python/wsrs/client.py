@@ -80,7 +80,7 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
         self.raw_request_headers = list(request.headers.raw_items())
         self._write_http(request.serialize())
 
-        response: Response = await self._read_http(parse_response)
+        response: Response = await self._handshake.read(parse_response)
         self.response_headers = response.headers
         self.raw_response_headers = list(response.headers.raw_items())
         self.extensions, self.subprotocol = check_response(

@@ -138,7 +138,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
 
     def _reject_handshake(self, exc: Exception) -> None:
         """Answer a failed opening handshake with an HTTP error, or just close."""
-        if self._eof and not isinstance(exc, AbortHandshake):
+        if self._handshake.eof and not isinstance(exc, AbortHandshake):
             # No response can reach a client that closed its side: asyncio closes the
             # transport on EOF. (The parser reports a request cut short as InvalidMessage.)
             exc = EOFError(str(exc))
@@ -171,7 +171,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         client reads it (RFC 9112 §9.6, "Tear-down").
         """
         self.state = State.CLOSING
-        self._buffer.clear()
+        self._handshake.take()
         self._read_to_the_end()
         transport = self.transport
         if transport is not None and not transport.is_closing():
@@ -197,7 +197,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             InvalidHandshake: When the request is not an acceptable WebSocket handshake.
             AbortHandshake: When ``process_request`` answers instead.
         """
-        request: Request = await self._read_http(parse_request)
+        request: Request = await self._handshake.read(parse_request)
         self.path = request.path
         self.request_headers = request.headers
         self.raw_request_headers = list(request.headers.raw_items())
@@ -207,7 +207,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             early = await early
         if early is not None:
             raise AbortHandshake(*early)
-        if self._eof:
+        if self._handshake.eof:
             # The client closed its side, with its request or while process_request ran:
             # asyncio closes the transport then, so the connection can never open.
             raise EOFError("connection closed during the opening handshake")

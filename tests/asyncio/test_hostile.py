@@ -623,7 +623,7 @@ async def test_bytes_sent_while_the_handshake_waits_are_bounded_by_read_limit() 
             assert sent < count
             transport = protocol.transport
             assert transport is not None and not transport.is_reading()
-            assert len(protocol._buffer) <= read_limit + RECEIVE_BUFFER_SIZE
+            assert len(protocol._handshake.data) <= read_limit + RECEIVE_BUFFER_SIZE
             release.set()
             status, _, _ = await read_http_response(reader)
             assert status == 101

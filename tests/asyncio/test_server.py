@@ -480,7 +480,7 @@ async def test_client_gone_during_process_request_never_reaches_the_handler() ->
         async def process_request(self, path: str, request_headers: Headers) -> None:
             processing.set()
             await client_gone.wait()  # an authentication lookup, say
-            await eventually(lambda: self._eof)
+            await eventually(lambda: self._handshake.eof)
 
     async def handler(ws: WebSocketServerProtocol, path: str) -> None:
         handled.append(path)
@@ -505,7 +505,7 @@ async def test_handshake_cancelled_outside_a_shutdown_closes_without_a_response(
             await eventually(lambda: len(server.websockets) == 1)
             [server_ws] = server.websockets
             # Once the server read the bytes, closing cannot turn into a reset.
-            await eventually(lambda: bool(server_ws._buffer))
+            await eventually(lambda: bool(server_ws._handshake.data))
             assert server_ws.handler_task is not None
             server_ws.handler_task.cancel()
             assert await asyncio.wait_for(reader.read(), 2000 * MS) == b""

@@ -46,9 +46,10 @@ from typing import Any, cast
 from .. import _core
 from .._memory import keep_heap_for_large_messages
 from ..connection import Connection, Side, State
-from ..exceptions import ConnectionClosed, SecurityError, connection_closed
+from ..exceptions import ConnectionClosed, connection_closed
 from ..extensions.base import Extension
 from ..flow import ReadGate
+from .handshake import HandshakeBuffer
 from .keepalive import IdleCompactor, keepalive
 from .messages import MessageQueue
 from .writer import FrameWriter
@@ -141,10 +142,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
         self.messages = self._queue.messages
         """Messages received and not read yet."""
         self._writer: FrameWriter | None = None  # from connection_made()
-        # Opening handshake: bytes received before the codec exists, and who waits for them.
-        self._buffer = bytearray()
-        self._buffer_waiter: asyncio.Future[None] | None = None
-        self._eof = False
+        # Opening handshake: bytes received before the codec exists.
+        self._handshake = HandshakeBuffer(loop, read_limit)
         # Receiving: whether the last get_buffer() returned a message's own buffer.
         self._reading_direct = False
         # Sending.
@@ -238,12 +237,10 @@ class BaseProtocol(asyncio.BufferedProtocol):
         if connection is None:
             if self._handshake_state is State.CLOSING:
                 return  # the opening handshake failed: discard (lingering close)
-            self._buffer += data
-            if len(self._buffer) > self.read_limit:
+            if self._handshake.feed(data):
                 # The handshake may be waiting on the application (process_request):
                 # a peer must not pile up bytes meanwhile.
                 self._pause_reading(ReadGate.HANDSHAKE)
-            self._wake_buffer_waiter()
             return
         self._active = True
         self._process_events(connection, connection.receive_data(data))
@@ -289,8 +286,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         """Note that the peer closed its side; let asyncio close the transport."""
         logger.debug("%s - EOF received", self.side)
-        self._eof = True
-        self._wake_buffer_waiter()
+        self._handshake.feed_eof()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -307,8 +303,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
             self._keepalive_task.cancel()
         if self._compactor is not None:
             self._compactor.stop()
-        self._eof = True
-        self._wake_buffer_waiter()
+        self._handshake.feed_eof()
         self._end_stream()
         waiters = list(self._drain_waiters)
         self._drain_waiters.clear()
@@ -365,31 +360,6 @@ class BaseProtocol(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------ opening handshake
 
-    def _wake_buffer_waiter(self) -> None:
-        waiter = self._buffer_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _read_http(self, parse: Callable[..., Any]) -> Any:
-        """Wait until ``parse`` finds a complete HTTP message in the buffer; consume it."""
-        while True:
-            parsed = parse(self._buffer, eof=self._eof)
-            if parsed is not None:
-                message, consumed = parsed
-                del self._buffer[:consumed]
-                return message
-            if self._eof:  # pragma: no cover - the HTTP parsers raise at EOF instead
-                raise EOFError("connection closed during the opening handshake")
-            if len(self._buffer) > self.read_limit:
-                raise SecurityError(
-                    f"opening handshake larger than read_limit ({self.read_limit} bytes)"
-                )
-            self._buffer_waiter = self.loop.create_future()
-            try:
-                await self._buffer_waiter
-            finally:
-                self._buffer_waiter = None
-
     def _write_http(self, data: bytes) -> None:
         assert self._writer is not None
         self._writer.write_now(data)
@@ -423,15 +393,13 @@ class BaseProtocol(asyncio.BufferedProtocol):
             self._compactor = IdleCompactor(
                 self.loop, self.connection, self.compact_after, self.side, self._take_activity
             )
-        if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            self.data_received(data)
+        if self._handshake.data:
+            self.data_received(self._handshake.take())
         self._resume_reading(ReadGate.HANDSHAKE)
         if lost:
             self.connection.receive_eof()
             self._end_stream()
-        elif self._eof and self.state is not State.CLOSED:
+        elif self._handshake.eof and self.state is not State.CLOSED:
             self._end_stream()
 
     async def _send_ping(self, payload: bytes | None) -> tuple[bytes, asyncio.Future[None]]:

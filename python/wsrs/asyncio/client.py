@@ -102,9 +102,9 @@ class ClientConnection(Connection):
         self.request = request
         self._write_http(request.serialize())
         try:
-            response: Response = await self._read_http(parse_response)
+            response: Response = await self._handshake.read(parse_response)
         except InvalidMessage as exc:
-            if not self._eof:
+            if not self._handshake.eof:
                 raise
             # The server closed the connection: a transient failure, worth retrying.
             raise InvalidMessage("did not receive a valid HTTP response") from EOFError(str(exc))

@@ -152,12 +152,12 @@ class ServerConnection(Connection):
         """Perform the opening handshake: read the request, send the response."""
         response: Response | None = None
         try:
-            request: Request = await self._read_http(parse_request)
+            request: Request = await self._handshake.read(parse_request)
         except Exception as exc:
             self.request = None
             # No response can reach a client that closed its side (the parser reports a
             # request cut short as InvalidMessage).
-            response = None if self._eof else reject(exc)
+            response = None if self._handshake.eof else reject(exc)
             if response is None:
                 self.fail_connection(1006)
                 return
@@ -213,7 +213,7 @@ class ServerConnection(Connection):
         """After an HTTP response instead of 101: half-close, discard what the client
         still sends until it closes, or abort after ``close_timeout``."""
         self._handshake_state = State.CLOSING
-        self._buffer.clear()
+        self._handshake.take()
         self._read_to_the_end()
         transport = self.transport
         if transport is not None and not transport.is_closing():
