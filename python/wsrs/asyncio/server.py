@@ -500,7 +500,8 @@ def broadcast(
                 frame = shared[False]
             else:
                 frame = shared[False] = core.send_message(message)
-            writer.write_message(frame)
+            # Out at once: no per-connection batch to flush at the end of the iteration.
+            writer.write_now(frame)
         except Exception as exc:
             if raise_exceptions:
                 errors.append(exc)
