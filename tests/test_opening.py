@@ -390,3 +390,29 @@ def test_check_subprotocol() -> None:
         check_subprotocol(chose, ["superchat"])
     with pytest.raises(InvalidHandshake, match="multiple subprotocols: chat, superchat"):
         check_subprotocol(Headers({"Sec-WebSocket-Protocol": "chat, superchat"}), ["chat"])
+
+
+def test_check_origin_with_patterns_and_none() -> None:
+    import re
+
+    origins: list[str | re.Pattern[str] | None] = [
+        "https://a.example",
+        re.compile(r"https://[a-z]+\.b\.example"),
+        None,
+    ]
+    assert check_origin(Headers(Origin="https://x.b.example"), origins) == "https://x.b.example"
+    assert check_origin(Headers(), origins) is None
+    with pytest.raises(InvalidOrigin):
+        check_origin(Headers(Origin="https://x.c.example"), origins)
+    with pytest.raises(InvalidOrigin):
+        check_origin(Headers(), ["https://a.example"])
+
+
+def test_select_subprotocol_in_server_order() -> None:
+    from wsrs.opening import select_subprotocol_in_server_order as select
+
+    assert select(["b", "a"], ["a", "b"]) == "a"
+    with pytest.raises(NegotiationError, match="missing subprotocol"):
+        select([], ["a"])
+    with pytest.raises(NegotiationError, match="expected one of a, b"):
+        select(["c"], ["a", "b"])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import http
+import re
 from collections.abc import Callable, Sequence
 
 from .datastructures import Headers, HeadersLike
@@ -71,6 +72,7 @@ __all__ = [
     "negotiate_subprotocol",
     "reject",
     "select_subprotocol",
+    "select_subprotocol_in_server_order",
 ]
 
 
@@ -187,26 +189,34 @@ def _rejection_status(exc: BaseException) -> tuple[int, dict[str, str]]:
     return 500, {}
 
 
-def check_origin(headers: Headers, origins: Sequence[str] | None = None) -> str | None:
+def check_origin(
+    headers: Headers, origins: Sequence[str | re.Pattern[str] | None] | None = None
+) -> str | None:
     """Check the ``Origin`` header against ``origins``.
+
+    ``origins`` holds the allowed values: strings, compiled regular expressions that must
+    match the whole origin (websockets >= 10), and ``None`` or ``''`` (websockets 4.0's
+    spelling) to allow requests without ``Origin``. ``None`` instead of a list allows any.
 
     Returns:
         The origin, or ``None`` when the request has none.
 
     Raises:
-        InvalidOrigin: When the origin is not allowed; a request without ``Origin`` is
-            allowed only if ``origins`` contains ``''`` (or is ``None``).
+        InvalidOrigin: When the origin is not allowed.
         InvalidHeader: When there are several ``Origin`` headers.
     """
     try:
         origin = headers.get("Origin")
     except KeyError as exc:  # several Origin headers
         raise InvalidHeader("Origin", "multiple values") from exc
-    if origins is not None:
-        allowed = origin in origins or (origin is None and "" in origins)
-        if not allowed:
-            raise InvalidOrigin(origin)
-    return origin
+    if origins is None or origin in origins:
+        return origin
+    if origin is None:
+        if "" in origins:
+            return origin
+    elif any(isinstance(o, re.Pattern) and o.fullmatch(origin) for o in origins):
+        return origin
+    raise InvalidOrigin(origin)
 
 
 def negotiate_extensions(
@@ -282,6 +292,24 @@ def select_subprotocol(
     if not common:
         return None
     return min(common, key=lambda p: client_subprotocols.index(p) + server_subprotocols.index(p))
+
+
+def select_subprotocol_in_server_order(
+    client_subprotocols: Sequence[str], server_subprotocols: Sequence[str]
+) -> str:
+    """Choose the first of the server's subprotocols that the client offers (the rule of
+    websockets >= 10, whose server requires a subprotocol once it supports some).
+
+    Raises:
+        NegotiationError: When the client offers none, or none that the server supports
+            (answered with 400).
+    """
+    if not client_subprotocols:
+        raise NegotiationError("missing subprotocol")
+    for subprotocol in server_subprotocols:
+        if subprotocol in client_subprotocols:
+            return subprotocol
+    raise NegotiationError("invalid subprotocol; expected one of " + ", ".join(server_subprotocols))
 
 
 # ---------------------------------------------------------------------------- client

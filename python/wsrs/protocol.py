@@ -297,17 +297,9 @@ class WebSocketCommonProtocol(BaseProtocol):
         connection = self.connection
         if connection is not None and connection.state is State.OPEN:
             try:
-                frame = connection.send_close(code, reason)
+                self._start_closing(connection, code, reason)
             except ValueError as exc:
                 raise WebSocketProtocolError(str(exc)) from None
-            assert self.transport is not None and self._writer is not None
-            if not self.transport.is_closing():
-                self._writer.write_now(frame)
-                # Read on, or the peer's close frame would never be read while max_queue
-                # pauses reading, and closing would wait out its timeout.
-                self._queue.close_sent()
-            # Wait for the peer's close frame; give up after the timeout.
-            self._arm_timer(self.timeout, self._abort)
         elif self.state is State.CONNECTING:
             self.fail_connection(1006)
         await asyncio.shield(self.connection_lost_waiter)

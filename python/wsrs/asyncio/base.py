@@ -450,6 +450,20 @@ class BaseProtocol(asyncio.BufferedProtocol):
 
     # ------------------------------------------------------------------ closing
 
+    def _start_closing(self, connection: Connection, code: int, reason: str) -> None:
+        """Send this side's close frame and wait for the peer's, aborting after ``timeout``.
+
+        Raises:
+            ValueError: When ``code`` may not be sent or ``reason`` is too long.
+        """
+        frame = connection.send_close(code, reason)
+        assert self._writer is not None
+        self._writer.write_now(frame)
+        # Read on, or the peer's close frame would never be read while max_queue pauses
+        # reading, and closing would wait out its timeout.
+        self._queue.close_sent()
+        self._arm_timer(self.timeout, self._abort)
+
     def _arm_timer(self, delay: float | None, callback: Callable[[], None]) -> None:
         """Call ``callback`` in ``delay`` seconds (never for ``None``) instead of the timer
         armed before, if any."""

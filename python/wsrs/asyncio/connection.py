@@ -418,11 +418,7 @@ class Connection(BaseProtocol):
         """
         connection = self.connection
         if connection is not None and connection.state is State.OPEN:
-            frame = connection.send_close(code, reason)
-            assert self._writer is not None
-            self._writer.write_now(frame)
-            self._queue.close_sent()
-            self._arm_timer(self.timeout, self._abort)
+            self._start_closing(connection, code, reason)
         elif connection is None and self.transport is not None:
             self.fail_connection(1006)
         await asyncio.shield(self.connection_lost_waiter)

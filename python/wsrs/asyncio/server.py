@@ -26,13 +26,17 @@ from ..connection import State
 from ..datastructures import Headers
 from ..exceptions import (
     ConnectionClosed,
-    InvalidHeader,
-    InvalidOrigin,
-    NegotiationError,
 )
 from ..extensions.base import ServerExtensionFactory
+from ..headers import parse_subprotocol_list
 from ..http11 import Request, Response, error_response, parse_request
-from ..opening import accept, negotiate_extensions, reject
+from ..opening import (
+    accept,
+    check_origin,
+    negotiate_extensions,
+    reject,
+    select_subprotocol_in_server_order,
+)
 from ..server import _apply_compression
 from ..version import USER_AGENT
 from .connection import Connection, DataLike, LoggerLike, MaxQueue, WriteLimit
@@ -105,43 +109,20 @@ class ServerConnection(Connection):
         return error_response(status, text)
 
     def process_origin(self, headers: Headers) -> str | None:
-        """Check the ``Origin`` header against ``origins``: strings, ``None`` for requests
-        without one, or compiled regular expressions matched in full."""
-        try:
-            origin = headers.get("Origin")
-        except KeyError:
-            raise InvalidHeader("Origin", "multiple values") from None
-        if self.origins is not None:
-            for allowed in self.origins:
-                if allowed == origin or (
-                    isinstance(allowed, re.Pattern)
-                    and origin is not None
-                    and allowed.fullmatch(origin) is not None
-                ):
-                    break
-            else:
-                raise InvalidOrigin(origin)
-        return origin
+        """Check the ``Origin`` header against ``origins`` (:func:`wsrs.opening.check_origin`)."""
+        return check_origin(headers, self.origins)
 
     def process_subprotocol(self, headers: Headers) -> str | None:
-        """Select the subprotocol with ``select_subprotocol``, or the first one of the
-        server's list that the client offers."""
-        from ..headers import parse_subprotocol_list
-
+        """Select the subprotocol with ``select_subprotocol``, or else the first of the
+        server's that the client offers
+        (:func:`wsrs.opening.select_subprotocol_in_server_order`)."""
         values = headers.get_all("Sec-WebSocket-Protocol")
         offered = parse_subprotocol_list(values) if values else []
         if self._select_subprotocol is not None:
             return self._select_subprotocol(self, offered)
         if not self.available_subprotocols:
             return None
-        if not offered:
-            raise NegotiationError("missing subprotocol")
-        for subprotocol in self.available_subprotocols:
-            if subprotocol in offered:
-                return subprotocol
-        raise NegotiationError(
-            "invalid subprotocol; expected one of " + ", ".join(self.available_subprotocols)
-        )
+        return select_subprotocol_in_server_order(offered, self.available_subprotocols)
 
     async def handshake(
         self,
