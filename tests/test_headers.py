@@ -8,8 +8,11 @@ from wsrs.exceptions import InvalidHeaderFormat
 from wsrs.headers import (
     ExtensionHeader,
     ExtensionParameter,
+    build_authorization_basic,
     build_extension_list,
+    build_host,
     build_subprotocol_list,
+    parse_authorization_basic,
     parse_connection,
     parse_extension_list,
     parse_subprotocol_list,
@@ -279,3 +282,33 @@ def test_build_invalid_extension_list(
     with pytest.raises(ValueError) as raised:
         build_extension_list(extensions)
     assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "secure", "always", "expected"),
+    [
+        ("example.com", 80, False, False, "example.com"),
+        ("example.com", 443, True, False, "example.com"),
+        ("example.com", 443, False, False, "example.com:443"),
+        ("example.com", 80, False, True, "example.com:80"),
+        ("127.0.0.1", 8080, False, False, "127.0.0.1:8080"),
+        ("::1", 443, True, False, "[::1]"),
+        ("fe80::1", 8443, True, True, "[fe80::1]:8443"),
+    ],
+)
+def test_build_host(host: str, port: int, secure: bool, always: bool, expected: str) -> None:
+    assert build_host(host, port, secure, always_include_port=always) == expected
+
+
+def test_basic_authorization_round_trip() -> None:
+    header = build_authorization_basic("Aladdin", "open sesame")
+    assert header == "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="  # RFC 7617 section 2
+    assert parse_authorization_basic(header) == ("Aladdin", "open sesame")
+    assert parse_authorization_basic(build_authorization_basic("é", "p:w")) == ("é", "p:w")
+    with pytest.raises(ValueError, match="may not contain"):
+        build_authorization_basic("a:b", "c")
+
+
+@pytest.mark.parametrize("header", ["Bearer abc", "Basic !!!", "Basic " + "//79", "Basic dXNlcg=="])
+def test_parse_authorization_basic_invalid(header: str) -> None:
+    assert parse_authorization_basic(header) is None

@@ -59,6 +59,9 @@ __all__ = [
     "InvalidOrigin",
     "InvalidParameterName",
     "InvalidParameterValue",
+    "InvalidProxy",
+    "InvalidProxyMessage",
+    "InvalidProxyStatus",
     "InvalidState",
     "InvalidStatus",
     "InvalidStatusCode",
@@ -67,6 +70,7 @@ __all__ = [
     "NegotiationError",
     "PayloadTooBig",
     "ProtocolError",
+    "ProxyError",
     "SecurityError",
     "WebSocketException",
     "WebSocketProtocolError",
@@ -216,6 +220,43 @@ class InvalidStatus(InvalidHandshake):
         self.response = response
         """The response: ``status_code``, ``headers``, ``body``."""
         super().__init__(f"server rejected WebSocket connection: HTTP {response.status_code}")
+
+
+class InvalidProxy(WebSocketException):
+    """Raise when the address of a proxy isn't valid (websockets >= 15 API).
+
+    Args:
+        proxy: The proxy's address.
+        msg: What is wrong with it.
+    """
+
+    def __init__(self, proxy: str, msg: str) -> None:
+        self.proxy = proxy
+        """The proxy's address."""
+        self.msg = msg
+        """What is wrong with it."""
+        super().__init__(f"{proxy} isn't a valid proxy: {msg}")
+
+
+class ProxyError(InvalidHandshake):
+    """Raise when connecting through a proxy fails."""
+
+
+class InvalidProxyMessage(ProxyError):
+    """Raise when the response of an HTTP proxy to ``CONNECT`` is malformed."""
+
+
+class InvalidProxyStatus(ProxyError):
+    """Raise when an HTTP proxy refuses to open a tunnel.
+
+    Args:
+        response: The proxy's response, whose status isn't 2xx.
+    """
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+        """The proxy's response."""
+        super().__init__(f"proxy rejected connection: HTTP {response.status_code:d}")
 
 
 class NegotiationError(InvalidHandshake):

@@ -16,6 +16,9 @@ position where parsing failed, as :exc:`~wsrs.exceptions.InvalidHeaderFormat`.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeAlias, TypeVar
@@ -27,8 +30,11 @@ from .exceptions import InvalidHeaderFormat
 __all__ = [
     "ExtensionHeader",
     "ExtensionParameter",
+    "build_authorization_basic",
     "build_extension_list",
+    "build_host",
     "build_subprotocol_list",
+    "parse_authorization_basic",
     "parse_connection",
     "parse_extension_list",
     "parse_subprotocol_list",
@@ -279,3 +285,48 @@ def build_extension_list(extensions: Sequence[tuple[str, Sequence[ExtensionParam
                 raise ValueError(f"invalid value for parameter {param_name}: {value!r}")
         parts.append("; ".join(items))
     return ", ".join(parts)
+
+
+def build_host(host: str, port: int, secure: bool, *, always_include_port: bool = False) -> str:
+    """Build the value of a ``Host`` header (or the target of a ``CONNECT`` request).
+
+    An IPv6 address goes in brackets (RFC 3986 §3.2.2); the port is left out when it is the
+    default of the scheme (80 for ``ws``, 443 for ``wss``), unless ``always_include_port``.
+    """
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:  # a host name
+        pass
+    if always_include_port or port != (443 if secure else 80):
+        host = f"{host}:{port}"
+    return host
+
+
+def build_authorization_basic(username: str, password: str) -> str:
+    """Build the value of an ``Authorization`` header for HTTP Basic authentication
+    (RFC 7617), credentials encoded as UTF-8. The user name may not contain ``:``."""
+    if ":" in username:
+        raise ValueError("a user name for Basic authentication may not contain ':'")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Basic {token}"
+
+
+def parse_authorization_basic(header: str) -> tuple[str, str] | None:
+    """Parse the value of an ``Authorization`` header for HTTP Basic authentication.
+
+    Returns:
+        The user name and the password, or ``None`` if the scheme isn't ``Basic`` or the
+        credentials aren't valid Base64 of UTF-8 ``user:password``.
+    """
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip().encode(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    return username, password

@@ -240,7 +240,9 @@ def parse_request(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Request
     return Request(method.decode(), target.decode(), headers), size
 
 
-def parse_response(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Response, int] | None:
+def parse_response(
+    buf: bytes | bytearray, *, eof: bool = False, proxy: bool = False
+) -> tuple[Response, int] | None:
     """Parse the HTTP/1.1 response of an opening handshake from the start of a buffer.
 
     Call it with everything received so far, each time data arrives, until it doesn't return
@@ -252,9 +254,15 @@ def parse_response(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Respon
     closes, which only an ``eof=True`` call returns. The reason phrase and header values are
     decoded as ISO-8859-1.
 
+    With ``proxy=True``, it parses the response of an HTTP proxy to a ``CONNECT`` request
+    instead: HTTP/1.0 is accepted too (some proxies still answer with it), and the response
+    ends with its head whatever its status (RFC 9110 §9.3.6: a 2xx response has no body and
+    the tunnel starts right after; the proxy closes the connection after any other).
+
     Args:
         buf: Data received so far, starting with the response.
         eof: ``True`` if the connection was closed and no more data will arrive.
+        proxy: Whether this is a proxy's response to ``CONNECT``.
 
     Returns:
         ``None`` if the response is incomplete, else the response and the number of bytes it
@@ -275,7 +283,7 @@ def parse_response(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Respon
     # RFC 7230 §3.1.2 asks clients to ignore the reason phrase; tolerate a missing SP before it.
     version, _, rest = lines[0].partition(b" ")
     raw_status_code, _, raw_reason = rest.partition(b" ")
-    if version != b"HTTP/1.1":
+    if version != b"HTTP/1.1" and not (proxy and version == b"HTTP/1.0"):
         raise InvalidMessage(f"unsupported HTTP version: {_d(version)}")
     if not _status_re.fullmatch(raw_status_code):
         raise InvalidMessage(f"invalid HTTP status code: {_d(raw_status_code)}")
@@ -289,7 +297,7 @@ def parse_response(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Respon
     # RFC 7230 §3.3.3: "Any response to a HEAD request and any response with a 1xx
     # (Informational), 204 (No Content), or 304 (Not Modified) status code is always
     # terminated by the first empty line after the header fields".
-    if status_code < 200 or status_code in (204, 304):
+    if proxy or status_code < 200 or status_code in (204, 304):
         return Response(status_code, reason, headers), size
 
     if "Transfer-Encoding" in headers:

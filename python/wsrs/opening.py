@@ -51,6 +51,7 @@ from .handshake import (
 )
 from .headers import (
     build_extension_list,
+    build_host,
     build_subprotocol_list,
     parse_extension_list,
     parse_subprotocol_list,
@@ -339,9 +340,7 @@ def connect_request(
         The request, and the key to pass to :func:`check_response`.
     """
     headers = Headers()
-    default_port = 443 if wsuri.secure else 80
-    host = f"[{wsuri.host}]" if ":" in wsuri.host else wsuri.host
-    headers["Host"] = host if wsuri.port == default_port else f"{host}:{wsuri.port}"
+    headers["Host"] = build_host(wsuri.host, wsuri.port, wsuri.secure)
     if origin is not None:
         headers["Origin"] = origin
     if extensions:

@@ -12,13 +12,14 @@ import asyncio
 import functools
 import logging
 import random
+import ssl
 import traceback
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
-from ..datastructures import HeadersLike
+from ..datastructures import Headers, HeadersLike
 from ..exceptions import (
     InvalidHandshake,
     InvalidMessage,
@@ -28,11 +29,14 @@ from ..exceptions import (
     SecurityError,
 )
 from ..extensions.base import ClientExtensionFactory
+from ..headers import build_authorization_basic
 from ..http11 import Response, parse_response
 from ..opening import check_extensions, check_response, check_subprotocol, connect_request
+from ..proxy import Proxy, get_proxy, parse_proxy
 from ..uri import WebSocketURI, parse_uri
 from ..version import USER_AGENT
 from .connection import Connection, LoggerLike, MaxQueue, WriteLimit
+from .proxy import connect_http_proxy, connect_socks_proxy
 
 
 __all__ = ["ClientConnection", "connect", "process_exception", "unix_connect"]
@@ -82,14 +86,8 @@ class ClientConnection(Connection):
         assert self.wsuri is not None
         headers: list[tuple[str, str]] = []
         if self.wsuri.user_info is not None:
-            user, password = self.wsuri.user_info
-            token = f"{user}:{password}".encode()
-            import base64
-
-            headers.append(("Authorization", "Basic " + base64.b64encode(token).decode()))
+            headers.append(("Authorization", build_authorization_basic(*self.wsuri.user_info)))
         if additional_headers is not None:
-            from ..datastructures import Headers
-
             headers.extend(Headers(additional_headers).raw_items())
         request, key = connect_request(
             self.wsuri,
@@ -169,6 +167,24 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
     authentication; HTTP redirects (301, 302, 303, 307, 308) are followed, up to
     :data:`MAX_REDIRECTS`. ``**kwargs`` go to :meth:`asyncio.loop.create_connection`
     (``ssl``, ``sock``, ``server_hostname``, ``local_addr``...).
+
+    ``proxy``: by default (``True``) the proxy that the system configures for the URI is
+    used, if any (environment variables, see :func:`wsrs.proxy.get_proxy`); ``None``
+    connects directly; an address (``http://``, ``https://``, ``socks5h://``, ``socks5://``,
+    ``socks4a://``, ``socks4://``) overrides the system's choice. Through an HTTP proxy,
+    ``ssl``, ``ssl_*`` and ``server_hostname`` configure TLS with the server, ``proxy_ssl``,
+    ``proxy_server_hostname`` and the other ``proxy_*`` arguments TLS with an ``https://``
+    proxy, and the remaining ``**kwargs`` the TCP connection to the proxy. SOCKS proxies
+    need the ``python-socks`` package.
+
+    Raises:
+        InvalidURI: If ``uri`` isn't a valid WebSocket URI.
+        InvalidProxy: If ``proxy`` isn't a valid proxy address.
+        InvalidProxyStatus: If an HTTP proxy refuses the tunnel.
+        InvalidProxyMessage: If an HTTP proxy's response is malformed.
+        OSError: If the TCP connection fails.
+        InvalidHandshake: If the opening handshake fails.
+        TimeoutError: If the opening handshake times out (``open_timeout``).
     """
 
     def __init__(
@@ -192,9 +208,11 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
         write_limit: WriteLimit = 2**15,
         logger: LoggerLike | None = None,
         create_connection: type[ClientConnection] | None = None,
+        proxy: str | Literal[True] | None = True,
         **kwargs: Any,
     ) -> None:
         self.uri = uri
+        self.proxy = proxy
         self.ws_uri = parse_uri(uri, user_info=True)
         if not self.ws_uri.secure and kwargs.get("ssl") is not None:
             raise ValueError("ssl argument is incompatible with a ws:// URI")
@@ -236,11 +254,20 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
         wsuri = self.ws_uri
         if wsuri.secure:
             kwargs.setdefault("ssl", True)
+            if kwargs.get("ssl") is None:
+                raise ValueError("ssl=None is incompatible with a wss:// URI")
             if kwargs.get("sock") is not None or kwargs.get("unix"):
                 kwargs.setdefault("server_hostname", wsuri.host)
+        proxy = self.proxy
+        if kwargs.get("unix") or kwargs.get("sock") is not None:
+            proxy = None
+        elif proxy is True:
+            proxy = get_proxy(wsuri)
         factory = functools.partial(self._create_connection, **self._connection_options)
         if kwargs.pop("unix", False):
             _, connection = await loop.create_unix_connection(factory, **kwargs)
+        elif proxy is not None:
+            connection = await self._open_through_proxy(parse_proxy(proxy), factory, kwargs)
         elif kwargs.get("sock") is not None:
             _, connection = await loop.create_connection(factory, **kwargs)
         else:
@@ -249,6 +276,55 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
             _, connection = await loop.create_connection(factory, host, port, **kwargs)
         assert isinstance(connection, ClientConnection)
         connection.wsuri = wsuri
+        return connection
+
+    async def _open_through_proxy(
+        self, proxy: Proxy, factory: Callable[[], ClientConnection], kwargs: dict[str, Any]
+    ) -> ClientConnection:
+        loop = asyncio.get_running_loop()
+        wsuri = self.ws_uri
+        if proxy.scheme.startswith("socks"):
+            local_addr = kwargs.pop("local_addr", None)
+            sock = await connect_socks_proxy(proxy, wsuri, local_addr=local_addr)
+            if wsuri.secure:
+                kwargs.setdefault("server_hostname", wsuri.host)
+            _, connection = await loop.create_connection(factory, sock=sock, **kwargs)
+            return connection
+        # HTTP(S) proxy: TLS options (ssl*, server_hostname) are for the server, proxy_*
+        # options for TLS to an https:// proxy, the rest for the TCP connection to the proxy.
+        server_kwargs: dict[str, Any] = {}
+        proxy_kwargs: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key.startswith("ssl") or key == "server_hostname":
+                server_kwargs[key] = value
+            elif key.startswith("proxy_"):
+                proxy_kwargs[key[len("proxy_") :]] = value
+            else:
+                proxy_kwargs[key] = value
+        if proxy.scheme == "https":
+            proxy_kwargs.setdefault("ssl", True)
+            if proxy_kwargs["ssl"] is None:
+                raise ValueError("proxy_ssl=None is incompatible with an https:// proxy")
+        elif proxy_kwargs.get("ssl") is not None:
+            raise ValueError("proxy_ssl argument is incompatible with an http:// proxy")
+        transport = await connect_http_proxy(
+            proxy, wsuri, user_agent_header=self.user_agent_header, **proxy_kwargs
+        )
+        connection = factory()
+        transport.set_protocol(connection)
+        ssl_context = server_kwargs.pop("ssl", None)
+        if ssl_context is not None:
+            if ssl_context is True:
+                ssl_context = ssl.create_default_context()
+            server_kwargs.setdefault("server_hostname", wsuri.host)
+            try:
+                tls = await loop.start_tls(transport, connection, ssl_context, **server_kwargs)
+            except BaseException:
+                transport.abort()
+                raise
+            assert tls is not None
+            transport = tls
+        connection.connection_made(transport)
         return connection
 
     def _redirect(self, exc: Exception) -> str | None:

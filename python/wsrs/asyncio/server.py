@@ -9,8 +9,6 @@ response)`` may answer or change the handshake.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import hmac
 import http
@@ -28,7 +26,7 @@ from ..exceptions import (
     ConnectionClosed,
 )
 from ..extensions.base import ServerExtensionFactory
-from ..headers import parse_subprotocol_list
+from ..headers import parse_authorization_basic, parse_subprotocol_list
 from ..http11 import Request, Response, error_response, parse_request
 from ..opening import (
     accept,
@@ -538,7 +536,7 @@ def basic_auth(
         except KeyError:
             response = connection.respond(401, "Missing credentials\n")
         else:
-            username = _parse_basic(authorization)
+            username = parse_authorization_basic(authorization)
             if username is None:
                 response = connection.respond(401, "Unsupported credentials\n")
             else:
@@ -552,17 +550,3 @@ def basic_auth(
         return response
 
     return process_request
-
-
-def _parse_basic(authorization: str) -> tuple[str, str] | None:
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(token.strip().encode(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    username, sep, password = decoded.partition(":")
-    if not sep:
-        return None
-    return username, password
