@@ -267,7 +267,8 @@ async def test_https_proxy_with_credentials_to_a_wss_server(
         ) as websocket:
             await websocket.send("tls in tls")
             assert await websocket.recv() == "tls in tls"
-            assert websocket.transport.get_extra_info("ssl_object") is not None
+            transport = websocket.transport
+            assert transport is not None and transport.get_extra_info("ssl_object") is not None
     token = base64.b64encode(b"user:secret")
     assert b"Proxy-Authorization: Basic " + token in seen.requests[0]
 
