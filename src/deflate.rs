@@ -135,6 +135,16 @@ impl std::fmt::Debug for Deflater {
 /// zlib's default memory level.
 pub const DEFAULT_MEM_LEVEL: u8 = 8;
 
+/// What decides the output of a fresh compressor: zlib level, window bits and memory level.
+/// Writers with equal settings compress a message that refers to nothing before it into the
+/// same bytes, which [`Deflater::compress_alone`] computes once for all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeflateSettings {
+    level: u8,
+    window_bits: u8,
+    mem_level: u8,
+}
+
 impl Deflater {
     /// A compressor with zlib `level` (0-9, default 6 in websockets) and `max_window_bits`
     /// (8-15); `no_context_takeover` resets it after every message. `mem_level` (1-9,
@@ -188,6 +198,48 @@ impl Deflater {
             no_context_takeover,
             history: History::new(bits),
         })
+    }
+
+    /// The settings of this compressor.
+    #[must_use]
+    pub fn settings(&self) -> DeflateSettings {
+        // The config was built from these u8 values in `with_mem_level`.
+        DeflateSettings {
+            level: u8::try_from(self.config.level).unwrap_or(6),
+            window_bits: u8::try_from(-self.config.window_bits).unwrap_or(15),
+            mem_level: u8::try_from(self.config.mem_level).unwrap_or(DEFAULT_MEM_LEVEL),
+        }
+    }
+
+    /// Compress one whole message as a fresh compressor with `settings` does, referring to
+    /// nothing before it, and append it to `out` without the `00 00 ff ff` tail. Any peer
+    /// that negotiated a window at least as large inflates it whatever its window holds; a
+    /// [`Deflater`] that sends it records it with [`sent_elsewhere`](Self::sent_elsewhere).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadCompressedData`] if zlib reports an error (it does not for valid state).
+    pub fn compress_alone(settings: DeflateSettings, data: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        Self::with_mem_level(
+            u32::from(settings.level),
+            settings.window_bits,
+            true,
+            settings.mem_level,
+        )?
+        .compress(data, out)
+    }
+
+    /// Record that a message compressed by another compressor ([`compress_alone`](
+    /// Self::compress_alone)) was sent in this compressor's place: the peer's window now ends
+    /// with `data`, which this stream never saw. The stream is freed; with context takeover
+    /// the next message rebuilds it from the history, which now ends with `data`, as after
+    /// [`compact`](Self::compact), so the windows of both ends stay identical.
+    ///
+    pub fn sent_elsewhere(&mut self, data: &[u8]) {
+        self.stream = None;
+        if !self.no_context_takeover {
+            self.history.push(data);
+        }
     }
 
     /// Compress one whole message and append it to `out`, without the `00 00 ff ff` tail.

@@ -33,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::reader::Reader>()?;
     m.add_class::<py::reader::ReceiveBuffer>()?;
     m.add_class::<py::writer::Writer>()?;
+    m.add_class::<py::shared::SharedMessage>()?;
     m.add("LARGE_MESSAGE_SIZE", config::LARGE_MESSAGE_SIZE)?;
     // Used only by tests/ and benches/.
     m.add_class::<py::testing::Utf8Validator>()?;

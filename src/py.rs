@@ -14,5 +14,6 @@ pub mod errors;
 pub mod events;
 pub mod input;
 pub mod reader;
+pub mod shared;
 pub mod testing;
 pub mod writer;

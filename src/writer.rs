@@ -16,7 +16,7 @@
 //! on, which RFC 7692 §6 allows message by message: RSV1 clear, the compressor untouched.
 
 use crate::config::{COMPRESSOR_STATE_SIZE, KEY_BATCH, MAX_KEPT_SEND_BUFFER};
-use crate::deflate::Deflater;
+use crate::deflate::{DeflateSettings, Deflater};
 use crate::error::{Error, Result};
 use crate::frames::{
     build_close, encode_frame, frame_len, header_len, write_frame, write_header, Opcode,
@@ -61,6 +61,39 @@ impl MaskKeys {
         self.batch[self.used..self.used + 4].fill(0);
         self.used += 4;
         Ok(key)
+    }
+}
+
+/// How a server's writer sends a message that many connections share (a broadcast): every
+/// writer with the same encoding sends the very same unmasked frame, so it is encoded once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SharedEncoding {
+    /// One uncompressed frame.
+    Plain,
+    /// One frame with RSV1, compressed as by a fresh compressor with these settings.
+    Deflate(DeflateSettings),
+}
+
+impl SharedEncoding {
+    /// Encode the unmasked frame of a data message with this encoding.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a control or continuation opcode.
+    pub fn encode(self, opcode: Opcode, data: &[u8]) -> Result<Vec<u8>> {
+        if !matches!(opcode, Opcode::Text | Opcode::Binary) {
+            return Err(Error::InvalidArgument("not a data opcode".into()));
+        }
+        let mut out = Vec::new();
+        match self {
+            Self::Plain => encode_frame(&mut out, opcode, true, false, data, None),
+            Self::Deflate(settings) => {
+                let mut payload = Vec::new();
+                Deflater::compress_alone(settings, data, &mut payload)?;
+                encode_frame(&mut out, opcode, true, true, &payload, None);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -336,6 +369,32 @@ impl Writer {
         encode_frame(out, opcode, fin, rsv1, payload, mask);
         self.fragmented = if fin { None } else { Some(compressed) };
         Ok(())
+    }
+
+    /// The encoding with which this writer sends a data message of `len` bytes shared with
+    /// other connections ([`SharedEncoding`]), or `None` when it cannot send a shared frame:
+    /// on the client side (each frame is masked with its own key) or while a fragmented
+    /// message is in progress. `compress: false` asks for the uncompressed frame.
+    #[must_use]
+    pub fn shared_encoding(&self, len: usize, compress: bool) -> Option<SharedEncoding> {
+        if self.client || self.fragmented.is_some() {
+            return None;
+        }
+        match &self.deflater {
+            Some(deflater) if compress && len >= self.compress_threshold => {
+                Some(SharedEncoding::Deflate(deflater.settings()))
+            }
+            _ => Some(SharedEncoding::Plain),
+        }
+    }
+
+    /// Record that this writer's connection was sent the shared frame of `data` with
+    /// `encoding`, which must be what [`shared_encoding`](Self::shared_encoding) returned: a
+    /// compressed one updates the compressor with [`Deflater::sent_elsewhere`].
+    pub fn sent_shared(&mut self, encoding: SharedEncoding, data: &[u8]) {
+        if let (SharedEncoding::Deflate(_), Some(deflater)) = (encoding, self.deflater.as_mut()) {
+            deflater.sent_elsewhere(data);
+        }
     }
 
     /// Encode one frame as given, for callers that fragment messages themselves. Never
@@ -876,5 +935,95 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn shared_encodings_follow_the_writer() {
+        let plain = writer(false, None, 0);
+        assert_eq!(plain.shared_encoding(10, true), Some(SharedEncoding::Plain));
+        assert_eq!(writer(true, Some(false), 0).shared_encoding(10, true), None);
+        let w = writer(false, Some(false), 100);
+        assert_eq!(w.shared_encoding(99, true), Some(SharedEncoding::Plain));
+        assert_eq!(w.shared_encoding(100, false), Some(SharedEncoding::Plain));
+        let settings = Deflater::new(6, 15, false).unwrap().settings();
+        assert_eq!(
+            w.shared_encoding(100, true),
+            Some(SharedEncoding::Deflate(settings))
+        );
+        // Context takeover does not change what a fresh compressor writes; window, level
+        // and memory level do.
+        assert_eq!(Deflater::new(6, 15, true).unwrap().settings(), settings);
+        assert_ne!(Deflater::new(6, 10, false).unwrap().settings(), settings);
+        assert_ne!(Deflater::new(1, 15, false).unwrap().settings(), settings);
+        assert_ne!(
+            Deflater::with_mem_level(6, 15, false, 9)
+                .unwrap()
+                .settings(),
+            settings
+        );
+        let mut f = writer(false, Some(false), 0);
+        f.encode_fragment(Opcode::Text, b"a", false, true, &mut Vec::new())
+            .unwrap();
+        assert_eq!(f.shared_encoding(10, true), None);
+        assert!(SharedEncoding::Plain.encode(Opcode::Ping, b"").is_err());
+    }
+
+    #[test]
+    fn shared_frames_interleave_with_each_writers_own_messages() {
+        // Each connection's own messages refer back into its window; the broadcast ones
+        // were compressed once, for all, referring to nothing. Every peer must read both.
+        let text = b"the quick brown fox jumps over the lazy dog, again and again. ".repeat(20);
+        for no_context_takeover in [false, true] {
+            let mut writers: Vec<Writer> = (0..3)
+                .map(|_| writer(false, Some(no_context_takeover), 0))
+                .collect();
+            let mut readers: Vec<Reader> = (0..3)
+                .map(|_| reader(true, Some(no_context_takeover)))
+                .collect();
+            for round in 0..6u8 {
+                let shared = [&text[..], &[round; 3]].concat();
+                let encoding = writers[0].shared_encoding(shared.len(), true).unwrap();
+                let frame = encoding.encode(Opcode::Binary, &shared).unwrap();
+                assert!(frame.len() < shared.len() / 4);
+                for (i, (w, r)) in writers.iter_mut().zip(&mut readers).enumerate() {
+                    assert_eq!(w.shared_encoding(shared.len(), true), Some(encoding));
+                    w.sent_shared(encoding, &shared);
+                    let own = [&text[round as usize..], &[u8::try_from(i).unwrap(); 5]].concat();
+                    let mut bytes = frame.clone();
+                    w.encode_message(Opcode::Binary, &own, 0, true, &mut bytes)
+                        .unwrap();
+                    let mut events = Vec::new();
+                    r.feed(&bytes, &mut events).unwrap();
+                    assert_eq!(
+                        events,
+                        vec![Event::Binary(shared.clone()), Event::Binary(own)]
+                    );
+                }
+            }
+            // The own messages after the first round took the shared ones into account:
+            // with context takeover they refer back to them and stay tiny.
+            let mut out = Vec::new();
+            writers[0]
+                .encode_message(Opcode::Binary, &text, 0, true, &mut out)
+                .unwrap();
+            if no_context_takeover {
+                assert!(out.len() > 40);
+            } else {
+                assert!(out.len() < 30, "{}", out.len());
+            }
+        }
+    }
+
+    #[test]
+    fn plain_shared_frames_leave_the_compressor_alone() {
+        let mut w = writer(false, Some(false), 0);
+        let mut out = Vec::new();
+        w.encode_message(Opcode::Text, b"hello", 0, true, &mut out)
+            .unwrap();
+        assert!(w.deflater_allocated());
+        let frame = SharedEncoding::Plain.encode(Opcode::Text, b"hi").unwrap();
+        assert_eq!(frame, b"\x81\x02hi");
+        w.sent_shared(SharedEncoding::Plain, b"hi");
+        assert!(w.deflater_allocated());
     }
 }

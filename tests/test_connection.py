@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from wsrs import _core
 from wsrs._core import Close, Ping, Pong, ProtocolError, Reader, Writer
 from wsrs.connection import Connection, Side, State
 from wsrs.exceptions import (
@@ -53,6 +54,7 @@ def test_send_message_round_trips(side: Side) -> None:
     ]
     with pytest.raises(TypeError):
         conn.send_message(42)
+    assert reader.feed(conn.send_shared(_core.SharedMessage("shared"))) == ["shared"]
     assert conn.state is State.OPEN
 
 
@@ -221,6 +223,7 @@ def test_nothing_may_be_sent_once_closing(side: Side) -> None:
     sends: list[Callable[[], object]] = [
         lambda: conn.send_message("late"),
         lambda: conn.send_message_buffer(b"x" * 70_000),
+        lambda: conn.send_shared(_core.SharedMessage("late")),
         lambda: conn.send_ping(b"late"),
         lambda: conn.send_pong(b"late"),
         lambda: conn.send_close(1000),

@@ -1554,3 +1554,51 @@ def test_reader_feed_borrows_any_buffer() -> None:
     assert Reader(client=True).feed(bytearray()) == []
     with pytest.raises(TypeError, match="expected a bytes-like object, got int"):
         Reader(client=True).feed(3)  # type: ignore[arg-type]
+
+
+def test_shared_message_is_encoded_once_per_encoding() -> None:
+    data = b"shared by many connections, " * 40
+    message = _core.SharedMessage(data)
+    assert len(message) == len(data) and message.encodings == 0
+    plain = [Writer(client=False) for _ in range(2)]
+    deflating = [
+        Writer(client=False, deflate=True, no_context_takeover=nct) for nct in (False, True)
+    ]
+    small = Writer(client=False, deflate=True, max_window_bits=10)
+    frames = [w.shared(message) for w in plain + deflating + [small]]
+    assert frames[0] is frames[1] and frames[2] is frames[3]
+    assert len({id(f) for f in frames}) == 3 and message.encodings == 3
+    assert frames[0] == sframe(0x2, data)
+    assert frames[2][0] == 0xC2 and len(frames[2]) < len(data) // 5  # FIN, RSV1, binary
+    # compress=False and a message under the threshold share the plain frame.
+    assert deflating[0].shared(message, compress=False) is frames[0]
+    assert Writer(client=False, deflate=True, compress_threshold=10**6).shared(message) is frames[0]
+    assert message.encodings == 3
+    # Every peer reads its frame, and each writer's own messages after it still decode.
+    for writer, frame, nct in [(deflating[0], frames[2], False), (deflating[1], frames[3], True)]:
+        reader = client(deflate=True, no_context_takeover=nct)
+        frame += writer.message(data) + writer.shared(message) + writer.message(data[::-1])
+        assert reader.feed(frame) == [data, data, data, data[::-1]]
+
+
+def test_shared_message_text_and_clients() -> None:
+    assert Writer(client=False).shared(_core.SharedMessage("é")) == sframe(0x1, "é".encode())
+    text = _core.SharedMessage(b'{"a": 1}', text=True)
+    assert Writer(client=False).shared(text) == sframe(0x1, b'{"a": 1}')
+    binary = _core.SharedMessage("x", text=False)
+    assert Writer(client=False).shared(binary) == sframe(0x2, b"x")
+    # A client masks each frame with its own key: nothing shared.
+    message = _core.SharedMessage(b"masked " * 50)
+    writer = Writer(client=True, deflate=True)
+    first, second = writer.shared(message), writer.shared(message)
+    assert first != second and message.encodings == 0
+    assert server(deflate=True).feed(first + second) == [b"masked " * 50] * 2
+    with pytest.raises(TypeError):
+        _core.SharedMessage(42)  # type: ignore[arg-type]
+
+
+def test_shared_message_refused_while_fragmenting() -> None:
+    writer = Writer(client=False)
+    writer.fragment("half", first=True, fin=False)
+    with pytest.raises(ValueError, match="fragmented message is in progress"):
+        writer.shared(_core.SharedMessage("x"))

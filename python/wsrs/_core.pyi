@@ -3,8 +3,9 @@
 Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray``,
 ``memoryview``) are copied once. Every result is a new object.
 
-``python/wsrs`` uses :class:`Reader`, :class:`Writer`, the events :class:`Ping`,
-:class:`Pong` and :class:`Close`, :class:`ProtocolError` and :data:`LARGE_MESSAGE_SIZE`. The
+``python/wsrs`` uses :class:`Reader`, :class:`Writer`, :class:`SharedMessage`, the events
+:class:`Ping`, :class:`Pong` and :class:`Close`, :class:`ProtocolError` and
+:data:`LARGE_MESSAGE_SIZE`. The
 other names (marked "tests and benchmarks only") exist for ``tests/`` and ``benches/``: they
 check each codec piece against the pure-Python reference and craft frames a well-behaved
 :class:`Writer` never sends.
@@ -28,6 +29,7 @@ __all__ = [
     "ProtocolError",
     "Reader",
     "ReceiveBuffer",
+    "SharedMessage",
     "Utf8Validator",
     "Writer",
     "apply_mask",
@@ -262,6 +264,21 @@ class Writer:
         .. _Continuation: https://datatracker.ietf.org/doc/html/rfc6455#section-5.4
         .. _RFC 7692 section 7.2.1: https://datatracker.ietf.org/doc/html/rfc7692#section-7.2.1
         """
+    def shared(self, message: SharedMessage, *, compress: bool = True) -> bytes:
+        """The frame of a message shared with other connections (a broadcast).
+
+        On the server side, the ``bytes`` object of the message's encoding for this writer
+        (uncompressed, or compressed with this writer's settings as by a fresh compressor),
+        encoded by the first writer that needs it and the same object for the next ones. A
+        compressed frame refers to nothing before it, so it suits every connection whatever
+        its context; this writer records the message in its compressor's window (freeing the
+        compression state, rebuilt from the window by its next compressed message), so its
+        later messages and its peer's decompressor stay in step. On the client side, the
+        message encoded by this writer, masked with its own key. ``compress=False`` asks for
+        the uncompressed frame.
+
+        Raises ``ValueError`` while a message sent with :meth:`fragment` is in progress.
+        """
     @property
     def in_message(self) -> bool:
         """Whether a message sent with :meth:`fragment` has started and not ended."""
@@ -291,6 +308,22 @@ class Writer:
     @property
     def deflater_allocated(self) -> bool:
         """Whether the compression state is allocated."""
+
+@final
+class SharedMessage:
+    """A message for several connections, for :meth:`Writer.shared`: each distinct frame is
+    encoded once (one per encoding: uncompressed, and one per compression setting).
+
+    ``str`` is sent as text and bytes-like data as binary, unless ``text`` says otherwise
+    (bytes sent as text must be UTF-8; they are not checked).
+    """
+
+    def __new__(cls, data: str | Buffer, *, text: bool | None = None) -> SharedMessage: ...
+    @property
+    def encodings(self) -> int:
+        """How many distinct frames were encoded so far."""
+    def __len__(self) -> int:
+        """The size of the message's payload, uncompressed."""
 
 @final
 class Utf8Validator:

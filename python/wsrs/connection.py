@@ -340,6 +340,18 @@ class Connection:
         self._check_open()
         return self._writer.fragment(data, first=first, fin=fin, text=text, compress=compress)
 
+    def send_shared(self, message: _core.SharedMessage) -> bytes:
+        """Return the frame of a message shared with other connections (a broadcast): on the
+        server side the ``bytes`` object every connection with the same encoding sends (see
+        :meth:`wsrs._core.Writer.shared`), on the client side this connection's own frame.
+
+        Raises:
+            InvalidState: Unless the connection is OPEN.
+            ValueError: While a message sent in fragments is in progress.
+        """
+        self._check_open()
+        return self._writer.shared(message)
+
     def send_message_buffer(self, data: str | bytes | bytearray | memoryview) -> bytearray | None:
         """Return a message encoded as one uncompressed frame in a ``bytearray`` that the
         writer reuses for a later message once nothing else refers to it, or ``None`` when

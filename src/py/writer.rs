@@ -15,6 +15,7 @@ use crate::deflate;
 use crate::frames::Opcode;
 use crate::py::errors::{to_pyerr, Direction};
 use crate::py::input::{bytes_of, data_message};
+use crate::py::shared::SharedMessage;
 use crate::writer;
 
 /// The sending side of a connection: messages in, bytes out.
@@ -173,6 +174,35 @@ impl Writer {
         };
         result.map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
         Ok(PyBytes::new(py, &out))
+    }
+
+    /// The frame of a message shared with other connections: on the server side the
+    /// `bytes` object of its encoding, the same for every writer with that encoding (a
+    /// compressed one is recorded in this writer's compressor); on the client side the
+    /// message encoded by this writer, masked with its own key.
+    #[pyo3(signature = (message, *, compress = true))]
+    fn shared<'py>(
+        &mut self,
+        py: Python<'py>,
+        message: &Bound<'py, SharedMessage>,
+        compress: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut message = message.borrow_mut();
+        let inner = &mut self.inner;
+        match inner.shared_encoding(message.data.len(), compress) {
+            Some(encoding) => {
+                let frame = message.frame(py, encoding)?;
+                inner.sent_shared(encoding, &message.data);
+                Ok(frame)
+            }
+            None => {
+                let mut out = Vec::new();
+                inner
+                    .encode_message(message.opcode, &message.data, 0, compress, &mut out)
+                    .map_err(|e| to_pyerr(py, &e, Direction::Sent))?;
+                Ok(PyBytes::new(py, &out))
+            }
+        }
     }
 
     /// Whether a message sent with `fragment` has started and not ended.

@@ -272,7 +272,7 @@ async def test_broadcast_edge_cases(caplog: pytest.LogCaptureFixture) -> None:
             await asyncio.sleep(10 * MS)
             server_side = next(iter(server.connections))
             assert server_side.connection is not None
-            server_side.connection.send_message = _raise
+            server_side.connection.send_shared = _raise  # type: ignore[method-assign, assignment]
             assert broadcast([server_side], "x") == 0
             with pytest.raises(ExceptionGroup):
                 broadcast([server_side], "x", raise_exceptions=True)
