@@ -2,12 +2,14 @@
 
     python benches/broadcast.py                          # 1,000 and 10,000 connections
     python benches/broadcast.py --connections 1000 --rounds 20
+    python benches/broadcast.py --compression deflate     # permessage-deflate on both sides
 
 For each library, a server process (``--role server``) accepts N connections (compression
-off, keepalive off), then, when asked on stdin, calls ``broadcast(server.connections,
-message)`` ``--rounds`` times, one round after the clients confirmed the previous one. A
-client process (``--role client``, plain wsrs.asyncio clients for both servers, so only the
-server side differs) opens the N connections and counts the messages that arrive.
+off unless ``--compression deflate``, keepalive off), then, when asked on stdin, calls
+``broadcast(server.connections, message)`` ``--rounds`` times, one round after the clients
+confirmed the previous one. A client process (``--role client``, plain wsrs.asyncio clients
+for both servers, so only the server side differs) opens the N connections and counts the
+messages that arrive.
 
 Reported per library and N: the time one ``broadcast()`` call takes in the server (median
 over rounds; it only encodes and queues the frames), and the messages delivered per second
@@ -31,6 +33,13 @@ from typing import Any
 
 HOST = "127.0.0.1"
 MESSAGE = "x" * 1024
+# With compression, something like a real update: 1 KiB of JSON that compresses about 3:1.
+JSON_MESSAGE = json.dumps(
+    [
+        {"id": i, "symbol": f"SYM{i * 7919 % 1000:03d}", "price": round(i * 1.618, 3)}
+        for i in range(23)
+    ]
+)[:1024]
 
 
 def raise_fd_limit() -> int:
@@ -41,7 +50,7 @@ def raise_fd_limit() -> int:
     return hard
 
 
-async def server_main(lib: str, rounds: int) -> None:
+async def server_main(lib: str, rounds: int, compression: str | None) -> None:
     raise_fd_limit()
     loop = asyncio.get_running_loop()
     if lib == "wsrs":
@@ -54,7 +63,10 @@ async def server_main(lib: str, rounds: int) -> None:
 
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    async with serve(hold, HOST, 0, compression=None, ping_interval=None, max_queue=None) as server:
+    message = MESSAGE if compression is None else JSON_MESSAGE
+    async with serve(
+        hold, HOST, 0, compression=compression, ping_interval=None, max_queue=None
+    ) as server:
         print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
         durations = []
         while True:
@@ -63,20 +75,25 @@ async def server_main(lib: str, rounds: int) -> None:
                 break
             connections = server.connections
             start = time.perf_counter()
-            broadcast(connections, MESSAGE)
+            broadcast(connections, message)
             durations.append(time.perf_counter() - start)
             print(json.dumps({"sent": len(connections)}), flush=True)
         print(json.dumps({"durations": durations}), flush=True)
 
 
-async def client_main(port: int, count: int, rounds: int) -> None:
+async def client_main(port: int, count: int, rounds: int, compression: str | None) -> None:
     raise_fd_limit()
     from wsrs.asyncio.client import connect
 
     connections = []
     for start in range(0, count, 200):
         batch = [
-            connect(f"ws://{HOST}:{port}/", compression=None, ping_interval=None, open_timeout=60)
+            connect(
+                f"ws://{HOST}:{port}/",
+                compression=compression,
+                ping_interval=None,
+                open_timeout=60,
+            )
             for _ in range(min(200, count - start))
         ]
         connections += await asyncio.gather(*batch)
@@ -91,7 +108,7 @@ async def client_main(port: int, count: int, rounds: int) -> None:
     await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
 
 
-def run(lib: str, count: int, rounds: int) -> dict[str, float]:
+def run(lib: str, count: int, rounds: int, compression: str | None) -> dict[str, float]:
     def spawn(*args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, __file__, *args],
@@ -100,10 +117,11 @@ def run(lib: str, count: int, rounds: int) -> dict[str, float]:
             text=True,
         )
 
-    server = spawn("--role", "server", "--lib", lib, "--rounds", str(rounds))
+    options = [] if compression is None else ["--compression", compression]
+    server = spawn("--role", "server", "--lib", lib, "--rounds", str(rounds), *options)
     assert server.stdin is not None and server.stdout is not None
     port = json.loads(server.stdout.readline())["port"]
-    client = spawn("--role", "client", "--port", str(port), "--connections", str(count))
+    client = spawn("--role", "client", "--port", str(port), "--connections", str(count), *options)
     assert client.stdin is not None and client.stdout is not None
     assert json.loads(client.stdout.readline())["connected"] == count
     time.sleep(1)
@@ -135,23 +153,25 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--connections", type=int, action="append")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--compression", choices=["deflate"], default=None)
     args = parser.parse_args()
     if args.role == "server":
-        asyncio.run(server_main(args.lib, args.rounds))
+        asyncio.run(server_main(args.lib, args.rounds, args.compression))
         return
     if args.role == "client":
-        asyncio.run(client_main(args.port, args.connections[0], args.rounds))
+        asyncio.run(client_main(args.port, args.connections[0], args.rounds, args.compression))
         return
     counts = args.connections or [1000, 10000]
     limit = raise_fd_limit()
-    print(f"broadcast of one 1 KiB text message, {args.rounds} rounds, compression off")
+    what = "compression off" if args.compression is None else "permessage-deflate, JSON"
+    print(f"broadcast of one 1 KiB text message, {args.rounds} rounds, {what}")
     print(f"{'library':<12} {'connections':>11} {'broadcast() ms':>15} {'delivered msg/s':>16}")
     for count in counts:
         if count + 100 > limit:
             print(f"{count} connections: skipped, the file-descriptor limit is {limit}")
             continue
         for lib in ("wsrs", "websockets"):
-            result = run(lib, count, args.rounds)
+            result = run(lib, count, args.rounds, args.compression)
             print(
                 f"{lib:<12} {count:>11,} {result['broadcast_ms']:>15.2f} "
                 f"{result['delivered_per_s']:>16,.0f}",
