@@ -92,6 +92,25 @@ def assert_rejected(
     raise AssertionError("parsing in pieces didn't fail")  # pragma: no cover
 
 
+START_LINE_ERRORS = (
+    "invalid HTTP request line",
+    "unsupported HTTP method",
+    "unsupported HTTP version",
+    "invalid HTTP request target",
+    "invalid HTTP status code",
+    "invalid HTTP reason phrase",
+)
+
+
+def expected_failure_point(data: bytes, message: str) -> int:
+    """Where parsing in pieces must fail: a bad start line as soon as it is complete (junk
+    is refused without waiting for a head that may never end), anything else once the head
+    is."""
+    if message.startswith(START_LINE_ERRORS):
+        return data.index(b"\r\n") + 2
+    return data.index(b"\r\n\r\n") + 4
+
+
 def test_parse_request() -> None:
     request = parse_fed(parse_request, CLIENT_HANDSHAKE)
     assert request.method == "GET"
@@ -205,7 +224,7 @@ def test_parse_request_head_at_size_limit() -> None:
 def test_parse_invalid_request(data: bytes, message: str) -> None:
     size = assert_rejected(parse_request, data, InvalidMessage, message)
     # The head is complete when these errors are detected.
-    assert size == data.index(b"\r\n\r\n") + 4
+    assert size == expected_failure_point(data, message)
 
 
 @pytest.mark.parametrize(
@@ -440,7 +459,7 @@ def test_parse_response_body_at_eof() -> None:
 )
 def test_parse_invalid_response(data: bytes, message: str) -> None:
     size = assert_rejected(parse_response, data, InvalidMessage, message)
-    assert size == data.index(b"\r\n\r\n") + 4
+    assert size == expected_failure_point(data, message)
 
 
 def test_parse_response_limits() -> None:
@@ -526,3 +545,12 @@ def test_error_response_with_text_and_headers() -> None:
 def test_error_response_with_unknown_status() -> None:
     with pytest.raises(ValueError):
         error_response(599)
+
+
+def test_junk_is_refused_at_its_first_line() -> None:
+    with pytest.raises(InvalidMessage, match="invalid HTTP request line: HELO relay.invalid"):
+        parse_request(b"HELO relay.invalid\r\n")
+    with pytest.raises(InvalidMessage, match="unsupported HTTP version: 220"):
+        parse_response(b"220 smtp.invalid ESMTP Postfix\r\n")
+    assert parse_response(b"HTTP/1.1 101 Switching Protocols\r\n") is None
+    assert parse_request(b"GET / HTTP/1.1\r\n") is None

@@ -11,10 +11,9 @@ import dataclasses
 import enum
 
 from . import _core
-from .exceptions import CLOSE_CODES
 
 
-__all__ = ["Close", "CloseCode", "Opcode"]
+__all__ = ["CLOSE_CODE_EXPLANATIONS", "Close", "CloseCode", "Opcode"]
 
 
 class Opcode(enum.IntEnum):
@@ -49,6 +48,27 @@ class CloseCode(enum.IntEnum):
     TLS_HANDSHAKE = 1015
 
 
+CLOSE_CODE_EXPLANATIONS: dict[int, str] = {
+    CloseCode.NORMAL_CLOSURE: "OK",
+    CloseCode.GOING_AWAY: "going away",
+    CloseCode.PROTOCOL_ERROR: "protocol error",
+    CloseCode.UNSUPPORTED_DATA: "unsupported data",
+    CloseCode.NO_STATUS_RCVD: "no status received [internal]",
+    CloseCode.ABNORMAL_CLOSURE: "abnormal closure [internal]",
+    CloseCode.INVALID_DATA: "invalid frame payload data",
+    CloseCode.POLICY_VIOLATION: "policy violation",
+    CloseCode.MESSAGE_TOO_BIG: "message too big",
+    CloseCode.MANDATORY_EXTENSION: "mandatory extension",
+    CloseCode.INTERNAL_ERROR: "internal error",
+    CloseCode.SERVICE_RESTART: "service restart",
+    CloseCode.TRY_AGAIN_LATER: "try again later",
+    CloseCode.BAD_GATEWAY: "bad gateway",
+    CloseCode.TLS_HANDSHAKE: "TLS handshake failure [internal]",
+}
+"""What :class:`Close` says of each close code, in the words of websockets >= 10 (the 4.0
+API's messages use :data:`wsrs.exceptions.CLOSE_CODES`, the words of websockets 4.0)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Close:
     """The code and reason of a close frame.
@@ -67,7 +87,7 @@ class Close:
         elif 4000 <= self.code < 5000:
             explanation = "private use"
         else:
-            explanation = CLOSE_CODES.get(self.code, "unknown")
+            explanation = CLOSE_CODE_EXPLANATIONS.get(self.code, "unknown")
         result = f"{self.code} ({explanation})"
         if self.reason:
             result = f"{result} {self.reason}"

@@ -210,24 +210,14 @@ def parse_request(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Request
     """
     head = _parse_head(buf, eof=eof, start_line="request line")
     if head is None:
+        # Junk (another protocol, a scanner) is refused as soon as its first line is in,
+        # rather than when the head would end.
+        first_line = _first_line(buf)
+        if first_line is not None:
+            _parse_request_line(first_line)
         return None
     lines, size = head
-
-    # RFC 7230 §3.1.1: request-line = method SP request-target SP HTTP-version CRLF
-    # Only fixed values are accepted for the method and the version, which makes parsing easy.
-    try:
-        method, target, version = lines[0].split(b" ", 2)
-    except ValueError:  # not enough values to unpack (expected 3, got 1 or 2)
-        raise InvalidMessage(f"invalid HTTP request line: {_d(lines[0])}") from None
-    # RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST be at
-    # least 1.1."
-    if method != b"GET":
-        raise InvalidMessage(f"unsupported HTTP method: {_d(method)}")
-    if version != b"HTTP/1.1":
-        raise InvalidMessage(f"unsupported HTTP version: {_d(version)}")
-    if not _target_re.fullmatch(target):
-        raise InvalidMessage(f"invalid HTTP request target: {_d(target)}")
-
+    method, target = _parse_request_line(lines[0])
     headers = _parse_headers(lines[1:])
 
     # RFC 7230 §3.3.3: the body length of a request comes from Transfer-Encoding or
@@ -238,6 +228,46 @@ def parse_request(buf: bytes | bytearray, *, eof: bool = False) -> tuple[Request
         raise InvalidMessage("a handshake request can't have a body")
 
     return Request(method.decode(), target.decode(), headers), size
+
+
+def _first_line(buf: bytes | bytearray) -> bytes | None:
+    """The first line of an incomplete head, once it is complete."""
+    end = buf.find(b"\r\n", 0, MAX_LINE + 2)
+    return None if end == -1 else bytes(buf[:end])
+
+
+def _parse_request_line(line: bytes) -> tuple[bytes, bytes]:
+    """Check a request line; return its method and target."""
+    # RFC 7230 §3.1.1: request-line = method SP request-target SP HTTP-version CRLF
+    # Only fixed values are accepted for the method and the version, which makes parsing easy.
+    try:
+        method, target, version = line.split(b" ", 2)
+    except ValueError:  # not enough values to unpack (expected 3, got 1 or 2)
+        raise InvalidMessage(f"invalid HTTP request line: {_d(line)}") from None
+    # RFC 6455 §4.1: "The method of the request MUST be GET, and the HTTP version MUST be at
+    # least 1.1."
+    if method != b"GET":
+        raise InvalidMessage(f"unsupported HTTP method: {_d(method)}")
+    if version != b"HTTP/1.1":
+        raise InvalidMessage(f"unsupported HTTP version: {_d(version)}")
+    if not _target_re.fullmatch(target):
+        raise InvalidMessage(f"invalid HTTP request target: {_d(target)}")
+    return method, target
+
+
+def _parse_status_line(line: bytes, proxy: bool) -> tuple[int, str]:
+    """Check a status line; return its status code and reason phrase."""
+    # RFC 7230 §3.1.2: status-line = HTTP-version SP status-code SP reason-phrase CRLF
+    # RFC 7230 §3.1.2 asks clients to ignore the reason phrase; tolerate a missing SP before it.
+    version, _, rest = line.partition(b" ")
+    raw_status_code, _, raw_reason = rest.partition(b" ")
+    if version != b"HTTP/1.1" and not (proxy and version == b"HTTP/1.0"):
+        raise InvalidMessage(f"unsupported HTTP version: {_d(version)}")
+    if not _status_re.fullmatch(raw_status_code):
+        raise InvalidMessage(f"invalid HTTP status code: {_d(raw_status_code)}")
+    if not bvalue_re.fullmatch(raw_reason):
+        raise InvalidMessage(f"invalid HTTP reason phrase: {_d(raw_reason)}")
+    return int(raw_status_code), raw_reason.decode("latin-1")
 
 
 def parse_response(
@@ -276,21 +306,12 @@ def parse_response(
     """
     head = _parse_head(buf, eof=eof, start_line="status line")
     if head is None:
+        first_line = _first_line(buf)
+        if first_line is not None:
+            _parse_status_line(first_line, proxy)
         return None
     lines, size = head
-
-    # RFC 7230 §3.1.2: status-line = HTTP-version SP status-code SP reason-phrase CRLF
-    # RFC 7230 §3.1.2 asks clients to ignore the reason phrase; tolerate a missing SP before it.
-    version, _, rest = lines[0].partition(b" ")
-    raw_status_code, _, raw_reason = rest.partition(b" ")
-    if version != b"HTTP/1.1" and not (proxy and version == b"HTTP/1.0"):
-        raise InvalidMessage(f"unsupported HTTP version: {_d(version)}")
-    if not _status_re.fullmatch(raw_status_code):
-        raise InvalidMessage(f"invalid HTTP status code: {_d(raw_status_code)}")
-    if not bvalue_re.fullmatch(raw_reason):
-        raise InvalidMessage(f"invalid HTTP reason phrase: {_d(raw_reason)}")
-    status_code = int(raw_status_code)
-    reason = raw_reason.decode("latin-1")
+    status_code, reason = _parse_status_line(lines[0], proxy)
 
     headers = _parse_headers(lines[1:])
 

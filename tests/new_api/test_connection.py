@@ -284,7 +284,7 @@ async def test_limits_as_pairs_and_no_close_timeout() -> None:
                 await client.send("x" * 1001)
                 await client.recv()
             assert client.close_code == 1009
-            assert client.id.version == 4 and client.logger.name == "wsrs.client"
+            assert client.id.version == 4 and client.logger.name == "websockets.client"
 
 
 async def test_compress_false_sends_one_message_uncompressed() -> None:

@@ -57,7 +57,7 @@ class FakeTransport(asyncio.Transport):
 
 async def test_connection_before_and_without_a_handshake() -> None:
     client = ClientConnection()
-    assert client.logger.name == "wsrs.client"
+    assert client.logger.name == "websockets.client"
     assert client.close_code is None and client.close_reason is None
     assert client.local_address is None and client.remote_address is None
     with pytest.raises(InvalidState):
@@ -243,8 +243,7 @@ async def test_wait_closed_before_close() -> None:
     server = await serve(echo, "127.0.0.1", 0)
     waiting = asyncio.create_task(server.wait_closed())
     await asyncio.sleep(0)
-    assert server.server is not None
-    server.server.close()
+    server.close()
     await asyncio.wait_for(waiting, 1)
     with pytest.raises(ValueError, match="unsupported compression"):
         serve(echo, "127.0.0.1", 0, compression="zstd")
@@ -407,9 +406,8 @@ async def test_handshake_finishing_while_the_server_closes() -> None:
     assert server.closing
     await asyncio.sleep(10 * MS)
     release.set()
-    client = await connecting
-    await asyncio.wait_for(client.wait_closed(), 2)
-    assert client.close_code == 1001
+    with pytest.raises(InvalidStatus, match="HTTP 503"):
+        await connecting
     await server.wait_closed()
 
 

@@ -40,6 +40,7 @@ import functools
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -157,6 +158,9 @@ class BaseProtocol(asyncio.BufferedProtocol):
         self._compactor: IdleCompactor | None = None
         self.connection_lost_waiter: asyncio.Future[None] = loop.create_future()
         """Resolved when the TCP connection is closed."""
+        self.latency: float = 0.0
+        """Round-trip time of the last ping answered, keepalive pings included, in seconds;
+        0 before the first."""
 
     @property
     def state(self) -> State:
@@ -413,9 +417,14 @@ class BaseProtocol(asyncio.BufferedProtocol):
                 payload = secrets.token_bytes(4)
         waiter: asyncio.Future[None] = self.loop.create_future()
         writer.write_now(connection.send_ping(payload, waiter))
+        waiter.add_done_callback(functools.partial(self._measure_latency, time.monotonic()))
         if self._paused_writing:
             await self._drain()
         return payload, waiter
+
+    def _measure_latency(self, sent_at: float, pong: asyncio.Future[None]) -> None:
+        if not pong.cancelled() and pong.exception() is None:
+            self.latency = time.monotonic() - sent_at
 
     def _keepalive_ping(self) -> Any:
         """Send a keepalive ping: :func:`~wsrs.asyncio.keepalive.keepalive` calls it while

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import random
 import ssl
 import traceback
@@ -21,7 +22,6 @@ from typing import Any, Literal
 
 from ..datastructures import Headers, HeadersLike
 from ..exceptions import (
-    InvalidHandshake,
     InvalidMessage,
     InvalidStatus,
     InvalidStatusCode,
@@ -41,8 +41,9 @@ from .proxy import connect_http_proxy, connect_socks_proxy
 
 __all__ = ["ClientConnection", "connect", "process_exception", "unix_connect"]
 
-MAX_REDIRECTS = 10
-"""Redirects followed at most by one :func:`connect`."""
+MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
+"""Redirects followed at most by one :func:`connect`: 10, or the value of the environment
+variable ``WEBSOCKETS_MAX_REDIRECTS`` that websockets documents."""
 
 
 class ClientConnection(Connection):
@@ -102,10 +103,11 @@ class ClientConnection(Connection):
         try:
             response: Response = await self._handshake.read(parse_response)
         except InvalidMessage as exc:
-            if not self._handshake.eof:
-                raise
-            # The server closed the connection: a transient failure, worth retrying.
-            raise InvalidMessage("did not receive a valid HTTP response") from EOFError(str(exc))
+            # As websockets: the cause says why. EOFError, the server closed the connection,
+            # is a transient failure worth retrying (process_exception); ValueError, what
+            # it sent isn't an HTTP response, is not.
+            cause = EOFError if self._handshake.eof else ValueError
+            raise InvalidMessage("did not receive a valid HTTP response") from cause(str(exc))
         self.response = response
         try:
             self.extensions, self._subprotocol = check_response(
@@ -214,6 +216,8 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
         self.uri = uri
         self.proxy = proxy
         self.ws_uri = parse_uri(uri, user_info=True)
+        if isinstance(subprotocols, str):
+            raise TypeError("subprotocols must be a list, not a str")
         if not self.ws_uri.secure and kwargs.get("ssl") is not None:
             raise ValueError("ssl argument is incompatible with a ws:// URI")
         if compression == "deflate":
@@ -224,7 +228,9 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
                 extensions.append(ClientPerMessageDeflateFactory(client_max_window_bits=True))
         elif compression is not None:
             raise ValueError(f"unsupported compression: {compression}")
-        self.logger: LoggerLike = logger if logger is not None else logging.getLogger("wsrs.client")
+        self.logger: LoggerLike = (
+            logger if logger is not None else logging.getLogger("websockets.client")
+        )
         self.additional_headers = additional_headers
         self.user_agent_header = user_agent_header
         self.process_exception = process_exception
@@ -256,8 +262,9 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
             kwargs.setdefault("ssl", True)
             if kwargs.get("ssl") is None:
                 raise ValueError("ssl=None is incompatible with a wss:// URI")
-            if kwargs.get("sock") is not None or kwargs.get("unix"):
-                kwargs.setdefault("server_hostname", wsuri.host)
+            # The certificate is checked against the URI's host, even when host= or sock=
+            # says where to connect.
+            kwargs.setdefault("server_hostname", wsuri.host)
         proxy = self.proxy
         if kwargs.get("unix") or kwargs.get("sock") is not None:
             proxy = None
@@ -327,26 +334,43 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
         connection.connection_made(transport)
         return connection
 
-    def _redirect(self, exc: Exception) -> str | None:
-        """The URI to follow for a redirect response, or ``None``."""
+    def _redirect(self, exc: Exception) -> Exception | str:
+        """The URI to follow for a redirect response, as websockets does; else the
+        exception to raise: ``exc`` itself when it isn't a redirect."""
         if not isinstance(exc, InvalidStatus):
-            return None
+            return exc
         response = exc.response
-        if response.status_code not in (301, 302, 303, 307, 308):
-            return None
         location = response.headers.get("Location")
-        if location is None:
-            raise InvalidHandshake("redirect response missing Location") from exc
+        if response.status_code not in (300, 301, 302, 303, 307, 308) or location is None:
+            return exc
         old = self.ws_uri
-        scheme = "wss" if old.secure else "ws"
-        base = f"{scheme}://{old.host}:{old.port}{old.resource_name}"
-        new_uri = urllib.parse.urljoin(base, location)
+        new_uri = urllib.parse.urljoin(self.uri, location)
         try:
             new = parse_uri(new_uri, user_info=True)
         except InvalidURI as invalid:
-            raise SecurityError(f"redirect to invalid URI: {new_uri}") from invalid
+            return invalid
+        if self._kwargs.get("sock") is not None:
+            # The socket was closed with the failed attempt: it cannot be reused.
+            return ValueError(f"cannot follow redirect to {new_uri} with a preexisting socket")
         if old.secure and not new.secure:
-            raise SecurityError("cannot follow redirect to non-secure URI")
+            return SecurityError(f"cannot follow redirect to non-secure URI {new_uri}")
+        if (old.secure, old.host, old.port) != (new.secure, new.host, new.port):
+            if self._kwargs.get("unix"):
+                return ValueError(
+                    f"cannot follow cross-origin redirect to {new_uri} with a Unix socket"
+                )
+            if self._kwargs.get("host") is not None or self._kwargs.get("port") is not None:
+                return ValueError(
+                    f"cannot follow cross-origin redirect to {new_uri} "
+                    "with an explicit host or port"
+                )
+            # Credentials meant for one origin must not leak to another.
+            if self.additional_headers is not None:
+                self.additional_headers = Headers(
+                    (name, value)
+                    for name, value in Headers(self.additional_headers).raw_items()
+                    if name.lower() not in ("authorization", "cookie", "proxy-authorization")
+                )
         return new_uri
 
     async def _connect(self) -> ClientConnection:
@@ -361,11 +385,13 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
                         raise
                     except Exception as exc:
                         connection.fail_connection(1006)
-                        new_uri = self._redirect(exc)
-                        if new_uri is None:
+                        followed = self._redirect(exc)
+                        if followed is exc:
                             raise
-                        self.uri = new_uri
-                        self.ws_uri = parse_uri(new_uri, user_info=True)
+                        if isinstance(followed, Exception):
+                            raise followed from exc
+                        self.uri = followed
+                        self.ws_uri = parse_uri(followed, user_info=True)
                         continue
                     return connection
                 raise SecurityError(f"more than {MAX_REDIRECTS} redirects")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
@@ -107,14 +106,13 @@ class Connection(BaseProtocol):
         self.id: uuid.UUID = uuid.uuid4()
         """Unique identifier of the connection. Useful in logs."""
         if logger is None:
-            logger = logging.getLogger(f"wsrs.{self.side}")
+            logger = logging.getLogger(f"websockets.{self.side}")
         self.logger: LoggerLike = logger
         """Logger of this connection."""
         self.request: Request | None = None
         """Opening handshake request."""
         self.response: Response | None = None
         """Opening handshake response."""
-        self.latency: float = 0.0
         """Round-trip time of the last ping answered, in seconds; 0.0 before the first."""
         self._subprotocol: str | None = None
         self._receiving = False
@@ -442,9 +440,9 @@ class Connection(BaseProtocol):
                 raise ConcurrencyError("already waiting for a pong with the same data")
         _, waiter = await self._send_ping(payload)
         latency: asyncio.Future[float] = self.loop.create_future()
-        sent_at = time.monotonic()
 
         def resolve(pong: asyncio.Future[None]) -> None:
+            # After BaseProtocol._measure_latency, which the ping registered first.
             if latency.done():
                 return
             if pong.cancelled():
@@ -452,7 +450,6 @@ class Connection(BaseProtocol):
             elif pong.exception() is not None:
                 latency.set_exception(pong.exception())  # type: ignore[arg-type]
             else:
-                self.latency = time.monotonic() - sent_at
                 latency.set_result(self.latency)
 
         waiter.add_done_callback(resolve)

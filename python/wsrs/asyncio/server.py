@@ -51,7 +51,7 @@ __all__ = [
     "unix_serve",
 ]
 
-logger = logging.getLogger("wsrs.server")
+logger = logging.getLogger("websockets.server")
 
 Origin: TypeAlias = "str | re.Pattern[str] | None"
 SelectSubprotocol: TypeAlias = Callable[["ServerConnection", Sequence[str]], "str | None"]
@@ -175,6 +175,10 @@ class ServerConnection(Connection):
                 exc_for_log = exc
             if changed is not None:
                 response = changed
+        if response.status_code == 101 and self.server.closing:
+            # As websockets: a handshake that ends while the server closes is refused, so
+            # close() never waits for a handler that started after it.
+            response = self.respond(503, "Server is shutting down.\n")
         if server_header is not None and "Server" not in response.headers:
             response.headers["Server"] = server_header
         self.response = response
@@ -231,6 +235,7 @@ class Server:
         self.handlers: set[asyncio.Task[None]] = set()
         self.all_connections: set[ServerConnection] = set()
         self._closing: asyncio.Task[None] | None = None
+        self._close_called: asyncio.Future[None]  # set by _start(), on the running loop
 
     @property
     def closing(self) -> bool:
@@ -256,6 +261,8 @@ class Server:
             self._closing = asyncio.get_running_loop().create_task(
                 self._close(close_connections, code, reason)
             )
+            if not self._close_called.done():  # pragma: no branch
+                self._close_called.set_result(None)
 
     async def _close(self, close_connections: bool, code: int, reason: str) -> None:
         assert self.server is not None
@@ -270,11 +277,11 @@ class Server:
         await self.server.wait_closed()
 
     async def wait_closed(self) -> None:
-        """Wait until the server is closed and every handler has returned."""
+        """Wait until the server is closed (by :meth:`close`, from any task) and every
+        handler has returned."""
         if self._closing is None:
-            assert self.server is not None
-            await self.server.wait_closed()
-            return
+            await asyncio.shield(self._close_called)
+        assert self._closing is not None
         await asyncio.shield(self._closing)
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
@@ -292,10 +299,12 @@ class Server:
         await self.server.start_serving()
 
     async def serve_forever(self) -> None:
-        """Accept connections until the task is cancelled; then close the server."""
-        assert self.server is not None
+        """Accept connections until :meth:`close` is called (then return once the server is
+        closed) or the task is cancelled (then close the server and re-raise)."""
         try:
-            await self.server.serve_forever()
+            if not self.is_serving():
+                await self.start_serving()
+            await self.wait_closed()
         except asyncio.CancelledError:
             self.close()
             await self.wait_closed()
@@ -308,6 +317,7 @@ class Server:
         return tuple(self.server.sockets)
 
     async def _start(self) -> Server:
+        self._close_called = asyncio.get_running_loop().create_future()
         self.server = await self._create_server()
         return self
 
@@ -359,11 +369,15 @@ def serve(
     to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ``reuse_port``,
     ``start_serving``...).
     """
+    if isinstance(subprotocols, str):
+        raise TypeError("subprotocols must be a list, not a str")
     if compression is not None and compression != "deflate":
         raise ValueError(f"unsupported compression: {compression}")
     factories = _apply_compression(compression, list(extensions) if extensions else None)
     connection_class = ServerConnection if create_connection is None else create_connection
-    server_logger: LoggerLike = logger if logger is not None else logging.getLogger("wsrs.server")
+    server_logger: LoggerLike = (
+        logger if logger is not None else logging.getLogger("websockets.server")
+    )
     if kwargs.get("ssl") is not None:
         kwargs.setdefault("ssl_handshake_timeout", open_timeout)
     unix = kwargs.pop("unix", False)
@@ -398,11 +412,6 @@ def serve(
             return
         if connection.state is not State.OPEN:
             await connection.wait_closed()
-            return
-        if server.closing:
-            # The server started closing while this handshake finished: don't start a
-            # handler that close() would not wait for.
-            await connection.close(1001)
             return
         server.all_connections.add(connection)
         try:
@@ -544,7 +553,10 @@ def basic_auth(
         ):
             pairs = [credentials]
         else:
-            pairs = list(credentials)
+            try:
+                pairs = list(credentials)
+            except TypeError:
+                raise TypeError(f"invalid credentials argument: {credentials}") from None
         for pair in pairs:
             valid = isinstance(pair, tuple) and len(pair) == 2
             if not (valid and all(isinstance(item, str) for item in pair)):
