@@ -277,3 +277,35 @@ async def test_serve_forever_starts_serving(api: Any) -> None:
     with pytest.raises(asyncio.CancelledError):
         await serving
     assert not server.is_serving()
+
+
+@pytest.mark.parametrize("hook", ["process_request", "process_response"])
+async def test_failing_hooks_answer_500_and_log(
+    api: Any, hook: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fail(*args: Any) -> None:
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="websockets"):
+        async with api.serve(echo, "127.0.0.1", 0, **{hook: fail}) as server:
+            with pytest.raises(api.exceptions.InvalidStatus) as raised:
+                await api.connect(uri_of(server))
+    assert raised.value.response.status_code == 500
+    records = [r for r in caplog.records if r.name == "websockets.server"]
+    assert [r.getMessage() for r in records] == [f"{hook} failed"]
+
+
+async def test_failing_select_subprotocol_answers_500(
+    api: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def select(connection: ServerConnection, subprotocols: list[str]) -> str:
+        raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="websockets"):
+        async with api.serve(echo, "127.0.0.1", 0, select_subprotocol=select) as server:
+            with pytest.raises(api.exceptions.InvalidStatus) as raised:
+                await api.connect(uri_of(server), subprotocols=["chat"])
+    assert raised.value.response.status_code == 500
+    assert [r.getMessage() for r in caplog.records if r.name == "websockets.server"] == [
+        "opening handshake failed"
+    ]

@@ -149,7 +149,11 @@ class ServerConnection(Connection):
             exc_for_log = None
             try:
                 if process_request is not None:
-                    response = await _maybe_await(process_request(self, request))
+                    try:
+                        response = await _maybe_await(process_request(self, request))
+                    except Exception as exc:
+                        self.logger.error("process_request failed", exc_info=True)
+                        response = reject(exc)
                 if response is None:
                     accepted = accept(
                         request,
@@ -171,8 +175,9 @@ class ServerConnection(Connection):
             try:
                 changed = await _maybe_await(process_response(self, request, response))
             except Exception as exc:
+                self.logger.error("process_response failed", exc_info=True)
                 changed = reject(exc)
-                exc_for_log = exc
+                exc_for_log = None  # logged
             if changed is not None:
                 response = changed
         if response.status_code == 101 and self.server.closing:
