@@ -1,21 +1,24 @@
-"""Broadcast: one 1 KiB message to N open connections, wsrs.asyncio against websockets 17.
+"""Fan-out: one 1 KiB message to N open connections, wsrs.asyncio against websockets 17.
 
     python benches/broadcast.py                          # 1,000 and 10,000 connections
+    python benches/broadcast.py --libs wsrs-hub,websockets
     python benches/broadcast.py --connections 1000 --rounds 20
     python benches/broadcast.py --compression deflate     # permessage-deflate on both sides
 
 For each library, a server process (``--role server``) accepts N connections (compression
-off unless ``--compression deflate``, keepalive off), then, when asked on stdin, calls
-``broadcast(server.connections, message)`` ``--rounds`` times, one round after the clients
-confirmed the previous one. A client process (``--role client``, plain wsrs.asyncio clients
-for both servers, so only the server side differs) opens the N connections and counts the
-messages that arrive.
+off unless ``--compression deflate``, keepalive off), then, when asked on stdin, fans the
+message out ``--rounds`` times, one round after the clients confirmed the previous one:
+``broadcast(server.connections, message)`` (rows ``wsrs`` and ``websockets``),
+``Hub.publish`` to a topic every connection subscribed to (``wsrs-hub``), or ``await
+connection.send(message)`` for each connection in turn (``websockets-send-loop``). A client
+process (``--role client``, plain wsrs.asyncio clients for both servers, so only the server
+side differs) opens the N connections and counts the messages that arrive.
 
-Reported per library and N: the time one ``broadcast()`` call takes in the server (median
-over rounds; it only encodes and queues the frames), and the messages delivered per second
-(N * rounds / the time from the first broadcast to the last message received by the
-clients). Linux: both processes raise their file-descriptor limit to the hard limit; N
-above what it allows is skipped with a note.
+Reported per library and N: the time one fan-out takes in the server (median over rounds;
+``broadcast()`` and ``publish`` only encode and queue the frames), and the messages
+delivered per second (N * rounds / the time from the first broadcast to the last message
+received by the clients). Linux: both processes raise their file-descriptor limit to the
+hard limit; N above what it allows is skipped with a note.
 """
 
 from __future__ import annotations
@@ -53,13 +56,27 @@ def raise_fd_limit() -> int:
 async def server_main(lib: str, rounds: int, compression: str | None) -> None:
     raise_fd_limit()
     loop = asyncio.get_running_loop()
-    if lib == "wsrs":
+    if lib.startswith("wsrs"):
         from wsrs.asyncio.server import broadcast, serve
     else:
         from websockets.asyncio.server import broadcast, serve  # type: ignore[no-redef]
+    from wsrs.pubsub import Hub
+
+    hub = Hub()
 
     async def hold(connection: Any) -> None:
+        if lib == "wsrs-hub":
+            hub.subscribe(connection, "all")
         await connection.wait_closed()
+
+    async def fan_out(connections: set[Any], message: str) -> None:
+        if lib == "wsrs-hub":
+            hub.publish("all", message)
+        elif lib.endswith("send-loop"):
+            for connection in connections:
+                await connection.send(message)
+        else:
+            broadcast(connections, message)
 
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -75,7 +92,7 @@ async def server_main(lib: str, rounds: int, compression: str | None) -> None:
                 break
             connections = server.connections
             start = time.perf_counter()
-            broadcast(connections, message)
+            await fan_out(connections, message)
             durations.append(time.perf_counter() - start)
             print(json.dumps({"sent": len(connections)}), flush=True)
         print(json.dumps({"durations": durations}), flush=True)
@@ -154,6 +171,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, action="append")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--compression", choices=["deflate"], default=None)
+    parser.add_argument(
+        "--libs",
+        default="wsrs,wsrs-hub,websockets,websockets-send-loop",
+        help="wsrs (broadcast()), wsrs-hub (Hub.publish), websockets (broadcast()), "
+        "websockets-send-loop (await send() per connection)",
+    )
     args = parser.parse_args()
     if args.role == "server":
         asyncio.run(server_main(args.lib, args.rounds, args.compression))
@@ -165,15 +188,15 @@ def main() -> None:
     limit = raise_fd_limit()
     what = "compression off" if args.compression is None else "permessage-deflate, JSON"
     print(f"broadcast of one 1 KiB text message, {args.rounds} rounds, {what}")
-    print(f"{'library':<12} {'connections':>11} {'broadcast() ms':>15} {'delivered msg/s':>16}")
+    print(f"{'library':<22} {'connections':>11} {'one fan-out ms':>15} {'delivered msg/s':>16}")
     for count in counts:
         if count + 100 > limit:
             print(f"{count} connections: skipped, the file-descriptor limit is {limit}")
             continue
-        for lib in ("wsrs", "websockets"):
+        for lib in args.libs.split(","):
             result = run(lib, count, args.rounds, args.compression)
             print(
-                f"{lib:<12} {count:>11,} {result['broadcast_ms']:>15.2f} "
+                f"{lib:<22} {count:>11,} {result['broadcast_ms']:>15.2f} "
                 f"{result['delivered_per_s']:>16,.0f}",
                 flush=True,
             )
