@@ -4,7 +4,8 @@ CONFORMANCE ?= ../shared/conformance
 
 .DEFAULT_GOAL := help
 .PHONY: help build-dev format lint lint-python lint-rust stubtest test test-rust bench bench-echo \
-	bench-memory autobahn autobahn-full autobahn-asyncio coverage-rust all
+	bench-memory autobahn autobahn-full autobahn-asyncio coverage-rust all \
+	wheels wheels-check docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -70,5 +71,15 @@ autobahn-asyncio: ## Autobahn Testsuite, cases 1-11, through the wsrs.asyncio fr
 	$(PYTHON) $(CONFORMANCE)/autobahn.py client --exclude "12.*,13.*" --out /tmp/wsrs-ab-aclient \
 		--agent wsrs-asyncio \
 		--cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent} --api asyncio"
+
+wheels: ## The sdist and every Linux wheel this machine can build into dist/ (maturin --zig), auditwheel show
+	bash scripts/wheels.sh
+
+wheels-check: ## The sdist builds with pip alone; the wheel passes the smoke tests installed in a fresh venv
+	bash scripts/check-sdist.sh
+	bash scripts/smoke.sh
+
+docs: ## The documentation site into docs/_build/html (Sphinx + furo, warnings are errors)
+	bash scripts/docs.sh
 
 all: format build-dev lint stubtest test ## Format, build, lint, check the stubs and test

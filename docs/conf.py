@@ -44,7 +44,9 @@ nitpick_ignore_regex = [
     (r"py:.*", r"wsrs\.asyncio\.base\..*"),
     (r"py:class", r"(.*\.)?_[A-Za-z]\w*"),
     # How the standard library's own annotations spell two public classes.
-    (r"py:class", r"_asyncio\.Future|asyncio\.base_events\.Server"),
+    (r"py:class", r"_asyncio\.(Future|Task)|asyncio\.base_events\.Server|asyncio\.events\..*"),
+    # uvicorn's types in wsrs.uvicorn's annotations: uvicorn publishes no inventory.
+    (r"py:.*", r"uvicorn\..*|Config|ServerState|WebSocketScope|ClientDisconnected"),
 ]
 intersphinx_mapping = {
     "python": ("https://docs.python.org/3", str(PYTHON_INVENTORY) if PYTHON_INVENTORY.exists() else None),
