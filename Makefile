@@ -5,7 +5,7 @@ CONFORMANCE ?= ../shared/conformance
 .DEFAULT_GOAL := help
 .PHONY: help build-dev format lint lint-python lint-rust stubtest test test-rust bench bench-echo \
 	bench-memory autobahn autobahn-full autobahn-asyncio coverage-rust all \
-	wheels wheels-check docs
+	wheels wheels-check docs lint-workflows
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ wheels: ## The sdist and every Linux wheel this machine can build into dist/ (ma
 wheels-check: ## The sdist builds with pip alone; the wheel passes the smoke tests installed in a fresh venv
 	bash scripts/check-sdist.sh
 	bash scripts/smoke.sh
+
+lint-workflows: ## The GitHub workflows: schema, zizmor, shellcheck of the run steps (actionlint if installed)
+	bash scripts/lint-workflows.sh
 
 docs: ## The documentation site into docs/_build/html (Sphinx + furo, warnings are errors)
 	bash scripts/docs.sh

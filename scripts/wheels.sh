@@ -4,6 +4,7 @@
 #
 #   bash scripts/wheels.sh            every Linux target whose Rust standard library is here
 #   bash scripts/wheels.sh TARGET...  these targets only; a missing standard library fails
+#   bash scripts/wheels.sh sdist      the sdist only
 #
 # This is the one place that holds the maturin arguments of the Linux wheels: `make wheels`,
 # .ci/run and the Linux jobs of .github/workflows/release.yml all call it.
@@ -54,6 +55,7 @@ echo "zig $("$PYTHON" -m ziglang version)"
 rm -rf "$OUT"
 echo "== sdist"
 "$PYTHON" -m maturin sdist --out "$OUT"
+if [ "$*" = sdist ]; then ls -l "$OUT"; exit 0; fi
 
 built=()
 skipped=()
