@@ -49,7 +49,10 @@ nitpick_ignore_regex = [
     (r"py:.*", r"uvicorn\..*|Config|ServerState|WebSocketScope|ClientDisconnected"),
 ]
 intersphinx_mapping = {
-    "python": ("https://docs.python.org/3", str(PYTHON_INVENTORY) if PYTHON_INVENTORY.exists() else None),
+    "python": (
+        "https://docs.python.org/3",
+        str(PYTHON_INVENTORY) if PYTHON_INVENTORY.exists() else None,
+    ),
 }
 
 html_theme = "furo"
