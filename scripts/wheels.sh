@@ -47,15 +47,22 @@ have_std() { [ -d "$(rustc --print sysroot)/lib/rustlib/$1/lib" ]; }
 explicit=0
 if [ $# -gt 0 ]; then targets=("$@"); explicit=1; else targets=("${LINUX_TARGETS[@]}"); fi
 
-echo "== tools: maturin, zig (ziglang), auditwheel"
+echo "== tools: maturin, zig (ziglang), auditwheel; twine in a virtualenv of its own"
 "$PYTHON" -m pip install -q 'maturin>=1.16,<2' 'ziglang>=0.15,<0.18' 'auditwheel>=6.1'
+# twine's readme renderer needs a newer docutils than some system tools accept: keep it apart.
+TWINE_VENV="${WSRS_TWINE_VENV:-/tmp/wsrs-twine-venv}"
+[ -x "$TWINE_VENV/bin/twine" ] || "$PYTHON" -m venv "$TWINE_VENV"
+"$TWINE_VENV/bin/pip" install -q 'twine>=6'
 "$PYTHON" -m maturin --version
 echo "zig $("$PYTHON" -m ziglang version)"
 
 rm -rf "$OUT"
 echo "== sdist"
 "$PYTHON" -m maturin sdist --out "$OUT"
-if [ "$*" = sdist ]; then ls -l "$OUT"; exit 0; fi
+if [ "$*" = sdist ]; then
+    "$TWINE_VENV/bin/twine" check --strict "$OUT"/*
+    exit 0
+fi
 
 built=()
 skipped=()
@@ -94,6 +101,9 @@ for target in "${built[@]}"; do
         fi
     done
 done
+
+echo "== metadata and description as an index checks them (twine check --strict)"
+"$TWINE_VENV/bin/twine" check --strict "$OUT"/*
 
 echo "== built into $OUT/"
 ls -l "$OUT"
