@@ -4,8 +4,7 @@ CONFORMANCE ?= ../shared/conformance
 
 .DEFAULT_GOAL := help
 .PHONY: help build-dev format lint lint-python lint-rust stubtest test test-rust bench bench-echo \
-	bench-memory autobahn autobahn-full autobahn-asyncio coverage-rust all \
-	wheels wheels-check docs lint-workflows
+	bench-memory autobahn autobahn-full autobahn-asyncio coverage-rust all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,6 +40,20 @@ test-rust: ## Rust unit and property tests
 coverage-rust: ## Line coverage of src/ below lib.rs, without the glue in src/py/ (llvm-cov)
 	bash scripts/rust-coverage.sh
 
+.PHONY: wheels wheels-check lint-workflows docs
+wheels: ## The sdist and every Linux wheel this machine can build into dist/ (maturin --zig), auditwheel show
+	bash scripts/wheels.sh
+
+wheels-check: ## The sdist builds with pip alone; the wheel passes the smoke tests installed in a fresh venv
+	bash scripts/check-sdist.sh
+	bash scripts/smoke.sh
+
+lint-workflows: ## The GitHub workflows: schema, zizmor, shellcheck of the run steps (actionlint if installed)
+	bash scripts/lint-workflows.sh
+
+docs: ## The documentation site into docs/_build/html (Sphinx + furo, warnings are errors)
+	bash scripts/docs.sh
+
 bench: ## Criterion benches of the Rust kernels, next to their baselines
 	cargo bench --bench core
 
@@ -71,18 +84,5 @@ autobahn-asyncio: ## Autobahn Testsuite, cases 1-11, through the wsrs.asyncio fr
 	$(PYTHON) $(CONFORMANCE)/autobahn.py client --exclude "12.*,13.*" --out /tmp/wsrs-ab-aclient \
 		--agent wsrs-asyncio \
 		--cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent} --api asyncio"
-
-wheels: ## The sdist and every Linux wheel this machine can build into dist/ (maturin --zig), auditwheel show
-	bash scripts/wheels.sh
-
-wheels-check: ## The sdist builds with pip alone; the wheel passes the smoke tests installed in a fresh venv
-	bash scripts/check-sdist.sh
-	bash scripts/smoke.sh
-
-lint-workflows: ## The GitHub workflows: schema, zizmor, shellcheck of the run steps (actionlint if installed)
-	bash scripts/lint-workflows.sh
-
-docs: ## The documentation site into docs/_build/html (Sphinx + furo, warnings are errors)
-	bash scripts/docs.sh
 
 all: format build-dev lint stubtest test ## Format, build, lint, check the stubs and test
