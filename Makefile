@@ -40,6 +40,20 @@ test-rust: ## Rust unit and property tests
 coverage-rust: ## Line coverage of src/ below lib.rs, without the glue in src/py/ (llvm-cov)
 	bash scripts/rust-coverage.sh
 
+.PHONY: wheels wheels-check lint-workflows docs
+wheels: ## The sdist and every Linux wheel this machine can build into dist/ (maturin --zig), auditwheel show
+	bash scripts/wheels.sh
+
+wheels-check: ## The sdist builds with pip alone; the wheel passes the smoke tests installed in a fresh venv
+	bash scripts/check-sdist.sh
+	bash scripts/smoke.sh
+
+lint-workflows: ## The GitHub workflows: schema, zizmor, shellcheck of the run steps (actionlint if installed)
+	bash scripts/lint-workflows.sh
+
+docs: ## The documentation site into docs/_build/html (Sphinx + furo, warnings are errors)
+	bash scripts/docs.sh
+
 bench: ## Criterion benches of the Rust kernels, next to their baselines
 	cargo bench --bench core
 

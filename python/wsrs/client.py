@@ -268,7 +268,7 @@ class Connect:
 
 
 connect = Connect
-"""Connect to a WebSocket server; see :class:`Connect`."""
+"""Connect to a WebSocket server; see :class:`~wsrs.client.Connect`."""
 
 
 def unix_connect(path: str, uri: str = "ws://localhost/", **kwargs: Any) -> Connect:

@@ -171,7 +171,7 @@ class InvalidHeaderFormat(InvalidHeader):
 class InvalidHeaderValue(InvalidHeader):
     """Raise when an HTTP header is well-formed but its value is not acceptable.
 
-    A server answers ``426 Upgrade Required`` when :attr:`name` is
+    A server answers ``426 Upgrade Required`` when :attr:`~InvalidHeader.name` is
     ``"Sec-WebSocket-Version"`` and ``400 Bad Request`` otherwise.
     """
 

@@ -98,7 +98,8 @@ class Close:
         """Parse the payload of a close frame.
 
         Raises:
-            ProtocolError: When the payload is malformed or the code may not be received.
+            ~wsrs.exceptions.ProtocolError: When the payload is malformed or the code may
+                not be received.
         """
         code, reason = _core.parse_close(data)
         return cls(code, reason)

@@ -517,7 +517,7 @@ class Serve:
 
 
 serve = Serve
-"""Start a WebSocket server; see :class:`Serve`."""
+"""Start a WebSocket server; see :class:`~wsrs.server.Serve`."""
 
 
 def unix_serve(ws_handler: Handler, path: str, **kwargs: Any) -> Serve:
