@@ -308,7 +308,7 @@ class RedisBroker:
             raise BrokerUnavailable("the broker is closed")
         if len(self._outbox) >= self.max_pending:
             self.stats.refused += 1
-            state = "connected to" if self._connected else "cannot reach"
+            state = "is connected to" if self._connected else "cannot reach"
             raise BrokerUnavailable(
                 f"{len(self._outbox)} messages wait for Redis already, "
                 f"the most allowed (max_pending); the broker {state} {self.url}"
@@ -393,22 +393,24 @@ class RedisBroker:
                 self._requested = requested
                 self._pubsub = pubsub
                 self._wakeup.set()  # topics joined or left meanwhile
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None and message["channel"] == self._own_channel:
+                # listen() ends only when nothing is subscribed; the own channel always is.
+                async for message in pubsub.listen():  # pragma: no branch
+                    if message["channel"] == self._own_channel:
                         # SUBSCRIBE is done, for every channel it named: up again.
                         self._connected = True
                         attempt = 0
                         self._report_lost(lost & requested & self._wanted)
                         lost.clear()
                         self._notify()
-                    elif message is not None:
+                    else:
                         self._handle(message)
             except Exception as exc:
+                # Once per outage at warning level; each failed attempt after, at debug.
                 if self._connected:
                     logger.warning("lost the connection to Redis at %s: %s", self.url, exc)
                 else:
-                    logger.warning("cannot reach Redis at %s: %s", self.url, exc)
+                    level = logging.DEBUG if attempt else logging.WARNING
+                    logger.log(level, "cannot reach Redis at %s: %s", self.url, exc)
                 lost |= self._requested if self._connected else set()
                 self._connected = False
                 self._pubsub = None
@@ -490,7 +492,8 @@ class RedisBroker:
                 attempt = 0
                 self._notify()
             except Exception as exc:
-                logger.warning("cannot publish to Redis at %s: %s", self.url, exc)
+                level = logging.DEBUG if attempt else logging.WARNING
+                logger.log(level, "cannot publish to Redis at %s: %s", self.url, exc)
                 await asyncio.sleep(self._delay(attempt))
                 attempt += 1
                 self._wakeup.set()
