@@ -345,8 +345,12 @@ class RedisBroker:
             return
         self._closed = True
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            # redis-py swallows a cancellation now and then: closing while a pipeline is
+            # sent left the send task waiting again, in 2 runs of 100 closes out of 2.
+            # Then it is cancelled again.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=0.1)
         self._tasks.clear()
         if self._client is not None:
             await self._client.aclose()
