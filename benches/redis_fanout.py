@@ -116,11 +116,16 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def tell(process: subprocess.Popen[str], line: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(line + "\n")
+    process.stdin.flush()
+
+
 def ask(process: subprocess.Popen[str], line: str | None = None) -> Any:
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdout is not None
     if line is not None:
-        process.stdin.write(line + "\n")
-        process.stdin.flush()
+        tell(process, line)
     return json.loads(process.stdout.readline())
 
 
@@ -148,9 +153,11 @@ async def run(count: int, rounds: int, redis_url: str | None) -> dict[str, float
     start = time.perf_counter()
     for _ in range(rounds):
         begin = time.perf_counter()
-        publishes.append(ask(publisher, "go")["published"])
+        tell(publisher, "go")
         await asyncio.gather(*(client.recv() for client in clients))
         round_trips.append(time.perf_counter() - begin)
+        # Read after the round: the clients receive while the publisher answers.
+        publishes.append(ask(publisher)["published"])
     elapsed = time.perf_counter() - start
     fan_outs = ask(server, "stop")["fan_outs"]
     if redis_url is not None:
