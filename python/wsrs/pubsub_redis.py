@@ -204,7 +204,8 @@ class RedisBroker:
     Redis pub/sub.
 
     Its tasks start with the first topic or publish, so it must be used within a running
-    event loop, from the loop's thread.
+    event loop, from the loop's thread: elsewhere, subscribing and publishing raise
+    :exc:`RuntimeError`.
 
     Args:
         url: Where Redis is, as ``redis.asyncio.Redis.from_url`` reads it.
@@ -288,14 +289,14 @@ class RedisBroker:
 
     def join(self, topic: str) -> None:
         """Subscribe ``topic``'s channel (soon, from the broker's task)."""
+        self._start()
         self._tracker.forget(topic)
         self._wanted.add(topic)
-        self._start()
 
     def leave(self, topic: str) -> None:
         """Unsubscribe ``topic``'s channel (soon, from the broker's task)."""
-        self._wanted.discard(topic)
         self._start()
+        self._wanted.discard(topic)
 
     def send(self, topic: str, data: bytes, text: bool) -> None:
         """Queue a message published on this node for Redis.
@@ -313,10 +314,10 @@ class RedisBroker:
                 f"{len(self._outbox)} messages wait for Redis already, "
                 f"the most allowed (max_pending); the broker {state} {self.url}"
             )
+        self._start()
         seq = self._seq[topic] = self._seq.get(topic, 0) + 1
         envelope = encode_envelope(self.node_id.bytes, seq, text, data)
         self._outbox.append((self._prefix + topic.encode(), envelope))
-        self._start()
 
     async def wait_ready(self) -> None:
         """Wait until the broker is connected to Redis, every topic with a local subscriber
@@ -360,6 +361,8 @@ class RedisBroker:
     # The tasks.
 
     def _start(self) -> None:
+        # Raises RuntimeError outside a running event loop, before anything changes.
+        asyncio.get_running_loop()
         self._wakeup.set()
         if self._tasks or self._closed:
             return

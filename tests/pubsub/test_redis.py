@@ -249,6 +249,12 @@ def test_broker_arguments() -> None:
     with pytest.raises(RuntimeError, match="serves another hub"):
         Hub(broker=broker)
     assert broker._delay(0) <= 0.05 and broker._delay(10_000) <= 5.0
+    # Outside an event loop: refused before anything changes.
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        broker.send("t", b"x", False)
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        broker.join("t")
+    assert broker.pending() == 0 and broker._seq == {} and broker._wanted == set()
 
 
 async def test_envelopes_not_ours(
