@@ -35,7 +35,8 @@ What is guaranteed:
   ``backoff[0]`` to ``backoff[1]`` seconds); the topics are subscribed again. The broker's
   tasks never let an exception out: the application only sees ``on_gap`` and
   :attr:`RedisBroker.stats`. A Redis that stops answering without closing the connection is
-  noticed by TCP keepalive.
+  only noticed by TCP keepalive (after two hours with Linux's defaults), or sooner by a
+  publish that times out (``timeout``).
 
 The envelope and the sequence bookkeeping (:func:`encode_envelope`, :func:`decode_envelope`,
 :class:`SequenceTracker`) are Sans-I/O, with no Redis in them. Requires ``redis[hiredis]``
