@@ -4,6 +4,7 @@ persistence. The tests that need it skip when the binary is missing."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -43,6 +44,12 @@ class RedisServer:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             time.sleep(0.01)
 
+    def pause(self, paused: bool = True) -> None:
+        """Stop the server (SIGSTOP) or let it go on (SIGCONT): its connections stay open
+        but nothing answers meanwhile."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def kill(self) -> None:
         """Kill the server (SIGKILL: no goodbye to its clients)."""
         assert self.process is not None
@@ -61,4 +68,5 @@ def redis_server() -> Iterator[RedisServer]:
     server.start()
     yield server
     if server.process is not None:
+        server.pause(False)
         server.kill()

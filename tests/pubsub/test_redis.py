@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -187,6 +187,46 @@ async def test_redis_killed_and_restarted(
         for client in (client_a, client_b):
             await client.send("unsubscribe feed")
             assert await receive(client, 1) == ["done"]
+    assert tasks() == before
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), TIMEOUT)
+
+
+async def test_redis_that_stops_answering(redis_server: RedisServer) -> None:
+    """A Redis that keeps its connections open but answers nothing (SIGSTOP): an
+    unanswered ping counts as a lost connection."""
+    before = tasks()
+    options: dict[str, Any] = {"ping_interval": 0.5, "timeout": 1.0, "backoff": (0.02, 0.1)}
+    async with (
+        node(redis_server.url, ["feed"], **options) as (a, _),
+        node(redis_server.url, ["feed"], **options) as (b, uri_b),
+    ):
+        client = await b.client(uri_b, "feed")
+        await ready(a, b)
+        await asyncio.sleep(1.2)  # quiet: pings are answered, nothing is lost
+        assert a.broker.connected and b.broker.connected and b.gaps == []
+        a.hub.publish("feed", "before")
+        assert await receive(client, 1) == ["before"]
+        redis_server.pause()
+        try:
+            await until(lambda: not a.broker.connected and not b.broker.connected)
+            a.hub.publish("feed", "meanwhile")
+            await asyncio.sleep(1.0)  # attempts to reconnect time out
+        finally:
+            redis_server.pause(False)
+        await ready(a, b)
+        a.hub.publish("feed", "after")
+        received = await receive(client, 1)
+        if received == ["meanwhile"]:  # b subscribed again before a sent it
+            received = await receive(client, 1)
+        assert received == ["after"]
+        assert Gap("feed", None) in b.gaps
     assert tasks() == before
 
 
