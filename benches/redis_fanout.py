@@ -18,6 +18,9 @@ publishes itself, no broker: the same fan-out without the Redis hop). Reported: 
 queues it), the time the subscribing node takes to deliver one message to its N
 subscribers (median), one round end to end (median, publish to the last client's
 receipt), and messages delivered per second (N * rounds / the time of all rounds).
+Last, a burst: the publishing node publishes 10,000 messages back to back on a topic that
+no node follows (the time ``Hub.publish`` takes, and the rate at which its broker hands
+them to Redis, in pipelines).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 HOST = "127.0.0.1"
 MESSAGE = "x" * 1024
 TOPIC = "bench"
+BURST = 10_000
 
 
 async def lines() -> asyncio.StreamReader:
@@ -97,12 +101,20 @@ async def publisher_main(redis_url: str) -> None:
     from wsrs.pubsub import Hub
     from wsrs.pubsub_redis import RedisBroker
 
-    broker = RedisBroker(redis_url)
+    broker = RedisBroker(redis_url, max_pending=2 * BURST)
     hub = Hub(broker=broker)
     reader = await lines()
     await broker.wait_ready()
     say(ready=True)
-    while (await reader.readline()).strip() == b"go":
+    while (line := (await reader.readline()).split()) and line[0] != b"stop":
+        if line[0] == b"burst":  # on a topic nobody follows: Redis drops them
+            start = time.perf_counter()
+            for _ in range(int(line[1])):
+                hub.publish("burst", MESSAGE)
+            queued = time.perf_counter() - start
+            await broker.wait_ready()
+            say(queued=queued, sent=time.perf_counter() - start)
+            continue
         start = time.perf_counter()
         hub.publish(TOPIC, MESSAGE)
         say(published=time.perf_counter() - start)
@@ -160,8 +172,10 @@ async def run(count: int, rounds: int, redis_url: str | None) -> dict[str, float
         publishes.append(ask(publisher)["published"])
     elapsed = time.perf_counter() - start
     fan_outs = ask(server, "stop")["fan_outs"]
+    burst: dict[str, float] = {}
     if redis_url is not None:
-        assert ask(publisher, "stop")["stats"] == rounds
+        burst = ask(publisher, f"burst {BURST}")
+        assert ask(publisher, "stop")["stats"] == rounds + BURST
     await asyncio.gather(*(client.close() for client in clients))
     for process in {server, publisher}:
         assert process.wait(60) == 0
@@ -170,6 +184,7 @@ async def run(count: int, rounds: int, redis_url: str | None) -> dict[str, float
         "fan_out_ms": statistics.median(fan_outs) * 1e3,
         "round_ms": statistics.median(round_trips) * 1e3,
         "delivered_per_s": count * rounds / elapsed,
+        **burst,
     }
 
 
@@ -201,12 +216,20 @@ async def main_async(count: int, rounds: int, redis_url: str | None) -> None:
         print(f"one 1 KiB text message to {count:,} subscribers, {rounds} rounds")
         header = f"{'row':<6} {'publish us':>11} {'fan-out ms':>11} {'round ms':>9}"
         print(f"{header} {'delivered msg/s':>16}")
+        burst = ""
         for row, url in [("redis", redis_url), ("local", None)]:
             result = await run(count, rounds, url)
             print(
                 f"{row:<6} {result['publish_us']:>11.1f} {result['fan_out_ms']:>11.2f} "
                 f"{result['round_ms']:>9.2f} {result['delivered_per_s']:>16,.0f}"
             )
+            if "sent" in result:
+                burst = (
+                    f"burst: {BURST:,} publishes back to back on one node, "
+                    f"{result['queued'] / BURST * 1e6:.1f} us each, all handed to Redis "
+                    f"at {BURST / result['sent']:,.0f} msg/s"
+                )
+        print(burst)
     finally:
         if redis_server is not None:
             redis_server.kill()
