@@ -33,6 +33,19 @@ How a publish goes out:
 A connection leaves every topic when it closes. The hub is not thread-safe: use it from the
 event loop's thread.
 
+**Beyond one process.** With ``broker=`` (:class:`wsrs.pubsub_redis.RedisBroker`, say), a
+publish also goes to the hubs of the other processes and hosts, and theirs come to this one::
+
+    hub = Hub(broker=RedisBroker("redis://127.0.0.1:6379"))
+    ...
+    await hub.aclose()
+
+The hub tells its broker when a topic gets its first local subscriber and when its last one
+leaves, hands it each message it publishes (before writing it to the local subscribers, so
+a broker that cannot take it fails the whole publish), and delivers the messages the broker
+receives from other nodes exactly as its own publishes. Without a broker (the default)
+everything stays in the process.
+
 This module has no I/O of its own: it writes through each connection's transport. The
 loop over subscribers runs in Python (one call per subscriber to write the shared frame);
 encoding, the expensive part, happens once.
@@ -42,14 +55,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, Protocol
 
 from . import _core
 from .asyncio.base import BaseProtocol
 from .connection import State
 
 
-__all__ = ["DEFAULT_BUDGET", "Hub", "HubStats", "SubscriberStats"]
+__all__ = ["DEFAULT_BUDGET", "Broker", "Hub", "HubStats", "SubscriberStats"]
 
 logger = logging.getLogger("wsrs.pubsub")
 
@@ -79,6 +93,30 @@ class HubStats(SubscriberStats):
     """Connections closed because they were over their budget (policy ``"close"``)."""
 
 
+class Broker(Protocol):
+    """What a :class:`Hub` needs from a broker that carries its topics to other processes.
+
+    The hub calls these from the event loop's thread; none of them may block.
+    """
+
+    def bind(self, deliver: Callable[[str, bytes, bool], None]) -> None:
+        """Attach the broker to its hub: ``deliver(topic, data, text)`` is how it hands over
+        a message that another node published. A broker serves one hub."""
+
+    def join(self, topic: str) -> None:
+        """Start receiving ``topic`` from other nodes: it has its first local subscriber."""
+
+    def leave(self, topic: str) -> None:
+        """Stop receiving ``topic``: its last local subscriber left."""
+
+    def send(self, topic: str, data: bytes, text: bool) -> None:
+        """Take a message published on this node, for the other nodes; raise if it cannot
+        be taken (then the hub delivers it nowhere)."""
+
+    async def aclose(self) -> None:
+        """Stop: nothing is sent or received afterwards and the broker's tasks are done."""
+
+
 @dataclasses.dataclass(eq=False)
 class _Subscriber:
     topics: set[str]
@@ -92,13 +130,19 @@ class Hub:
         budget: Unsent bytes a subscriber may hold before ``policy`` applies.
         policy: ``"close"`` closes a subscriber over its budget with code 1008;
             ``"drop"`` skips messages for it while it is over its budget.
+        broker: Carries the topics to and from the hubs of other processes; ``None``
+            (the default) keeps them in this process.
 
     Raises:
         ValueError: For a negative budget or an unknown policy.
     """
 
     def __init__(
-        self, *, budget: int = DEFAULT_BUDGET, policy: Literal["close", "drop"] = "close"
+        self,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        policy: Literal["close", "drop"] = "close",
+        broker: Broker | None = None,
     ) -> None:
         if budget < 0:
             raise ValueError("budget must be a positive integer or 0")
@@ -110,6 +154,16 @@ class Hub:
         """Counters over every connection the hub served."""
         self._topics: dict[str, set[BaseProtocol]] = {}
         self._subscribers: dict[BaseProtocol, _Subscriber] = {}
+        self.broker = broker
+        """The broker given to the constructor, if any."""
+        if broker is not None:
+            broker.bind(self._receive)
+
+    async def aclose(self) -> None:
+        """Stop the broker, if any; the hub keeps serving its own process."""
+        if self.broker is not None:
+            await self.broker.aclose()
+            self.broker = None
 
     def subscribe(self, connection: BaseProtocol, topic: str) -> None:
         """Deliver the messages published on ``topic`` to ``connection`` from now on, until
@@ -119,7 +173,12 @@ class Hub:
             subscriber = self._subscribers[connection] = _Subscriber(set(), SubscriberStats())
             connection.connection_lost_waiter.add_done_callback(lambda _: self._forget(connection))
         subscriber.topics.add(topic)
-        self._topics.setdefault(topic, set()).add(connection)
+        members = self._topics.get(topic)
+        if members is None:
+            members = self._topics[topic] = set()
+            if self.broker is not None:
+                self.broker.join(topic)
+        members.add(connection)
 
     def unsubscribe(self, connection: BaseProtocol, topic: str) -> None:
         """Stop delivering ``topic`` to ``connection``; nothing happens if it wasn't
@@ -135,6 +194,8 @@ class Hub:
         members.discard(connection)
         if not members:
             del self._topics[topic]
+            if self.broker is not None:
+                self.broker.leave(topic)
 
     def _forget(self, connection: BaseProtocol) -> None:
         # Called once per connection: when it closes (registered on its first subscribe).
@@ -166,14 +227,30 @@ class Hub:
         ``str`` is sent as text and bytes-like data as binary, unless ``text`` says
         otherwise. Subscribers over their budget get the hub's policy instead.
 
+        With a broker, the message goes to the other nodes too, unless the broker refuses it:
+        then it raises and the message is written nowhere.
+
         Returns:
-            How many connections the message was written to.
+            How many connections in this process the message was written to.
 
         Raises:
             TypeError: If ``message`` is neither ``str`` nor bytes-like.
+            Exception: Whatever the broker raises when it cannot take the message
+                (:class:`~wsrs.pubsub_redis.BrokerUnavailable` for Redis).
         """
-        members = self._topics.get(topic)
         shared = _core.SharedMessage(message, text=text)
+        if self.broker is not None:
+            is_text = isinstance(message, str) if text is None else text
+            data = message.encode() if isinstance(message, str) else bytes(message)
+            self.broker.send(topic, data, is_text)
+        return self._fan_out(topic, shared)
+
+    def _receive(self, topic: str, data: bytes, text: bool) -> None:
+        # A message published on another node, handed over by the broker.
+        self._fan_out(topic, _core.SharedMessage(data, text=text))
+
+    def _fan_out(self, topic: str, shared: _core.SharedMessage) -> int:
+        members = self._topics.get(topic)
         if not members:
             return 0
         delivered = 0

@@ -32,6 +32,9 @@ async def subscribed(hub: Hub, topics: list[str]) -> Callable[[ServerConnection]
             if command == "unsubscribe":
                 hub.unsubscribe(connection, topic)
                 await connection.send("done")
+            elif command == "subscribe":
+                hub.subscribe(connection, topic)
+                await connection.send("done")
 
     return handler
 
@@ -218,3 +221,87 @@ async def test_subscriber_sending_fragments_is_skipped() -> None:
             assert await client.recv() == "part one, part two"
             assert hub.publish("t", "after") == 1
             assert await client.recv() == "after"
+
+
+class FakeBroker:
+    """Records what the hub tells its broker; refuses sends when told to."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.deliver: Callable[[str, bytes, bool], None] | None = None
+        self.refuse = False
+
+    def bind(self, deliver: Callable[[str, bytes, bool], None]) -> None:
+        self.deliver = deliver
+
+    def join(self, topic: str) -> None:
+        self.calls.append(("join", topic))
+
+    def leave(self, topic: str) -> None:
+        self.calls.append(("leave", topic))
+
+    def send(self, topic: str, data: bytes, text: bool) -> None:
+        if self.refuse:
+            raise RuntimeError("refused")
+        self.calls.append(("send", topic, data, text))
+
+    async def aclose(self) -> None:
+        self.calls.append(("aclose",))
+
+
+async def test_hub_with_a_broker() -> None:
+    broker = FakeBroker()
+    hub = Hub(broker=broker)
+    assert hub.broker is broker and broker.deliver is not None
+    async with serve(await subscribed(hub, ["news"]), "127.0.0.1", 0) as server:
+        first = await connect(uri_of(server))
+        await wait_for(lambda: len(hub.subscribers("news")) == 1)
+        second = await connect(uri_of(server))
+        await wait_for(lambda: len(hub.subscribers("news")) == 2)
+        # The broker hears of the first subscriber of a topic only.
+        assert broker.calls == [("join", "news")]
+        # Publishing hands the message to the broker as bytes, text or not.
+        assert hub.publish("news", "café") == 2
+        assert hub.publish("news", bytearray(b"\x01"), text=False) == 2
+        assert hub.publish("news", b"raw text", text=True) == 2
+        assert hub.publish("news", "as binary", text=False) == 2
+        assert hub.publish("elsewhere", memoryview(b"m")) == 0
+        assert broker.calls[1:] == [
+            ("send", "news", "café".encode(), True),
+            ("send", "news", b"\x01", False),
+            ("send", "news", b"raw text", True),
+            ("send", "news", b"as binary", False),
+            ("send", "elsewhere", b"m", False),
+        ]
+        for client in (first, second):
+            assert [await client.recv() for _ in range(4)] == [
+                "café",
+                b"\x01",
+                "raw text",
+                b"as binary",
+            ]
+        # A message the broker refuses is delivered nowhere.
+        broker.refuse = True
+        with pytest.raises(RuntimeError, match="refused"):
+            hub.publish("news", "lost")
+        # What the broker receives from other nodes is delivered like a publish.
+        broker.deliver("news", b"from afar", True)
+        broker.deliver("news", b"\xff", False)
+        broker.deliver("nobody", b"x", True)
+        for client in (first, second):
+            assert await client.recv() == "from afar"
+            assert await client.recv() == b"\xff"
+        assert hub.stats == HubStats(delivered=12)
+        # It hears of the last subscriber leaving.
+        await first.close()
+        await wait_for(lambda: len(hub.subscribers("news")) == 1)
+        assert broker.calls[-1] == ("send", "elsewhere", b"m", False)
+        await second.send("unsubscribe news")
+        assert await second.recv() == "done"
+        assert broker.calls[-1:] == [("leave", "news")]
+        await second.close()
+    await hub.aclose()
+    assert broker.calls[-1:] == [("aclose",)] and hub.broker is None
+    await hub.aclose()  # once only
+    assert broker.calls.count(("aclose",)) == 1
+    await Hub().aclose()  # without a broker: nothing to do
