@@ -193,12 +193,11 @@ class WebSocketProtocol(BaseProtocol):
     @property
     def close_timer(self) -> asyncio.TimerHandle | None:
         """The timer that gives up on the client's close frame, while it is awaited."""
-        connection, transport = self.connection, self.transport
-        if connection is None or connection.close_rcvd is not None or transport is None:
+        connection = self.connection
+        if connection is None or connection.close_sent is None or connection.close_rcvd:
             return None
-        if connection.close_sent is None or transport.is_closing():
-            return None
-        return self._close_timer
+        transport = cast(asyncio.Transport, self.transport)  # set before the connection
+        return None if transport.is_closing() else self._close_timer
 
     @property
     def ping_timer(self) -> asyncio.Task[None] | None:
@@ -241,8 +240,9 @@ class WebSocketProtocol(BaseProtocol):
             self._phase is _Phase.RESPONDING and not self._streaming
         ):
             self._send_500()
-        elif self.transport is not None and not self.transport.is_closing():
-            # Closing already, or in the middle of a response: stop waiting.
+        elif not cast(asyncio.Transport, self.transport).is_closing():
+            # Waiting for the client's close frame, or in the middle of a response whose
+            # head is sent: stop waiting.
             self._close_then_abort()
 
     def _start_closing(self, connection: Connection, code: int, reason: str) -> None:
@@ -278,6 +278,7 @@ class WebSocketProtocol(BaseProtocol):
                 self._close_early()
                 return
             self.logger.info("Invalid WebSocket handshake: HTTP %d: %s", response.status_code, exc)
+            _headers(self.default_headers, response.headers)
             self._respond(response, "the HTTP response")
             return
         self.scope = self._make_scope(request, subprotocols)
@@ -317,11 +318,14 @@ class WebSocketProtocol(BaseProtocol):
             if self._phase is _Phase.CONNECTING:
                 self.logger.error("ASGI callable returned without completing handshake.")
                 self._send_500()
+            elif self._phase is _Phase.RESPONDING:
+                self.logger.error("ASGI callable returned without completing the response.")
+                self._send_500()
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
         connection = self.connection
         if self._phase is _Phase.RESPONDING:
-            # The application stopped in the middle of its response.
+            # The head of the response is sent, the body is not complete: close.
             self._close_early()
         elif connection is not None and connection.state is State.OPEN:
             # Returned without websocket.close: drop the connection, as uvicorn does.
