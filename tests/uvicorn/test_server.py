@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 import websockets.exceptions
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect
 
 from wsrs.uvicorn import WebSocketProtocol
@@ -736,3 +739,29 @@ def test_readme_command(tmp_path: pathlib.Path) -> None:
     from uvicorn.importer import import_from_string
 
     assert import_from_string("wsrs.uvicorn:WebSocketProtocol") is WebSocketProtocol
+
+
+async def echo_endpoint(websocket: WebSocket) -> None:
+    """The README's FastAPI endpoint (module level: FastAPI resolves its annotations)."""
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
+
+
+async def test_starlette_and_fastapi() -> None:
+    """The README's FastAPI example, and the same with Starlette's WebSocketRoute."""
+    fastapi = pytest.importorskip("fastapi")
+    api = fastapi.FastAPI()
+    api.websocket("/ws")(echo_endpoint)
+    starlette = Starlette(routes=[WebSocketRoute("/ws", echo_endpoint)])
+    for app in (api, starlette):
+        async with run_server(app) as (_, uri):
+            async with connect(uri + "/ws") as client:
+                await client.send("framework")
+                assert await client.recv() == "framework"
+            with pytest.raises(websockets.exceptions.InvalidStatus) as raised:
+                await connect(uri + "/missing")
+            assert raised.value.response.status_code == 403
