@@ -24,6 +24,12 @@ async def accept_then_wait(scope: Scope, receive: Receive, send: Send) -> None:
     await asyncio.Event().wait()
 
 
+async def accept_then_close(scope: Scope, receive: Receive, send: Send) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1000})
+
+
 async def test_loads_the_config() -> None:
     config = make_config(accept_then_wait)
     assert not config.loaded
@@ -150,12 +156,7 @@ async def test_after_the_client_closed() -> None:
 
 
 async def test_close_timer_and_giving_up_on_the_close_frame() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 1000})
-
-    harness = Harness(app)
+    harness = Harness(accept_then_close)
     harness.protocol.close_timeout = 0.01
     assert harness.protocol.close_timer is None  # no connection yet
     await harness.open()
@@ -170,12 +171,7 @@ async def test_close_timer_and_giving_up_on_the_close_frame() -> None:
 
 
 async def test_close_timer_after_the_close_frame() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 1000})
-
-    harness = Harness(app)
+    harness = Harness(accept_then_close)
     await harness.open()
     await harness.app_done()
     harness.events()  # the client receives the close frame and answers
@@ -186,12 +182,7 @@ async def test_close_timer_after_the_close_frame() -> None:
 
 
 async def test_shutdown_while_waiting_for_the_close_frame() -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        await send({"type": "websocket.close", "code": 1000})
-
-    harness = Harness(app)
+    harness = Harness(accept_then_close)
     await harness.open()
     await harness.app_done()
     assert not harness.transport.closed

@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 
 from wsrs.uvicorn import WebSocketProtocol
 
-from .utils import Message, Receive, Scope, Send, run_server
+from .utils import App, Message, Receive, Scope, Send, run_server
 
 
 HTTP = pytest.mark.parametrize("http", ["h11", "httptools"])
@@ -36,6 +36,18 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
             await send({"type": "websocket.send", "text": message["text"]})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+def recorder(events: list[Message], count: int = 1) -> App:
+    """An application that accepts, then records ``count`` events it receives."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        for _ in range(count):
+            events.append(await receive())
+
+    return app
 
 
 def raw_request(port: int, headers: str) -> socket.socket:
@@ -310,12 +322,7 @@ async def test_return_value_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 @HTTP
 async def test_max_size_closes_with_1009(http: str) -> None:
     events: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        events.append(await receive())
-        events.append(await receive())
+    app = recorder(events, 2)
 
     async with run_server(app, http=http, ws_max_size=10) as (_, uri):
         async with connect(uri, compression=None) as client:
@@ -371,11 +378,7 @@ HANDSHAKE = (
 )
 async def test_bad_frames(frame: bytes, code: int) -> None:
     events: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        events.append(await receive())
+    app = recorder(events)
 
     async with run_server(app) as (_, uri):
         port = int(uri.rsplit(":", 1)[1])
@@ -416,11 +419,7 @@ async def test_connection_lost_without_close_frame() -> None:
 @HTTP
 async def test_shutdown_closes_with_1012(http: str) -> None:
     events: list[Message] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        events.append(await receive())
+    app = recorder(events)
 
     async with run_server(app, http=http) as (server, uri):
         client = await connect(uri)
