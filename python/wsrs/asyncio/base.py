@@ -171,12 +171,6 @@ class BaseProtocol(asyncio.BufferedProtocol):
             return self.connection.state
         return self._handshake_state
 
-    @state.setter
-    def state(self, state: State) -> None:
-        # Only the opening handshake sets the state; then the connection owns it.
-        assert self.connection is None, "the state belongs to the connection once open"
-        self._handshake_state = state
-
     @property
     def close_code(self) -> int | None:
         """Close code of the connection, once it is closing or closed.
