@@ -194,7 +194,9 @@ class WebSocketProtocol(BaseProtocol):
     def close_timer(self) -> asyncio.TimerHandle | None:
         """The timer that gives up on the client's close frame, while it is awaited."""
         connection = self.connection
-        if connection is None or connection.close_sent is None or connection.close_rcvd:
+        if connection is None or connection.close_sent is None:
+            return None
+        if connection.close_rcvd is not None:
             return None
         transport = cast(asyncio.Transport, self.transport)  # set before the connection
         return None if transport.is_closing() else self._close_timer
