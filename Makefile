@@ -4,7 +4,8 @@ CONFORMANCE ?= ../shared/conformance
 
 .DEFAULT_GOAL := help
 .PHONY: help build-dev format lint lint-python lint-rust stubtest test test-rust bench bench-echo \
-	bench-memory autobahn autobahn-full autobahn-asyncio coverage-rust all
+	bench-memory autobahn autobahn-full autobahn-asyncio autobahn-uvicorn uvicorn-tests \
+	coverage-rust all
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -84,5 +85,15 @@ autobahn-asyncio: ## Autobahn Testsuite, cases 1-11, through the wsrs.asyncio fr
 	$(PYTHON) $(CONFORMANCE)/autobahn.py client --exclude "12.*,13.*" --out /tmp/wsrs-ab-aclient \
 		--agent wsrs-asyncio \
 		--cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent} --api asyncio"
+
+autobahn-uvicorn: ## Autobahn Testsuite, cases 1-13, through uvicorn with wsrs.uvicorn (server)
+	bash $(CONFORMANCE)/install-autobahn.sh
+	$(PYTHON) $(CONFORMANCE)/autobahn.py server --exclude "12.*,13.*" --out /tmp/wsrs-ab-uvicorn \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/uvicorn_echo.py --port {port}"
+	$(PYTHON) $(CONFORMANCE)/autobahn.py server --cases "12.*,13.*" --out /tmp/wsrs-ab-uvicorn-z \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/uvicorn_echo.py --port {port} --http httptools"
+
+uvicorn-tests: ## uvicorn 0.54.0's own WebSocket tests against wsrs.uvicorn (fetches the sdist)
+	bash scripts/uvicorn-tests.sh
 
 all: format build-dev lint stubtest test ## Format, build, lint, check the stubs and test

@@ -162,25 +162,6 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         self._write_http(response.serialize())
         self._close_early(linger=True)
 
-    def _close_early(self, *, linger: bool = False) -> None:
-        """Close a connection that never reached OPEN.
-
-        With ``linger``, after an HTTP response: half-close TCP and discard what the client
-        still sends until it closes too, or ``timeout`` passes. Closing with unread bytes
-        would reset the connection, and the reset can destroy the response before the
-        client reads it (RFC 9112 §9.6, "Tear-down").
-        """
-        self.state = State.CLOSING
-        self._handshake.take()
-        self._read_to_the_end()
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            if linger and transport.can_write_eof():
-                transport.write_eof()
-            else:
-                transport.close()
-            self._arm_timer(self.timeout, self._abort)
-
     async def handshake(
         self,
         origins: Sequence[str] | None = None,

@@ -100,6 +100,12 @@ class BaseProtocol(asyncio.BufferedProtocol):
     compact_after: float | None = 5.0
     """Seconds of inactivity after which buffers and compression state are freed
     (``None``: never). Set it on the class or on a subclass."""
+    half_close: bool = True
+    """How the side that closes TCP first closes it once the closing handshake is over or
+    the connection failed. ``True``: half-close, read until the peer closes (rule 3).
+    ``False`` (the uvicorn front end: uvicorn ends its connections with
+    ``transport.close()``): close the transport. Both abort it if it is still open
+    ``timeout`` seconds later."""
 
     def __init__(
         self,
@@ -169,12 +175,6 @@ class BaseProtocol(asyncio.BufferedProtocol):
             return self.connection.state
         return self._handshake_state
 
-    @state.setter
-    def state(self, state: State) -> None:
-        # Only the opening handshake sets the state; then the connection owns it.
-        assert self.connection is None, "the state belongs to the connection once open"
-        self._handshake_state = state
-
     @property
     def close_code(self) -> int | None:
         """Close code of the connection, once it is closing or closed.
@@ -197,9 +197,14 @@ class BaseProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Store the transport and set the write buffer limits (asyncio callback)."""
         # Not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
-        self.transport = cast(asyncio.Transport, transport)
-        self.transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit_low)
-        self._writer = FrameWriter(self.loop, self.transport, self.write_limit)
+        writable = cast(asyncio.Transport, transport)
+        writable.set_write_buffer_limits(high=self.write_limit, low=self.write_limit_low)
+        self._attach(writable)
+
+    def _attach(self, transport: asyncio.Transport) -> None:
+        """Write to ``transport`` from now on, leaving its settings as they are."""
+        self.transport = transport
+        self._writer = FrameWriter(self.loop, transport, self.write_limit)
         logger.debug("%s - connection made", self.side)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -446,6 +451,25 @@ class BaseProtocol(asyncio.BufferedProtocol):
         self._queue.end()
         self._read_to_the_end()
 
+    def _write_message(
+        self, connection: Connection, data: str | bytes | bytearray | memoryview
+    ) -> None:
+        """Write a data message: large ``str`` and ``bytes`` without a copy where possible.
+
+        Raises:
+            InvalidState: Unless the connection is OPEN.
+            TypeError: When ``data`` is neither ``str`` nor bytes-like.
+        """
+        writer = self._writer
+        assert writer is not None  # the connection exists: so does the transport
+        kind = type(data)
+        if (kind is bytes or kind is str) and len(data) >= SPLIT_WRITE_SIZE:
+            keep_heap_for_large_messages()
+            writer.write_large(connection, cast(str | bytes, data))
+        else:
+            writer.write_message(connection.send_message(data))
+        self._active = True
+
     async def _drain(self) -> None:
         waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)
@@ -487,6 +511,32 @@ class BaseProtocol(asyncio.BufferedProtocol):
         if self.transport is not None:  # pragma: no branch
             self.transport.abort()
 
+    def _close_then_abort(self) -> None:
+        """Close the transport; abort it if it is still open ``timeout`` seconds later."""
+        # Only called once connected: connection_made() set the transport for good.
+        if self.transport is not None:  # pragma: no branch
+            self.transport.close()
+        self._arm_timer(self.timeout, self._abort)
+
+    def _close_early(self, *, linger: bool = False) -> None:
+        """Close a connection that never reached OPEN.
+
+        With ``linger``, after an HTTP response: half-close TCP and discard what the client
+        still sends until it closes too, or ``timeout`` passes. Closing with unread bytes
+        would reset the connection, and the reset can destroy the response before the
+        client reads it (RFC 9112 §9.6, "Tear-down").
+        """
+        self._handshake_state = State.CLOSING
+        self._handshake.take()
+        self._read_to_the_end()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if linger and transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+            self._arm_timer(self.timeout, self._abort)
+
     def _close_tcp(self, connection: Connection) -> None:
         """Close TCP once the closing handshake is over or the connection failed, as
         :attr:`Connection.closes_tcp_first <wsrs.connection.Connection.closes_tcp_first>`
@@ -497,12 +547,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
         writer.flush()
         if not connection.closes_tcp_first:
             # Wait for the server's FIN; close (then abort) if it does not come in time.
-            def close_then_abort() -> None:
-                transport.close()
-                self._arm_timer(self.timeout, self._abort)
-
-            self._arm_timer(self.timeout, close_then_abort)
-        elif transport.can_write_eof():
+            self._arm_timer(self.timeout, self._close_then_abort)
+        elif self.half_close and transport.can_write_eof():
             # Half-close so the client sees EOF; keep reading (and discarding) until it
             # closes too, so unread bytes never turn our close into a reset.
             transport.write_eof()

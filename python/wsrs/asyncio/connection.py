@@ -338,12 +338,10 @@ class Connection(BaseProtocol):
         if connection is None or writer is None:
             raise InvalidState("the opening handshake isn't finished")
         try:
-            if not compress:
-                writer.write_message(connection.send_message(data, compress=False))
-            elif (type(data) is bytes or type(data) is str) and len(data) >= SPLIT_WRITE_SIZE:
-                writer.write_large(connection, data)
-            else:
-                writer.write_message(connection.send_message(data))
+            if compress:
+                self._write_message(connection, data)
+                return True
+            writer.write_message(connection.send_message(data, compress=False))
         except InvalidState:
             return False
         self._active = True

@@ -197,21 +197,7 @@ class ServerConnection(Connection):
             else:
                 self.logger.info("opening handshake failed: %s", exc_for_log)
         self._write_http(response.serialize())
-        self._reject_close()
-
-    def _reject_close(self) -> None:
-        """After an HTTP response instead of 101: half-close, discard what the client
-        still sends until it closes, or abort after ``close_timeout``."""
-        self._handshake_state = State.CLOSING
-        self._handshake.take()
-        self._read_to_the_end()
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            if transport.can_write_eof():
-                transport.write_eof()
-            else:
-                transport.close()
-            self._arm_timer(self.timeout, self._abort)
+        self._close_early(linger=True)
 
 
 async def _maybe_await(value: Any) -> Any:
