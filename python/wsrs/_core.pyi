@@ -23,6 +23,7 @@ __all__ = [
     "MAX_HEADER_LEN",
     "MAX_KEPT_SEND_BUFFER",
     "Close",
+    "Fragment",
     "Ping",
     "Pong",
     "ProtocolError",
