@@ -650,7 +650,6 @@ impl Reader {
         })
     }
 
-
     fn end_message(&mut self) -> Result<Event> {
         let Some(mut message) = self.message.take() else {
             return Err(Error::Protocol("continuation frame without a message"));

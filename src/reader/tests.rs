@@ -415,7 +415,6 @@ fn in_message_tracks_fragments() {
     assert!(!r.in_message());
 }
 
-/// A frame description for property tests.
 // ------------------------------------------------------------------------------------------
 // Fragments streamed frame by frame, and the fragment limit
 
@@ -518,7 +517,10 @@ fn streamed_messages_count_fragments_against_max_size() {
     let mut stream = sframe(Opcode::Binary, false, &[1; 6]);
     stream.extend(sframe(Opcode::Continuation, true, &[2; 4]));
     let expected = (
-        vec![fragment(&[1; 6], false, false), fragment(&[2; 4], false, true)],
+        vec![
+            fragment(&[1; 6], false, false),
+            fragment(&[2; 4], false, true),
+        ],
         None,
     );
     check_splits(make, &stream, &expected);
@@ -534,7 +536,10 @@ fn max_fragment_size_from_header_before_payload() {
         };
         // A header announcing 5 bytes: rejected before any payload, fragmented or not.
         let mut r = make();
-        assert_eq!(feed(&mut r, &[0x82, 5]).1, Some(Error::FrameTooBig { limit: 4 }));
+        assert_eq!(
+            feed(&mut r, &[0x82, 5]).1,
+            Some(Error::FrameTooBig { limit: 4 })
+        );
         assert_eq!(error_code(make, &[0x02, 5]), 1009);
         // Three frames of 4: 12 bytes, within both limits.
         let mut stream = sframe(Opcode::Text, false, b"abcd");
@@ -591,7 +596,10 @@ fn max_fragment_size_after_decompression() {
         let frame = compressed_frames(&mut def, &[b'a'; 5000], 1);
         assert!(frame.len() < 100);
         let mut r = make(4999)();
-        assert_eq!(feed(&mut r, &frame).1, Some(Error::FrameTooBig { limit: 4999 }));
+        assert_eq!(
+            feed(&mut r, &frame).1,
+            Some(Error::FrameTooBig { limit: 4999 })
+        );
         let mut r = make(5000)();
         assert_eq!(
             feed(&mut r, &frame),
@@ -634,8 +642,8 @@ fn streamed_compressed_message_keeps_the_context() {
     // Context takeover across a streamed message, then compaction: the next message refers
     // back into the fragments and still decodes.
     let mut def = Deflater::new(6, 15, false).unwrap();
-    let mut r = Reader::new(true, None, Some(Inflater::new(15, false).unwrap()))
-        .stream_fragments(true);
+    let mut r =
+        Reader::new(true, None, Some(Inflater::new(15, false).unwrap())).stream_fragments(true);
     let text = "Hello, κόσμε, hello! ".repeat(40);
     let stream = compressed_frames(&mut def, text.as_bytes(), 4);
     let (events, err) = feed(&mut r, &stream);
@@ -660,6 +668,7 @@ fn streamed_compressed_message_keeps_the_context() {
     );
 }
 
+/// A frame description for property tests.
 #[derive(Debug, Clone)]
 struct Msg {
     text: bool,
