@@ -651,7 +651,7 @@ impl Reader {
         }
         // The glue hands the buffer back (`recycle`) for the next fragment.
         let data = std::mem::take(&mut message.data);
-        message.delivered += data.len();
+        message.delivered = message.delivered.saturating_add(data.len());
         if message.compressed {
             if let Some(inflater) = self.inflater.as_mut() {
                 inflater.keep_history(&data);
