@@ -495,7 +495,8 @@ impl Inflater {
     /// End a message: feed the stripped `00 00 ff ff` tail, then free the stream if context
     /// takeover is off, or reset it if the peer ended the stream.
     ///
-    /// `out` must hold the whole message: with context takeover its end becomes the history.
+    /// `out` must hold the whole message, or what followed the last
+    /// [`keep_history`](Self::keep_history): with context takeover its end becomes the history.
     ///
     /// # Errors
     ///
@@ -543,6 +544,15 @@ impl Inflater {
             self.history.push(out);
         }
         result
+    }
+
+    /// Note the output of a frame delivered before the message ends (a message streamed
+    /// fragment by fragment, whose buffer then no longer holds the whole message when
+    /// [`finish`](Self::finish) runs): with context takeover it becomes part of the history.
+    pub fn keep_history(&mut self, out: &[u8]) {
+        if !self.no_context_takeover {
+            self.history.push(out);
+        }
     }
 
     /// Forget the context and start a new DEFLATE stream.

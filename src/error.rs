@@ -44,6 +44,12 @@ pub enum Error {
         /// The configured limit in bytes.
         limit: usize,
     },
+    /// A frame of a data message is larger than `max_fragment_size` (its payload, and its
+    /// payload after decompression): close with 1009.
+    FrameTooBig {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
     /// The caller asked for something the protocol forbids (for example a close code that
     /// may not be sent, or a control frame over 125 bytes). Not a peer error.
     InvalidArgument(String),
@@ -56,7 +62,7 @@ impl Error {
         match self {
             Error::Protocol(_) => close_code::PROTOCOL_ERROR,
             Error::InvalidUtf8 | Error::BadCompressedData(_) => close_code::INVALID_DATA,
-            Error::TooBig { .. } => close_code::MESSAGE_TOO_BIG,
+            Error::TooBig { .. } | Error::FrameTooBig { .. } => close_code::MESSAGE_TOO_BIG,
             // Never sent to a peer: the caller made the mistake. 1011 keeps the code valid if
             // someone does.
             Error::InvalidArgument(_) => close_code::INTERNAL_ERROR,
@@ -71,6 +77,7 @@ impl fmt::Display for Error {
             Error::InvalidUtf8 => f.write_str("invalid UTF-8"),
             Error::BadCompressedData(detail) => write!(f, "invalid compressed data: {detail}"),
             Error::TooBig { limit } => write!(f, "message too big (limit {limit} bytes)"),
+            Error::FrameTooBig { limit } => write!(f, "frame too big (limit {limit} bytes)"),
             Error::InvalidArgument(detail) => f.write_str(detail),
         }
     }
@@ -91,6 +98,7 @@ mod tests {
         assert_eq!(Error::InvalidUtf8.close_code(), 1007);
         assert_eq!(Error::BadCompressedData("x".into()).close_code(), 1007);
         assert_eq!(Error::TooBig { limit: 1 }.close_code(), 1009);
+        assert_eq!(Error::FrameTooBig { limit: 1 }.close_code(), 1009);
         assert_eq!(Error::InvalidArgument("x".into()).close_code(), 1011);
     }
 
@@ -101,6 +109,10 @@ mod tests {
         assert_eq!(
             Error::TooBig { limit: 10 }.to_string(),
             "message too big (limit 10 bytes)"
+        );
+        assert_eq!(
+            Error::FrameTooBig { limit: 10 }.to_string(),
+            "frame too big (limit 10 bytes)"
         );
         assert_eq!(
             Error::BadCompressedData("stream error".into()).to_string(),

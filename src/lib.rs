@@ -30,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::events::Ping>()?;
     m.add_class::<py::events::Pong>()?;
     m.add_class::<py::events::Close>()?;
+    m.add_class::<py::events::Fragment>()?;
     m.add_class::<py::reader::Reader>()?;
     m.add_class::<py::reader::ReceiveBuffer>()?;
     m.add_class::<py::writer::Writer>()?;

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from wsrs import _core
-from wsrs._core import Close, Ping, Pong, ProtocolError, Reader, Writer
+from wsrs._core import Close, Fragment, Ping, Pong, ProtocolError, Reader, Writer
 from wsrs.connection import Connection, Side, State
 from wsrs.exceptions import (
     ConnectionClosedError,
@@ -176,6 +176,25 @@ def test_protocol_error_fails_the_connection(side: Side) -> None:
 def test_message_too_big_fails_with_1009() -> None:
     conn = Connection(Side.CLIENT, max_size=10)
     conn.receive_data(Writer(client=False).message(b"x" * 11))
+    assert isinstance(conn.failure, PayloadTooBig)
+    assert conn.close_code == 1009
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_streamed_fragments_and_the_fragment_limit(side: Side) -> None:
+    conn = Connection(side, max_size=100, max_fragment_size=4, stream_fragments=True)
+    peer = peer_writer(side)
+    events = conn.receive_data(
+        peer.fragment("ab", first=True, fin=False) + peer.fragment("cd", first=False, fin=True)
+    )
+    assert [(e.data, e.text, e.fin) for e in events if isinstance(e, Fragment)] == [
+        (b"ab", True, False),
+        (b"cd", True, True),
+    ]
+    assert conn.receive_data(peer.message(b"abcd")) == [b"abcd"]
+    # A frame over the fragment limit fails the connection with 1009.
+    [error] = conn.receive_data(peer.message(b"abcde"))
+    assert isinstance(error, ProtocolError) and error.code == 1009
     assert isinstance(conn.failure, PayloadTooBig)
     assert conn.close_code == 1009
 

@@ -18,6 +18,7 @@ from tests import reference as ref
 from wsrs import _core
 from wsrs._core import (
     Close,
+    Fragment,
     Ping,
     Pong,
     ProtocolError,
@@ -490,6 +491,85 @@ def test_reader_no_max_size() -> None:
     assert reader.feed(ref.encode_header(0x2, 1 << 40)) == []
     assert reader.in_message and not reader.failed
     assert reader.feed(b"abc") == []
+
+
+def fragments(events: Iterable[Event]) -> list[object]:
+    """The events with each :class:`Fragment` as a ``(data, text, fin)`` tuple."""
+    return [
+        (event.data, event.text, event.fin) if isinstance(event, Fragment) else event
+        for event in events
+    ]
+
+
+def test_fragment_class() -> None:
+    fragment = Fragment(b"a'\xff", True, False)
+    assert (fragment.data, fragment.text, fragment.fin) == (b"a'\xff", True, False)
+    assert repr(fragment) == "Fragment(b'a\\'\\xff', text=True, fin=False)"
+    assert repr(Fragment(b"", False, True)) == "Fragment(b'', text=False, fin=True)"
+
+
+def test_reader_streams_fragments_frame_by_frame() -> None:
+    reader = server(stream_fragments=True)
+    # Each frame of a fragmented message comes as it ends, before the last one arrives;
+    # "é" is split across the first two frames.
+    assert fragments(reader.feed(cframe(0x1, b"caf\xc3", fin=False))) == [(b"caf\xc3", True, False)]
+    assert fragments(reader.feed(cframe(0x0, b"\xa9", fin=False) + cframe(0x9, b"p"))) == [
+        (b"\xa9", True, False),
+        Ping(b"p"),
+    ]
+    assert fragments(reader.feed(cframe(0x0, b""))) == [(b"", True, True)]
+    # A message of one frame comes whole.
+    assert reader.feed(cframe(0x2, b"whole") + cframe(0x1, b"text")) == [b"whole", "text"]
+    # A fragmented text message that is not UTF-8 fails at the frame that shows it.
+    events = reader.feed(cframe(0x1, b"ok", fin=False) + cframe(0x0, b"\xff"))
+    assert fragments(events[:1]) == [(b"ok", True, False)]
+    expect_error(events[1:], 1007)
+
+
+def test_reader_streamed_fragments_count_against_max_size() -> None:
+    reader = server(max_size=10, stream_fragments=True)
+    events = reader.feed(cframe(0x2, bytes(6), fin=False) + cframe(0x0, bytes(5)))
+    assert fragments(events[:1]) == [(bytes(6), False, False)]
+    expect_error(events[1:], 1009)
+
+
+def test_reader_streams_compressed_fragments() -> None:
+    data = b"Hello, fragments! " * 100
+    compressed = deflate_raw(data)
+    third = len(compressed) // 3
+    stream = sframe(0x2, compressed[:third], fin=False, rsv1=True)
+    stream += sframe(0x0, compressed[third : 2 * third], fin=False)
+    stream += sframe(0x0, compressed[2 * third :])
+    events = client(deflate=True, stream_fragments=True).feed(stream)
+    assert [type(event) for event in events] == [Fragment] * 3
+    assert b"".join(event.data for event in events) == data  # type: ignore[union-attr]
+    assert [event.fin for event in events] == [False, False, True]  # type: ignore[union-attr]
+
+
+def test_reader_max_fragment_size() -> None:
+    # From the header, before the payload: fragmented or not, streamed or not.
+    for stream in (False, True):
+        reader = client(max_size=100, max_fragment_size=4, stream_fragments=stream)
+        expect_error(reader.feed(ref.encode_header(0x2, 5)), 1009)
+        reader = client(max_size=100, max_fragment_size=4, stream_fragments=stream)
+        events = reader.feed(sframe(0x1, b"abcd", fin=False) + sframe(0x0, b"efg"))
+        assert (
+            b"".join(
+                event.data if isinstance(event, Fragment) else event.encode()  # type: ignore[union-attr]
+                for event in events
+            )
+            == b"abcdefg"
+        )
+    reader = client(max_size=None, max_fragment_size=4)
+    events = reader.feed(sframe(0x1, b"abcd", fin=False) + sframe(0x0, b"efghi"))
+    expect_error(events, 1009)
+    assert "frame too big (limit 4 bytes)" in str(events[-1])
+    # After decompression: 4 compressed bytes inflate to 1000.
+    compressed = deflate_raw(bytes(1000))
+    reader = client(deflate=True, max_fragment_size=999)
+    expect_error(reader.feed(sframe(0x2, compressed, rsv1=True)), 1009)
+    reader = client(deflate=True, max_fragment_size=1000)
+    assert reader.feed(sframe(0x2, compressed, rsv1=True)) == [bytes(1000)]
 
 
 def test_reader_exactly_max_size() -> None:

@@ -100,7 +100,7 @@ def check_feed(reader: Reader, pieces: Sequence[bytes], max_size: int | None) ->
                 assert isinstance(event.data, bytes) and len(event.data) <= 125
                 outcome.append(event)
             else:
-                assert type(event) in (str, bytes), type(event)
+                assert isinstance(event, str | bytes), type(event)
                 if max_size is not None:
                     size = len(event.encode()) if isinstance(event, str) else len(event)
                     assert size <= max_size

@@ -5,7 +5,8 @@
 //! compacts the reader after every piece (as an idle connection does), and receives binary
 //! payloads of 16 bytes or more into a buffer of its own as the Python glue does
 //! (`feed_until_direct`, `begin_direct`, `direct_received`), which must not change anything
-//! either.
+//! either. A third run streams fragmented messages frame by frame (`stream_fragments`): its
+//! fragments, joined, must give the same messages.
 #![no_main]
 
 use _core::deflate::Inflater;
@@ -20,13 +21,14 @@ fn run(
     deflate: bool,
     cuts: &[usize],
     compact: bool,
+    stream: bool,
 ) -> (Vec<Event>, Option<u16>) {
     let inflater = if deflate {
         Inflater::new(15, false).ok()
     } else {
         None
     };
-    let mut reader = Reader::new(client, Some(MAX_SIZE), inflater);
+    let mut reader = Reader::new(client, Some(MAX_SIZE), inflater).stream_fragments(stream);
     let mut events = Vec::new();
     let mut start = 0;
     // The message received in place (as the glue does with a `bytes`): its buffer and length.
@@ -96,8 +98,31 @@ fuzz_target!(|input: &[u8]| {
     // Cut points derived from the flags byte, so the same input also runs split.
     let step = usize::from(flags >> 2) + 1;
     let cuts: Vec<usize> = (step..data.len()).step_by(step).collect();
-    let whole = run(data, client, deflate, &[], false);
-    let split = run(data, client, deflate, &cuts, true);
+    let whole = run(data, client, deflate, &[], false, false);
+    let split = run(data, client, deflate, &cuts, true, false);
+    let streamed = run(data, client, deflate, &cuts, false, true);
+    // Joined, the fragments give the messages; a message cut short by an error was never
+    // delivered whole, so its fragments are dropped.
+    let mut joined = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    for event in streamed.0 {
+        match event {
+            Event::Fragment { data, text, fin } => {
+                pending.extend_from_slice(&data);
+                if fin {
+                    let data = std::mem::take(&mut pending);
+                    joined.push(if text {
+                        Event::Text(String::from_utf8(data).expect("validated text"))
+                    } else {
+                        Event::Binary(data)
+                    });
+                }
+            }
+            other => joined.push(other),
+        }
+    }
+    assert_eq!(whole.0, joined);
+    assert_eq!(whole.1.is_some(), streamed.1.is_some());
     assert_eq!(whole.0, split.0);
     assert_eq!(whole.1.is_some(), split.1.is_some());
     // A compressed message that is both corrupt and too big may be caught as either,
@@ -111,6 +136,7 @@ fuzz_target!(|input: &[u8]| {
             Event::Binary(bytes) => assert!(bytes.len() <= MAX_SIZE),
             Event::Ping(payload) | Event::Pong(payload) => assert!(payload.len() <= 125),
             Event::Close { reason, .. } => assert!(reason.len() <= 123),
+            Event::Fragment { .. } => unreachable!("fragments are streamed only on request"),
         }
     }
 });

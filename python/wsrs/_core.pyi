@@ -24,6 +24,7 @@ __all__ = [
     "MAX_HEADER_LEN",
     "MAX_KEPT_SEND_BUFFER",
     "Close",
+    "Fragment",
     "Ping",
     "Pong",
     "ProtocolError",
@@ -92,7 +93,22 @@ class Close:
     reason: str
     def __new__(cls, code: int, reason: str) -> Close: ...
 
-Event = str | bytes | Ping | Pong | Close | ProtocolError
+@final
+class Fragment:
+    """One frame of a fragmented message, from a :class:`Reader` made with
+    ``stream_fragments=True``.
+
+    ``data`` is the frame's payload after decompression; ``text`` says whether the message
+    is text (validated as UTF-8 across its fragments: a piece may end inside a character
+    that the next piece completes); ``fin`` whether this frame ends the message.
+    """
+
+    data: bytes
+    text: bool
+    fin: bool
+    def __new__(cls, data: bytes, text: bool, fin: bool) -> Fragment: ...
+
+Event = str | bytes | Fragment | Ping | Pong | Close | ProtocolError
 
 @final
 class Reader:
@@ -106,6 +122,13 @@ class Reader:
         deflate: Whether permessage-deflate was negotiated (RSV1 allowed, messages inflated).
         max_window_bits: The window size the peer compresses with (8 to 15).
         no_context_takeover: Whether the peer resets its compressor after each message.
+        max_fragment_size: Limit on the payload of each data frame in bytes, compressed and
+            after decompression (websockets' ``max_size=(max_message_size,
+            max_fragment_size)``); ``None`` means no limit of its own. Checked from each
+            frame header before its payload is stored; a larger frame gives 1009 as well.
+        stream_fragments: Deliver a fragmented message (whose first frame has FIN clear)
+            as one :class:`Fragment` per frame, as each frame ends, instead of assembled.
+            A message of one frame comes whole either way.
     """
 
     def __new__(
@@ -116,11 +139,14 @@ class Reader:
         deflate: bool = False,
         max_window_bits: int = 15,
         no_context_takeover: bool = False,
+        max_fragment_size: int | None = None,
+        stream_fragments: bool = False,
     ) -> Reader: ...
     def feed(self, data: Buffer) -> list[Event]:
         """Feed a chunk from the network; return the events it completed, in order.
 
-        Text messages come as ``str``, binary messages as ``bytes``, control frames as
+        Text messages come as ``str``, binary messages as ``bytes`` (a fragmented message as
+        :class:`Fragment` objects with ``stream_fragments=True``), control frames as
         :class:`Ping`, :class:`Pong` or :class:`Close` (delivered at once, even between the
         fragments of a message). When the peer broke the protocol, the last element is a
         :class:`ProtocolError` (not raised) and the reader ignores further input; after a

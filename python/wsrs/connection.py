@@ -9,7 +9,8 @@ Theory of operation
 -------------------
 
 - The Rust core does the framing: ``wsrs._core.Reader`` turns bytes into events (messages as
-  ``str`` / ``bytes``, :class:`~wsrs._core.Ping`, :class:`~wsrs._core.Pong`,
+  ``str`` / ``bytes``, or frame by frame as :class:`~wsrs._core.Fragment` when asked to stream
+  fragmented messages, :class:`~wsrs._core.Ping`, :class:`~wsrs._core.Pong`,
   :class:`~wsrs._core.Close`, or a :class:`~wsrs._core.ProtocolError` carrying its close
   code) and ``wsrs._core.Writer`` turns messages into frames.
 - This class owns what the frames mean: the state (OPEN → CLOSING → CLOSED) and what may
@@ -76,6 +77,12 @@ class Connection:
         max_size: Largest message accepted, in bytes, after decompression; a larger one fails
             the connection with 1009. ``None`` disables the limit.
         extensions: Negotiated extensions, which configure the Rust reader and writer.
+        max_fragment_size: Largest payload of a data frame, in bytes, compressed and after
+            decompression; a larger one fails the connection with 1009 too. ``None`` (the
+            default) leaves only ``max_size``.
+        stream_fragments: Deliver a fragmented message as one :class:`~wsrs._core.Fragment`
+            per frame, as each frame arrives, instead of whole (for ``recv_streaming``). A
+            message of one frame is delivered whole either way.
     """
 
     def __init__(
@@ -84,6 +91,8 @@ class Connection:
         *,
         max_size: int | None = 2**20,
         extensions: Sequence[Extension] = (),
+        max_fragment_size: int | None = None,
+        stream_fragments: bool = False,
     ) -> None:
         self.side = side
         client = side is Side.CLIENT
@@ -92,7 +101,13 @@ class Connection:
         for extension in extensions:
             reader_options.update(extension.reader_options())
             writer_options.update(extension.writer_options())
-        self._reader = _core.Reader(client=client, max_size=max_size, **reader_options)  # type: ignore[arg-type]
+        self._reader = _core.Reader(
+            client=client,
+            max_size=max_size,
+            max_fragment_size=max_fragment_size,
+            stream_fragments=stream_fragments,
+            **reader_options,  # type: ignore[arg-type]
+        )
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
         self.send_message: Callable[..., bytes] = self._writer.message
         """Return the frame(s) of a message: ``str`` as text, bytes-like as binary;

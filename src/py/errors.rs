@@ -38,7 +38,8 @@ pub fn to_pyerr(py: Python<'_>, err: &Error, direction: Direction) -> PyErr {
         Error::Protocol(_)
         | Error::InvalidUtf8
         | Error::BadCompressedData(_)
-        | Error::TooBig { .. } => match direction {
+        | Error::TooBig { .. }
+        | Error::FrameTooBig { .. } => match direction {
             Direction::Received => protocol_error(py, err),
             Direction::Sent => PyRuntimeError::new_err(err.to_string()),
         },

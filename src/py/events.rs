@@ -1,9 +1,11 @@
-//! The control-frame events a `Reader` hands to Python: `Ping`, `Pong` and `Close` (data
-//! messages are plain `str` and `bytes`, errors `ProtocolError`).
+//! The events a `Reader` hands to Python besides whole messages (plain `str` and `bytes`) and
+//! errors (`ProtocolError`): `Ping`, `Pong`, `Close`, and `Fragment`, one frame of a
+//! fragmented message when the reader streams fragments.
 //!
-//! Owns the three immutable classes and their `repr`; no `unsafe` code.
+//! Owns the four immutable classes and their `repr`; no `unsafe` code.
 
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 /// A ping received from the peer.
 #[pyclass(module = "wsrs._core", frozen, eq)]
@@ -64,6 +66,45 @@ impl Close {
 
     fn __repr__(&self) -> String {
         format!("Close({}, {:?})", self.code, self.reason)
+    }
+}
+
+/// One frame of a fragmented message (a `Reader` made with `stream_fragments=True`): its
+/// payload after decompression, whether the message is text, whether the frame ends it.
+/// The payload of a text message may end inside a character that the next one completes.
+#[pyclass(module = "wsrs._core", frozen)]
+pub struct Fragment {
+    #[pyo3(get)]
+    pub(crate) data: Py<PyBytes>,
+    #[pyo3(get)]
+    pub(crate) text: bool,
+    #[pyo3(get)]
+    pub(crate) fin: bool,
+}
+
+#[pymethods]
+impl Fragment {
+    #[new]
+    fn new(data: Py<PyBytes>, text: bool, fin: bool) -> Self {
+        Self { data, text, fin }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Fragment({}, text={}, fin={})",
+            bytes_repr(self.data.as_bytes(py)),
+            py_bool(self.text),
+            py_bool(self.fin)
+        )
+    }
+}
+
+/// `True` or `False`.
+fn py_bool(value: bool) -> &'static str {
+    if value {
+        "True"
+    } else {
+        "False"
     }
 }
 

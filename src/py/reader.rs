@@ -16,7 +16,7 @@ use pyo3::types::{PyBytes, PyList, PyMemoryView, PyString};
 use crate::config::{GIL_RELEASE_THRESHOLD, RECEIVE_IN_PLACE_MIN};
 use crate::deflate;
 use crate::py::errors::{to_pyerr, Direction};
-use crate::py::events::{Close, Ping, Pong};
+use crate::py::events::{Close, Fragment, Ping, Pong};
 use crate::py::input::Input;
 use crate::reader;
 
@@ -151,10 +151,11 @@ impl ReceiveBuffer {
 impl Reader {
     #[new]
     #[pyo3(
-        signature = (*, client, max_size = Some(1 << 20), deflate = false, max_window_bits = 15, no_context_takeover = false),
+        signature = (*, client, max_size = Some(1 << 20), deflate = false, max_window_bits = 15, no_context_takeover = false, max_fragment_size = None, stream_fragments = false),
         // Spelled out: PyO3 shows an expression default such as `Some(1 << 20)` as `...`.
-        text_signature = "(*, client, max_size=1048576, deflate=False, max_window_bits=15, no_context_takeover=False)"
+        text_signature = "(*, client, max_size=1048576, deflate=False, max_window_bits=15, no_context_takeover=False, max_fragment_size=None, stream_fragments=False)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         client: bool,
@@ -162,6 +163,8 @@ impl Reader {
         deflate: bool,
         max_window_bits: u8,
         no_context_takeover: bool,
+        max_fragment_size: Option<usize>,
+        stream_fragments: bool,
     ) -> PyResult<Self> {
         let inflater = if deflate {
             Some(
@@ -172,7 +175,9 @@ impl Reader {
             None
         };
         Ok(Self {
-            inner: reader::Reader::new(client, max_size, inflater),
+            inner: reader::Reader::new(client, max_size, inflater)
+                .max_fragment_size(max_fragment_size)
+                .stream_fragments(stream_fragments),
             direct: None,
         })
     }
@@ -258,6 +263,15 @@ impl Reader {
                     reader::Event::Binary(b) => {
                         list.append(PyBytes::new(py, &b))?;
                         inner.recycle(b);
+                    }
+                    reader::Event::Fragment { data, text, fin } => {
+                        let bytes = PyBytes::new(py, &data).unbind();
+                        list.append(Fragment {
+                            data: bytes,
+                            text,
+                            fin,
+                        })?;
+                        inner.recycle(data);
                     }
                     reader::Event::Ping(data) => list.append(Ping { data })?,
                     reader::Event::Pong(data) => list.append(Pong { data })?,

@@ -415,6 +415,259 @@ fn in_message_tracks_fragments() {
     assert!(!r.in_message());
 }
 
+// ------------------------------------------------------------------------------------------
+// Fragments streamed frame by frame, and the fragment limit
+
+fn fragment(data: &[u8], text: bool, fin: bool) -> Event {
+    Event::Fragment {
+        data: data.to_vec(),
+        text,
+        fin,
+    }
+}
+
+fn streaming_server() -> Reader {
+    server().stream_fragments(true)
+}
+
+#[test]
+fn streamed_fragments_at_every_split() {
+    // "café €" with the "é" split across the first two frames and the "€" across the last
+    // two; a ping in the middle is delivered at once; then an unfragmented message, whole.
+    let text = "café €".as_bytes();
+    let mut stream = cframe(Opcode::Text, false, &text[..4]);
+    stream.extend(cframe(Opcode::Continuation, false, &text[4..7]));
+    stream.extend(cframe(Opcode::Ping, true, b"p"));
+    stream.extend(cframe(Opcode::Continuation, false, b""));
+    stream.extend(cframe(Opcode::Continuation, true, &text[7..]));
+    stream.extend(cframe(Opcode::Binary, true, b"whole"));
+    stream.extend(cframe(Opcode::Binary, false, b"ab"));
+    stream.extend(cframe(Opcode::Continuation, true, b"c"));
+    let expected = (
+        vec![
+            fragment(&text[..4], true, false),
+            fragment(&text[4..7], true, false),
+            Event::Ping(b"p".to_vec()),
+            fragment(b"", true, false),
+            fragment(&text[7..], true, true),
+            Event::Binary(b"whole".to_vec()),
+            fragment(b"ab", false, false),
+            fragment(b"c", false, true),
+        ],
+        None,
+    );
+    check_splits(streaming_server, &stream, &expected);
+    // The same stream assembled, as by default.
+    let assembled = (
+        vec![
+            Event::Ping(b"p".to_vec()),
+            Event::Text("café €".into()),
+            Event::Binary(b"whole".to_vec()),
+            Event::Binary(b"abc".to_vec()),
+        ],
+        None,
+    );
+    check_splits(server, &stream, &assembled);
+}
+
+#[test]
+fn a_fragment_comes_before_the_final_frame() {
+    let mut r = client().stream_fragments(true);
+    assert_eq!(
+        feed(&mut r, &sframe(Opcode::Binary, false, b"first")),
+        (vec![fragment(b"first", false, false)], None)
+    );
+    assert!(r.in_message());
+    // The glue hands the buffer back; the next fragment reuses it.
+    r.recycle(Vec::with_capacity(64));
+    assert_eq!(
+        feed(&mut r, &sframe(Opcode::Continuation, true, b"last")),
+        (vec![fragment(b"last", false, true)], None)
+    );
+    assert!(!r.in_message());
+}
+
+#[test]
+fn streamed_text_is_validated_across_fragments() {
+    // A valid start is delivered; the fragment that breaks UTF-8 fails the connection.
+    let mut stream = cframe(Opcode::Text, false, b"ok \xe2\x82");
+    stream.extend(cframe(Opcode::Continuation, true, b"\x41"));
+    let mut r = streaming_server();
+    let (events, err) = feed(&mut r, &stream);
+    assert_eq!(events, vec![fragment(b"ok \xe2\x82", true, false)]);
+    assert_eq!(err.map(|e| e.close_code()), Some(1007));
+    // A message that ends inside a character.
+    let mut stream = cframe(Opcode::Text, false, b"\xe2\x82");
+    stream.extend(cframe(Opcode::Continuation, true, b""));
+    assert_eq!(error_code(streaming_server, &stream), 1007);
+}
+
+#[test]
+fn streamed_messages_count_fragments_against_max_size() {
+    let make = || Reader::new(true, Some(10), None).stream_fragments(true);
+    let mut r = make();
+    let (events, err) = feed(&mut r, &sframe(Opcode::Binary, false, &[1; 6]));
+    assert_eq!((events, err), (vec![fragment(&[1; 6], false, false)], None));
+    // 6 delivered + 5 announced > 10: rejected from the header.
+    assert_eq!(
+        feed(&mut r, &[0x80, 5]).1,
+        Some(Error::TooBig { limit: 10 })
+    );
+    // 6 + 4 fits.
+    let mut stream = sframe(Opcode::Binary, false, &[1; 6]);
+    stream.extend(sframe(Opcode::Continuation, true, &[2; 4]));
+    let expected = (
+        vec![
+            fragment(&[1; 6], false, false),
+            fragment(&[2; 4], false, true),
+        ],
+        None,
+    );
+    check_splits(make, &stream, &expected);
+}
+
+#[test]
+fn max_fragment_size_from_header_before_payload() {
+    for stream_fragments in [false, true] {
+        let make = || {
+            Reader::new(true, Some(12), None)
+                .max_fragment_size(Some(4))
+                .stream_fragments(stream_fragments)
+        };
+        // A header announcing 5 bytes: rejected before any payload, fragmented or not.
+        let mut r = make();
+        assert_eq!(
+            feed(&mut r, &[0x82, 5]).1,
+            Some(Error::FrameTooBig { limit: 4 })
+        );
+        assert_eq!(error_code(make, &[0x02, 5]), 1009);
+        // Three frames of 4: 12 bytes, within both limits.
+        let mut stream = sframe(Opcode::Text, false, b"abcd");
+        stream.extend(sframe(Opcode::Continuation, false, b"efgh"));
+        stream.extend(sframe(Opcode::Continuation, true, b"ijkl"));
+        let mut r = make();
+        let (events, err) = feed(&mut r, &stream);
+        assert_eq!(err, None);
+        assert_eq!(events.len(), if stream_fragments { 3 } else { 1 });
+        // A fourth frame goes past the message limit.
+        stream.truncate(stream.len() - 6);
+        stream.extend(sframe(Opcode::Continuation, false, b"ijkl"));
+        stream.extend(sframe(Opcode::Continuation, true, b"m"));
+        let mut r = make();
+        assert_eq!(feed(&mut r, &stream).1, Some(Error::TooBig { limit: 12 }));
+        // Control frames are not data frames: the fragment limit leaves them alone.
+        let mut r = make();
+        let (events, err) = feed(&mut r, &sframe(Opcode::Ping, true, b"12345"));
+        assert_eq!((events, err), (vec![Event::Ping(b"12345".to_vec())], None));
+    }
+}
+
+/// `data` compressed as one message and split into `parts` frames (the first with RSV1).
+fn compressed_frames(def: &mut Deflater, data: &[u8], parts: usize) -> Vec<u8> {
+    let mut compressed = Vec::new();
+    def.compress(data, &mut compressed).unwrap();
+    let size = compressed.len().div_ceil(parts).max(1);
+    let chunks: Vec<&[u8]> = compressed.chunks(size).collect();
+    let mut stream = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let opcode = if i == 0 {
+            Opcode::Binary
+        } else {
+            Opcode::Continuation
+        };
+        let fin = i + 1 == chunks.len();
+        encode_frame(&mut stream, opcode, fin, i == 0, chunk, None);
+    }
+    stream
+}
+
+#[test]
+fn max_fragment_size_after_decompression() {
+    for stream_fragments in [false, true] {
+        let make = |fragment_limit| {
+            move || {
+                Reader::new(true, Some(1 << 20), Some(Inflater::new(15, false).unwrap()))
+                    .max_fragment_size(Some(fragment_limit))
+                    .stream_fragments(stream_fragments)
+            }
+        };
+        // One small frame that inflates to 5000 bytes.
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let frame = compressed_frames(&mut def, &[b'a'; 5000], 1);
+        assert!(frame.len() < 100);
+        let mut r = make(4999)();
+        assert_eq!(
+            feed(&mut r, &frame).1,
+            Some(Error::FrameTooBig { limit: 4999 })
+        );
+        let mut r = make(5000)();
+        assert_eq!(
+            feed(&mut r, &frame),
+            (vec![Event::Binary(vec![b'a'; 5000])], None)
+        );
+        // Random data in three frames: each inflates to about a third of it.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let data: Vec<u8> = (0..30_000)
+            .map(|_| {
+                // xorshift64: incompressible bytes.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let mut def = Deflater::new(6, 15, false).unwrap();
+        let stream = compressed_frames(&mut def, &data, 3);
+        let mut r = make(12_000)();
+        let (events, err) = feed(&mut r, &stream);
+        assert_eq!(err, None);
+        let joined: Vec<u8> = events
+            .into_iter()
+            .flat_map(|event| match event {
+                Event::Fragment { data, .. } | Event::Binary(data) => data,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(joined, data);
+        assert_eq!(
+            error_code(make(8_000), &stream),
+            1009,
+            "a third of 30,000 bytes is more than 8,000"
+        );
+    }
+}
+
+#[test]
+fn streamed_compressed_message_keeps_the_context() {
+    // Context takeover across a streamed message, then compaction: the next message refers
+    // back into the fragments and still decodes.
+    let mut def = Deflater::new(6, 15, false).unwrap();
+    let mut r =
+        Reader::new(true, None, Some(Inflater::new(15, false).unwrap())).stream_fragments(true);
+    let text = "Hello, κόσμε, hello! ".repeat(40);
+    let stream = compressed_frames(&mut def, text.as_bytes(), 4);
+    let (events, err) = feed(&mut r, &stream);
+    assert_eq!(err, None);
+    assert!(events.len() > 1);
+    let mut joined = Vec::new();
+    for event in events {
+        let Event::Fragment { data, text, .. } = event else {
+            panic!("not a fragment");
+        };
+        assert!(!text);
+        joined.extend(data);
+    }
+    assert_eq!(joined, text.as_bytes());
+    assert!(r.compact() > 0);
+    assert!(!r.inflater_allocated());
+    let again = compressed_frames(&mut def, text.as_bytes(), 1);
+    assert!(again.len() < 40, "refers back: {} bytes", again.len());
+    assert_eq!(
+        feed(&mut r, &again),
+        (vec![Event::Binary(text.into_bytes())], None)
+    );
+}
+
 /// A frame description for property tests.
 #[derive(Debug, Clone)]
 struct Msg {
@@ -661,6 +914,43 @@ proptest! {
             start = p;
         }
         prop_assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn streamed_fragments_join_to_the_message(
+        msgs in proptest::collection::vec(msg_strategy(), 1..6),
+        deflate in any::<bool>(),
+    ) {
+        let deflater = deflate.then(|| Deflater::new(6, 12, false).unwrap());
+        let mut writer = crate::writer::Writer::new(true, deflater, 8);
+        let mut stream = Vec::new();
+        for m in &msgs {
+            let op = if m.text { Opcode::Text } else { Opcode::Binary };
+            writer.encode_message(op, &m.data, m.fragment, true, &mut stream).unwrap();
+        }
+        let inflater = deflate.then(|| Inflater::new(12, false).unwrap());
+        let mut reader = Reader::new(false, Some(1 << 16), inflater).stream_fragments(true);
+        let mut events = Vec::new();
+        reader.feed(&stream, &mut events).unwrap();
+        // Each message: one whole event, or fragments ending with `fin` that join to it.
+        let mut events = events.into_iter();
+        for m in &msgs {
+            let mut joined = Vec::new();
+            loop {
+                match events.next() {
+                    Some(Event::Text(s)) => { prop_assert!(m.text); joined = s.into_bytes(); break; }
+                    Some(Event::Binary(b)) => { prop_assert!(!m.text); joined = b; break; }
+                    Some(Event::Fragment { data, text, fin }) => {
+                        prop_assert_eq!(text, m.text);
+                        joined.extend(data);
+                        if fin { break; }
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            prop_assert_eq!(&joined, &m.data);
+        }
+        prop_assert!(events.next().is_none());
     }
 
     #[test]

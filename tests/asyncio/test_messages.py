@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from wsrs._core import Fragment
 from wsrs.asyncio.messages import MessageQueue
 
 
@@ -120,3 +121,79 @@ async def test_cancelled_get_loses_nothing() -> None:
         await task
     queue.put("still here")
     assert await queue.get() == "still here"
+
+
+# Fragmented messages queued frame by frame
+
+
+def frag(data: bytes, fin: bool, text: bool = False) -> Fragment:
+    return Fragment(data, text, fin)
+
+
+async def test_join_takes_fragments_as_they_arrive() -> None:
+    reading = Reading()
+    queue = reading.queue(2)
+    queue.put(frag(b"caf\xc3", False, text=True))
+    queue.put(frag(b"\xa9 ", False, text=True))
+    assert reading.calls == ["pause"]  # fragments count against max_queue
+    first = await queue.get()
+    assert isinstance(first, Fragment)
+    task = asyncio.create_task(queue.join(first))
+    await asyncio.sleep(0)
+    # The fragment it took brought the queue below half: reading resumed.
+    assert reading.calls == ["pause", "resume"] and not queue.messages
+    for _ in range(5):  # more fragments than max_queue: the joiner keeps taking them
+        queue.put(frag(b"x", False, text=True))
+        await asyncio.sleep(0)
+    queue.put(frag(b"!", True, text=True))
+    assert await task == "café xxxxx!"
+    queue.put(frag(b"\x00", False))
+    queue.put(frag(b"\x01", True))
+    first = await queue.get()
+    assert isinstance(first, Fragment)
+    assert await queue.join(first) == b"\x00\x01"
+
+
+async def test_cancelled_join_loses_nothing() -> None:
+    queue = Reading().queue(0)
+    queue.put(frag(b"ab", False))
+    queue.put(frag(b"cd", False))
+    first = await queue.get()
+    assert isinstance(first, Fragment)
+    task = asyncio.create_task(queue.join(first))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # What it joined went back to the front of the queue, as one fragment.
+    [kept] = queue.messages
+    assert isinstance(kept, Fragment)
+    assert (kept.data, kept.text, kept.fin) == (b"abcd", False, False)
+    queue.put(frag(b"ef", True))
+    first = await queue.get()
+    assert isinstance(first, Fragment)
+    assert await queue.join(first) == b"abcdef"
+
+
+async def test_join_ends_with_the_queue() -> None:
+    queue = Reading().queue(0)
+    queue.put(frag(b"cut", False))
+    first = await queue.get()
+    assert isinstance(first, Fragment)
+    task = asyncio.create_task(queue.join(first))
+    await asyncio.sleep(0)
+    queue.end()
+    assert await task is None
+
+
+async def test_a_fragment_dropped_while_closing_cuts_the_stream() -> None:
+    queue = Reading().queue(2)
+    queue.put(frag(b"a", False))
+    queue.put(frag(b"b", False))
+    queue.close_sent()
+    queue.put(frag(b"c", False))  # does not fit: dropped, and the stream is cut here
+    assert await queue.get() is not None
+    # There is room again, but what follows a missing piece is never queued.
+    queue.put(frag(b"d", True))
+    queue.put("next message")
+    assert len(queue.messages) == 1

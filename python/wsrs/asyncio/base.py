@@ -74,6 +74,7 @@ writer reuses; the first one sent or received keeps the C heap warm for the next
 :mod:`wsrs._memory`)."""
 
 _Pong = _core.Pong
+_Fragment = _core.Fragment
 
 
 class BaseProtocol(asyncio.BufferedProtocol):
@@ -85,6 +86,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
             (and, in the 4.0 API, for the opening handshake); ``None`` waits forever.
         max_size: Largest message accepted, in bytes, after decompression; ``None``
             disables the limit.
+        max_fragment_size: Largest payload of a data frame, in bytes, compressed and after
+            decompression; ``None`` (the default) leaves only ``max_size``.
         max_queue: Received messages buffered before reading pauses; 0 disables the limit.
         max_queue_low: Messages left when reading resumes; half of ``max_queue`` by default.
         read_limit: Largest opening-handshake request or response accepted, in bytes.
@@ -106,6 +109,10 @@ class BaseProtocol(asyncio.BufferedProtocol):
     ``False`` (the uvicorn front end: uvicorn ends its connections with
     ``transport.close()``): close the transport. Both abort it if it is still open
     ``timeout`` seconds later."""
+    stream_fragments: bool = False
+    """Whether a fragmented message is queued frame by frame (:class:`~wsrs._core.Fragment`
+    objects, each counting against ``max_queue``) for an API that streams it; by default the
+    Rust core assembles it and it is queued whole."""
 
     def __init__(
         self,
@@ -120,11 +127,13 @@ class BaseProtocol(asyncio.BufferedProtocol):
         ping_timeout: float | None,
         max_queue_low: int | None = None,
         write_limit_low: int | None = None,
+        max_fragment_size: int | None = None,
     ) -> None:
         self.loop = loop
         """The event loop the connection runs on."""
         self.timeout = timeout
         self.max_size = max_size
+        self.max_fragment_size = max_fragment_size
         self.max_queue = max_queue
         self.read_limit = read_limit
         self.write_limit = write_limit
@@ -263,6 +272,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
                 if len(event) >= SPLIT_WRITE_SIZE:  # type: ignore[arg-type]
                     keep_heap_for_large_messages()
                 self._queue.put(event)  # type: ignore[arg-type]
+            elif kind is _Fragment:
+                self._queue.put(event)  # type: ignore[arg-type]
             else:
                 control = True
                 if kind is _Pong:
@@ -383,6 +394,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
             Side.CLIENT if self.is_client else Side.SERVER,
             max_size=self.max_size,
             extensions=self.extensions,
+            max_fragment_size=self.max_fragment_size,
+            stream_fragments=self.stream_fragments,
         )
         logger.debug("%s - connection open", self.side)
         # TCP may be gone already: connection_lost() ran while the handshake was finishing.

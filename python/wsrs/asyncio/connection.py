@@ -7,12 +7,14 @@ uses too (:class:`~wsrs.asyncio.base.BaseProtocol`): only the public shape diffe
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeAlias, overload
 
+from .._core import Fragment
 from ..connection import State
 from ..exceptions import (
     ConcurrencyError,
@@ -41,6 +43,8 @@ MaxQueue: TypeAlias = int | None | tuple[int | None, int | None]
 WriteLimit: TypeAlias = int | tuple[int, int | None]
 """``write_limit``: high-water mark of the write buffer in bytes, or ``(high, low)``."""
 
+_UTF8Decoder = codecs.getincrementaldecoder("utf-8")
+
 
 def _max_queue(max_queue: MaxQueue) -> tuple[int, int | None]:
     if max_queue is None or isinstance(max_queue, int):
@@ -58,6 +62,9 @@ def _write_limit(write_limit: WriteLimit) -> tuple[int, int | None]:
 class Connection(BaseProtocol):
     """A WebSocket connection, as ``websockets.asyncio.connection.Connection``.
 
+    Fragmented messages are queued frame by frame (:meth:`recv_streaming` yields each frame
+    as it arrives; :meth:`recv` joins them); messages of one frame are queued whole.
+
     Don't create it yourself: :func:`~wsrs.asyncio.server.serve` and
     :func:`~wsrs.asyncio.client.connect` do.
 
@@ -68,12 +75,17 @@ class Connection(BaseProtocol):
         close_timeout: Seconds to wait for the closing handshake and for TCP to close;
             ``None`` waits forever.
         max_size: Largest message received, in bytes (1 MiB); ``None`` for no limit. A
-            ``(message, fragment)`` pair limits the message (fragments are bounded by it).
+            ``(max_message_size, max_fragment_size)`` pair limits each frame of a message
+            too (its payload, compressed and after decompression), for long messages sent
+            in short fragments; either may be ``None``. Over a limit, the connection fails
+            with 1009.
         max_queue: Received messages queued before reading pauses (16), or ``(high, low)``;
             ``None`` for no limit.
         write_limit: High-water mark of the write buffer (32 KiB), or ``(high, low)``.
         logger: Logger of the connection; ``wsrs.server`` or ``wsrs.client`` by default.
     """
+
+    stream_fragments = True
 
     def __init__(
         self,
@@ -86,14 +98,16 @@ class Connection(BaseProtocol):
         write_limit: WriteLimit = 2**15,
         logger: LoggerLike | None = None,
     ) -> None:
+        max_fragment_size = None
         if isinstance(max_size, tuple):
-            max_size = max_size[0]
+            max_size, max_fragment_size = max_size
         queue_high, queue_low = _max_queue(max_queue)
         write_high, write_low = _write_limit(write_limit)
         super().__init__(
             loop=asyncio.get_running_loop(),
             timeout=close_timeout,
             max_size=max_size,
+            max_fragment_size=max_fragment_size,
             max_queue=queue_high,
             max_queue_low=queue_low,
             read_limit=2**16,
@@ -115,6 +129,8 @@ class Connection(BaseProtocol):
         """Opening handshake response."""
         """Round-trip time of the last ping answered, in seconds; 0.0 before the first."""
         self._subprotocol: str | None = None
+        # A recv() or recv_streaming() is running; a recv_streaming() left in the middle of
+        # a message keeps it set, as websockets does: the rest of that message is unread.
         self._receiving = False
         # While a fragmented message is sent: resolved at its end.
         self._fragmenting: asyncio.Future[None] | None = None
@@ -212,6 +228,9 @@ class Connection(BaseProtocol):
     async def recv(self, decode: bool | None = None) -> Data:
         """Receive the next message.
 
+        A fragmented message is returned whole, once its last frame arrived. Cancelling
+        ``recv()`` loses nothing, even in the middle of a fragmented message.
+
         Args:
             decode: ``True`` returns binary messages decoded as UTF-8 too, ``False`` returns
                 text messages as UTF-8 ``bytes`` too; ``None`` returns ``str`` for text
@@ -229,6 +248,8 @@ class Connection(BaseProtocol):
         self._receiving = True
         try:
             message = await self._queue.get()
+            if type(message) is Fragment:
+                message = await self._queue.join(message)
         finally:
             self._receiving = False
         if message is None:
@@ -236,11 +257,12 @@ class Connection(BaseProtocol):
             raise self._closed_exception()
         if decode is None:
             return message
-        if decode and type(message) is bytes:
-            return message.decode()
-        if not decode and type(message) is str:
-            return message.encode()
-        return message
+        try:
+            return self._decoded(message, decode)
+        except UnicodeDecodeError as exc:
+            self._fail_decoding(exc)
+        await asyncio.shield(self.connection_lost_waiter)
+        raise self._closed_exception()
 
     @overload
     def recv_streaming(self, decode: Literal[True]) -> AsyncIterator[str]: ...
@@ -252,12 +274,86 @@ class Connection(BaseProtocol):
     def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]: ...
 
     async def recv_streaming(self, decode: bool | None = None) -> AsyncIterator[Data]:
-        """Receive the next message in fragments.
+        """Receive the next message frame by frame.
 
-        wsrs assembles messages in its Rust core, bounded by ``max_size``: the message comes
-        as one fragment. Same arguments and exceptions as :meth:`recv`.
+        Yields each frame of a fragmented message as it arrives, before the last one does:
+        ``str`` pieces for text (decoded incrementally: a character split across frames
+        comes with the piece that completes it), ``bytes`` for binary; a message of one frame
+        as one piece. ``max_size`` still bounds the whole message.
+
+        Iterate to the end. As in websockets, stopping early or cancelling it after the
+        first piece leaves the rest of the message unread, and further calls to :meth:`recv`
+        or :meth:`recv_streaming` raise :exc:`~wsrs.exceptions.ConcurrencyError`: close the
+        connection then. Cancelling it before the first piece is safe.
+
+        Args:
+            decode: As in :meth:`recv`: ``False`` yields the frames of a text message as
+                ``bytes``, ``True`` decodes those of a binary message (as UTF-8, failing
+                the connection with 1007 if they are not).
+
+        Raises:
+            ConnectionClosed: Once the connection is closed and every message received
+                before it was returned.
+            ConcurrencyError: When another coroutine is already receiving.
         """
-        yield await self.recv(decode)
+        if self._receiving:
+            raise ConcurrencyError(
+                "cannot call recv_streaming while another coroutine "
+                "is already running recv or recv_streaming"
+            )
+        self._receiving = True
+        try:
+            item = await self._queue.get()
+        except BaseException:
+            self._receiving = False
+            raise
+        if type(item) is not Fragment:
+            if item is not None:
+                try:
+                    message = self._decoded(item, decode)
+                except UnicodeDecodeError as exc:
+                    self._receiving = False
+                    self._fail_decoding(exc)
+                else:
+                    yield message
+                    self._receiving = False
+                    return
+            self._receiving = False
+        else:
+            fragment: Fragment | str | bytes | None = item
+            decoder = _UTF8Decoder() if (item.text if decode is None else decode) else None
+            while type(fragment) is Fragment:
+                if decoder is None:
+                    yield fragment.data
+                else:
+                    try:
+                        piece = decoder.decode(fragment.data, fragment.fin)
+                    except UnicodeDecodeError as exc:
+                        self._fail_decoding(exc)
+                        break
+                    yield piece
+                if fragment.fin:
+                    self._receiving = False
+                    return
+                fragment = await self._queue.get()
+            # The connection closed in the middle of the message.
+            self._receiving = False
+        await asyncio.shield(self.connection_lost_waiter)
+        raise self._closed_exception()
+
+    def _fail_decoding(self, exc: UnicodeDecodeError) -> None:
+        """Fail the connection with 1007: a binary message to decode is not UTF-8."""
+        self.fail_connection(1007, f"{exc.reason} at position {exc.start}", exc)
+
+    def _decoded(self, message: Data, decode: bool | None) -> Data:
+        """Return a whole message as :meth:`recv` returns it with ``decode``."""
+        if decode is None:
+            return message
+        if decode and type(message) is bytes:
+            return message.decode()
+        if not decode and type(message) is str:
+            return message.encode()
+        return message
 
     # ------------------------------------------------------------------ sending
 

@@ -8,13 +8,22 @@ Rules, the same for every asyncio front end:
    below half of ``max_queue``, then ``resume()``.
 2. After this side sent its close frame (:meth:`~MessageQueue.close_sent`), reading goes on
    so that the peer's close frame gets through; a message that does not fit in the full
-   queue is dropped, so memory stays bounded while closing.
+   queue is dropped, so memory stays bounded while closing. A fragment that does not fit
+   cuts the stream there: nothing after it is queued, so no message is queued with a piece
+   missing.
 3. After :meth:`~MessageQueue.end` (close frame received, failure or TCP lost) no message
    arrives any more: :meth:`~MessageQueue.get` returns the messages still queued, then
    ``None``.
 4. Cancelling :meth:`~MessageQueue.get` loses nothing: the message it would have returned
    stays queued for the next call. Several coroutines may wait at once; each message goes
    to exactly one of them.
+5. A fragmented message may come frame by frame, as :class:`~wsrs._core.Fragment` objects
+   (a front end that streams fragments, :attr:`BaseProtocol.stream_fragments
+   <wsrs.asyncio.base.BaseProtocol.stream_fragments>`): each is one item of the queue, so
+   ``max_queue`` bounds them as it bounds messages. :meth:`~MessageQueue.join` takes the
+   fragments off the queue as they arrive, so a message of more fragments than ``max_queue``
+   never stalls reading; cancelling it loses nothing either (what it joined so far goes back
+   to the front of the queue as one fragment).
 """
 
 from __future__ import annotations
@@ -25,13 +34,18 @@ import logging
 from collections.abc import Callable
 from typing import TypeAlias
 
+from .._core import Fragment
 
-__all__ = ["Data", "MessageQueue"]
+
+__all__ = ["Data", "Item", "MessageQueue"]
 
 logger = logging.getLogger("wsrs.protocol")
 
 Data: TypeAlias = str | bytes
 """A message: ``str`` for text, ``bytes`` for binary."""
+
+Item: TypeAlias = str | bytes | Fragment
+"""What the queue holds: a whole message, or one frame of a fragmented message."""
 
 
 class MessageQueue:
@@ -47,6 +61,7 @@ class MessageQueue:
 
     __slots__ = (
         "_closing",
+        "_cut",
         "_low",
         "_paused",
         "_pause",
@@ -71,19 +86,24 @@ class MessageQueue:
         self._low = max(max_queue // 2, 1) if low is None else max(low, 1)
         self._pause = pause
         self._resume = resume
-        self.messages: collections.deque[Data] = collections.deque()
-        """Messages received and not read yet, oldest first."""
+        self.messages: collections.deque[Item] = collections.deque()
+        """Messages (or fragments of messages) received and not read yet, oldest first."""
         self.ended = False
         """Whether no message will arrive any more."""
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._paused = False
         self._closing = False
+        # While closing: a fragment was dropped, so nothing after it is queued.
+        self._cut = False
 
-    def put(self, message: Data) -> None:
-        """Queue a message received from the peer; pause reading if the queue is full."""
+    def put(self, message: Item) -> None:
+        """Queue a message (or a fragment of one) received from the peer; pause reading if
+        the queue is full."""
         max_queue = self.max_queue
         messages = self.messages
-        if self._closing and max_queue and len(messages) >= max_queue:
+        if self._closing and (self._cut or (max_queue and len(messages) >= max_queue)):
+            if type(message) is Fragment:
+                self._cut = True
             logger.debug("closing: message dropped, the queue is full")
             return
         messages.append(message)
@@ -97,9 +117,9 @@ class MessageQueue:
             self._paused = True
             self._pause()
 
-    async def get(self) -> Data | None:
-        """Return the next message, waiting for one; ``None`` once the queue has ended and
-        is empty."""
+    async def get(self) -> Item | None:
+        """Return the next message (or fragment), waiting for one; ``None`` once the queue
+        has ended and is empty."""
         messages = self.messages
         while not messages:
             if self.ended:
@@ -118,6 +138,34 @@ class MessageQueue:
             self._paused = False
             self._resume()
         return message
+
+    async def join(self, first: Fragment) -> Data | None:
+        """Return the message that ``first`` starts, waiting for the rest of its fragments.
+
+        Each fragment leaves the queue as it arrives, so that reading goes on; the payloads
+        are joined in one buffer (no object kept per fragment, so memory follows the size of
+        the message, which ``max_size`` bounds, not the number of its frames). ``None`` once
+        the queue has ended before the last fragment.
+
+        Cancelling it loses nothing: what it joined so far goes back to the front of the
+        queue as one fragment, which the next :meth:`join` continues.
+        """
+        data = bytearray(first.data)
+        fragment = first
+        try:
+            while not fragment.fin:
+                item = await self.get()
+                if item is None:
+                    return None
+                # The Rust reader delivers the frames of a message in a row, and control
+                # frames do not enter the queue.
+                assert type(item) is Fragment
+                fragment = item
+                data += fragment.data
+        except asyncio.CancelledError:
+            self.messages.appendleft(Fragment(bytes(data), first.text, False))
+            raise
+        return data.decode() if first.text else bytes(data)
 
     def _wake_one(self) -> None:
         while self._waiters:
