@@ -154,9 +154,9 @@ SERVERS: dict[str, Server] = {
     )
 }
 
-# Round trips per measurement, over all connections, and with --quick. The counts aim at about
-# 1 s per measurement for the slowest server on a small machine, so that a full run of one loop
-# stays within a few minutes.
+# Round trips per measurement, over all connections, and with --quick. On 2 shared cores a
+# measurement takes 1-3 s (granian's pipe-1KiB about 7 s: it echoes about 3,000 msg/s however
+# many messages are in flight) and a full run of one loop with 5 repeats about 3.5 minutes.
 COUNTS: dict[str, tuple[int, int]] = {
     "rt-32B": (6_000, 200),
     "rt-1KiB": (6_000, 200),
