@@ -197,3 +197,47 @@ async def test_a_fragment_dropped_while_closing_cuts_the_stream() -> None:
     queue.put(frag(b"d", True))
     queue.put("next message")
     assert len(queue.messages) == 1
+
+
+async def test_a_message_for_a_waiting_get_does_not_pause_reading() -> None:
+    reading = Reading()
+    queue = reading.queue(1)
+    for i in range(5):  # an application that reads as fast as messages come
+        task = asyncio.create_task(queue.get())
+        await asyncio.sleep(0)
+        queue.put(str(i))
+        assert await task == str(i)
+    assert reading.calls == []
+    queue.put("unread")  # nobody waits: max_queue=1 pauses at once
+    assert reading.calls == ["pause"]
+    assert await queue.get() == "unread"
+    assert reading.calls == ["pause", "resume"]
+
+
+async def test_a_promised_message_whose_get_is_cancelled_counts_again() -> None:
+    reading = Reading()
+    queue = reading.queue(1)
+    task = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put("promised")
+    assert reading.calls == []
+    task.cancel()  # woken, then cancelled before it took the message
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reading.calls == ["pause"]  # an ordinary unread message now
+    assert await queue.get() == "promised"
+    assert reading.calls == ["pause", "resume"]
+
+
+async def test_a_promise_passes_to_the_next_waiter_on_cancellation() -> None:
+    reading = Reading()
+    queue = reading.queue(1)
+    first = asyncio.create_task(queue.get())
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.put("one")
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await second == "one"
+    assert reading.calls == []
