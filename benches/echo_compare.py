@@ -79,7 +79,7 @@ import time
 import traceback
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
@@ -1110,20 +1110,7 @@ def coordinate(args: argparse.Namespace, out: IO[str]) -> dict[str, Any]:
                 print(f"error: {exc}", file=out, flush=True)
         for repeat in range(repeats):
             order = libs if repeat % 2 == 0 else libs[::-1]
-            # One client process per measurement; with --quick, one per library.
-            batches: list[list[tuple[str, str]]] = (
-                [[(lib, name) for name in names] for lib in order]
-                if args.quick
-                else [[(lib, name)] for name in names for lib in order]
-            )
-            for batch in batches:
-                todo = [
-                    (lib, name)
-                    for lib, name in batch
-                    if not results[lib, name].unsupported and results[lib, name].error is None
-                ]
-                if not todo:
-                    continue
+            for todo in pending_batches(order, names, args.quick, results):
                 lib = todo[0][0]
                 jobs = []
                 for _, name in todo:
@@ -1229,6 +1216,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.role == "client" and not args.jobs:
         parser.error("--role client needs jobs")
     return args
+
+
+def pending_batches(
+    order: Sequence[str], names: Sequence[str], quick: bool, results: Mapping[tuple[str, str], Any]
+) -> Iterator[list[tuple[str, str]]]:
+    """The measurements of one repeat as ``(library, workload)`` batches, one client process
+    each: one per measurement, or with ``quick`` one per library. What is unsupported or
+    already failed is left out, checked as each batch comes (an earlier batch may fail)."""
+    batches = (
+        [[(lib, name) for name in names] for lib in order]
+        if quick
+        else [[(lib, name)] for name in names for lib in order]
+    )
+    for batch in batches:
+        todo = [
+            (lib, name)
+            for lib, name in batch
+            if not results[lib, name].unsupported and results[lib, name].error is None
+        ]
+        if todo:
+            yield todo
 
 
 def main(argv: list[str] | None = None) -> int:

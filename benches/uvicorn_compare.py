@@ -406,19 +406,7 @@ def run_loop(args: argparse.Namespace, loop_name: str, servers: list[str], out: 
                 fail(server, mine, str(exc))
         for repeat in range(repeats):
             order = servers if repeat % 2 == 0 else servers[::-1]
-            batches = (
-                [[(server, name) for name in names] for server in order]
-                if args.quick
-                else [[(server, name)] for name in names for server in order]
-            )
-            for batch in batches:
-                todo = [
-                    (server, name)
-                    for server, name in batch
-                    if not results[server, name].unsupported and results[server, name].error is None
-                ]
-                if not todo:
-                    continue
+            for todo in ec.pending_batches(order, names, args.quick, results):
                 server = todo[0][0]
                 jobs = []
                 for _, name in todo:

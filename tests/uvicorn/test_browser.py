@@ -8,31 +8,20 @@ how the browser closed; the page talks to it with the browser's own ``WebSocket`
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from ..asyncio.test_browser import page, pytestmark  # noqa: F401 - the fixture, the skip mark
 from .utils import run_server
 
 
-pytest.importorskip("playwright.async_api", reason="Playwright for Python isn't installed")
 fastapi = pytest.importorskip("fastapi", reason="FastAPI isn't installed")
 
 from fastapi import FastAPI, WebSocket  # noqa: E402
 from fastapi.responses import HTMLResponse  # noqa: E402
-from playwright.async_api import Page, async_playwright  # noqa: E402
+from playwright.async_api import Page  # noqa: E402
 
-
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None
-)
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="no Chromium executable (install Debian's chromium package)"
-)
 
 PAGE = """<!doctype html>
 <meta charset="utf-8">
@@ -77,7 +66,7 @@ def make_app(closes: asyncio.Queue[tuple[int, str | None]]) -> FastAPI:
     app = FastAPI()
 
     @app.get("/")
-    async def page() -> HTMLResponse:
+    async def index() -> HTMLResponse:
         return HTMLResponse(PAGE)
 
     @app.websocket("/ws")
@@ -97,18 +86,8 @@ def make_app(closes: asyncio.Queue[tuple[int, str | None]]) -> FastAPI:
     return app
 
 
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield await browser.new_page()
-        finally:
-            await browser.close()
-
-
 @pytest.mark.parametrize("http", ["h11", "httptools"])
-async def test_chromium_talks_to_a_fastapi_app(page: Page, http: str) -> None:
+async def test_chromium_talks_to_a_fastapi_app(page: Page, http: str) -> None:  # noqa: F811
     closes: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
     async with run_server(make_app(closes), http=http) as (_server, uri):
         await page.goto(uri.replace("ws://", "http://") + "/")
