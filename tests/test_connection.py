@@ -55,6 +55,14 @@ def test_send_message_round_trips(side: Side) -> None:
     with pytest.raises(TypeError):
         conn.send_message(42)
     assert reader.feed(conn.send_shared(_core.SharedMessage("shared"))) == ["shared"]
+    assert not conn.sending_fragments
+    first = conn.send_fragment("a", first=True, fin=False)
+    assert conn.sending_fragments
+    with pytest.raises(ValueError):
+        conn.send_shared(_core.SharedMessage("between fragments"))
+    last = conn.send_fragment("b", first=False, fin=True)
+    assert not conn.sending_fragments
+    assert reader.feed(first + last) == ["ab"]
     assert conn.state is State.OPEN
 
 

@@ -355,6 +355,12 @@ class Connection:
         self._check_open()
         return self._writer.fragment(data, first=first, fin=fin, text=text, compress=compress)
 
+    @property
+    def sending_fragments(self) -> bool:
+        """Whether a message sent with :meth:`send_fragment` has started and not ended:
+        no other data message (a shared one included) may be sent until it ends."""
+        return self._writer.in_message
+
     def send_shared(self, message: _core.SharedMessage) -> bytes:
         """Return the frame of a message shared with other connections (a broadcast): on the
         server side the ``bytes`` object every connection with the same encoding sends (see

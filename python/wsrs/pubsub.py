@@ -261,10 +261,16 @@ class Hub:
         return delivered
 
     def _deliver(self, connection: BaseProtocol, shared: _core.SharedMessage) -> bool:
-        core, writer, transport = connection.connection, connection._writer, connection.transport
-        if core is None or writer is None or transport is None or core.state is not State.OPEN:
+        core, transport = connection.connection, connection.transport
+        if core is None or transport is None or core.state is not State.OPEN:
             return False
         stats = self._subscribers[connection].stats
+        if core.sending_fragments:
+            # The connection is sending a fragmented message of its own: nothing may come
+            # between its fragments.
+            stats.dropped += 1
+            self.stats.dropped += 1
+            return False
         if transport.get_write_buffer_size() > self.budget:
             if self.policy == "drop":
                 stats.dropped += 1
@@ -274,14 +280,6 @@ class Hub:
             self.stats.closed_slow += 1
             connection._start_closing(core, SLOW_CLOSE_CODE, SLOW_CLOSE_REASON)
             return False
-        try:
-            frame = core.send_shared(shared)
-        except ValueError:
-            # The connection is sending a fragmented message of its own: nothing may come
-            # between its fragments.
-            stats.dropped += 1
-            self.stats.dropped += 1
-            return False
-        writer.write_now(frame)
+        connection._write_shared(shared)
         stats.delivered += 1
         return True

@@ -483,6 +483,20 @@ class BaseProtocol(asyncio.BufferedProtocol):
             writer.write_message(connection.send_message(data))
         self._active = True
 
+    def _write_shared(self, shared: _core.SharedMessage) -> None:
+        """Write a message shared with other connections (a broadcast, a topic) at once,
+        outside any batch: callers check first that the connection is OPEN and not
+        :attr:`sending fragments <wsrs.connection.Connection.sending_fragments>`.
+
+        Raises:
+            InvalidState: Unless the connection is OPEN.
+            ValueError: While a fragmented message is being sent.
+        """
+        connection, writer = self.connection, self._writer
+        assert connection is not None and writer is not None  # OPEN: both exist
+        writer.write_now(connection.send_shared(shared))
+        self._active = True
+
     async def _drain(self) -> None:
         waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)

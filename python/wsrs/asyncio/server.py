@@ -488,12 +488,10 @@ def broadcast(
     skipped = 0
     errors: list[Exception] = []
     for connection in connections:
-        core, writer, transport = connection.connection, connection._writer, connection.transport
-        if core is None or writer is None or transport is None:
+        core, transport = connection.connection, connection.transport
+        if core is None or transport is None or core.state is not State.OPEN:
             continue
-        if core.state is not State.OPEN:
-            continue
-        if connection._fragmenting is not None:
+        if core.sending_fragments:
             if raise_exceptions:
                 errors.append(ConcurrencyError("sending a fragmented message"))
             else:
@@ -504,8 +502,7 @@ def broadcast(
             connection.logger.warning("skipped broadcast: the write buffer is full")
             continue
         try:
-            # Out at once: no per-connection batch to flush at the end of the iteration.
-            writer.write_now(core.send_shared(shared))
+            connection._write_shared(shared)
         except Exception as exc:
             if raise_exceptions:
                 failure = RuntimeError("failed to write message")
