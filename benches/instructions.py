@@ -1,0 +1,155 @@
+"""Instructions per message, counted by Valgrind: the echo workloads of ``echo_compare.py``
+without the clock, for comparing two front ends (or two builds) on a noisy machine.
+
+Timed runs on a shared 2-core machine drift 1.3-2x between runs, more than the few per cent
+that separate two front ends of wsrs on the same core. The number of instructions a process
+executes does not drift: this script runs an echo server and its clients in one process
+under ``valgrind --tool=callgrind`` twice, once with ``N`` messages and once with ``2 N``,
+and reports ``(instructions(2 N) - instructions(N)) / N``, the cost of one more round trip
+(one message each way, both ends), start-up and connection set-up cancelled out::
+
+    python benches/instructions.py                                # wsrs vs wsrs.asyncio
+    python benches/instructions.py --libs wsrs,wsrs.asyncio,websockets --workloads rt-32B
+    python benches/instructions.py --loop uvloop --count 2000
+
+The workloads are those of ``echo_compare.py`` (same payloads, windows and connection
+counts, fewer messages). Instructions are not time: a cache miss or a system call costs
+more than its count says, and the kernel's side of a ``send`` is not counted (Valgrind sees
+user space only). Use it to compare code paths, and ``echo_compare.py`` for throughput.
+Needs ``valgrind``; each measurement runs 20-100x slower than natively.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import echo_compare as ec  # noqa: E402
+
+
+DEFAULT_LIBS = "wsrs,wsrs.asyncio"
+DEFAULT_WORKLOADS = "rt-32B,rt-1KiB,rt-64KiB,pipe-1KiB,conc-1KiB,deflate-dflt"
+# Messages in the short run of each pair; the long run has twice as many. Large payloads
+# cost millions of instructions each, so they need far fewer to stand out of the noise.
+COUNTS = {
+    "rt-32B": 2_000,
+    "rt-1KiB": 2_000,
+    "rt-64KiB": 400,
+    "rt-1MiB": 20,
+    "pipe-1KiB": 4_000,
+    "pipe-1MiB": 40,
+    "conc-1KiB": 2_000,
+    "deflate-dflt": 100,
+    "deflate-L6": 100,
+}
+COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+async def echo(lib: str, name: str, count: int) -> None:
+    """Serve, connect, and echo ``count`` messages of workload ``name`` (no timing)."""
+    adapter = ec.ADAPTERS[lib]
+    workload = ec.WORKLOADS[name]
+    payload = workload.payload()
+    connections = workload.connections
+    async with contextlib.AsyncExitStack() as stack:
+        port = await stack.enter_async_context(adapter.serve(ec.HOST, 0, workload.compression))
+        channels: list[ec.Channel] = []
+        while len(channels) < connections:  # in groups, within the listen backlog
+            group = min(50, connections - len(channels))
+            channels += await asyncio.gather(
+                *(
+                    stack.enter_async_context(adapter.connect(ec.HOST, port, workload.compression))
+                    for _ in range(group)
+                )
+            )
+        if workload.window > 1:
+            (channel,) = channels
+            await ec.pipelined(channel, payload, count, workload.window)
+        else:
+            per_connection = count // connections
+            await asyncio.gather(*(ec.round_trips(c, payload, per_connection) for c in channels))
+
+
+def instructions(lib: str, name: str, count: int, loop_name: str) -> int:
+    """Instructions executed by a child process that echoes ``count`` messages."""
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={os.path.join(scratch, 'out')}",
+            sys.executable,
+            os.path.abspath(__file__),
+            "--role=child",
+            f"--libs={lib}",
+            f"--workloads={name}",
+            f"--count={count}",
+            f"--loop={loop_name}",
+        ]
+        # Same hash seed in both runs of a pair: set and dict layouts, hence the
+        # instructions spent outside the measured path, stay the same.
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    found = COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"{lib} {name} failed (status {done.returncode}):\n{done.stderr}")
+    return int(found.group(1))
+
+
+def per_message(lib: str, name: str, count: int, loop_name: str) -> float:
+    """Instructions for one more round trip of workload ``name``."""
+    if ec.WORKLOADS[name].connections > 1:
+        count -= count % ec.WORKLOADS[name].connections
+    short = instructions(lib, name, count, loop_name)
+    long = instructions(lib, name, 2 * count, loop_name)
+    return (long - short) / count
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--libs", default=DEFAULT_LIBS, help=f"({DEFAULT_LIBS})")
+    parser.add_argument("--workloads", default=DEFAULT_WORKLOADS, help=f"({DEFAULT_WORKLOADS})")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--count", type=int, default=0, help="messages in the short run (per workload default)"
+    )
+    parser.add_argument("--role", choices=("main", "child"), default="main")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    libs = args.libs.split(",")
+    names = args.workloads.split(",")
+    for name in names:
+        if name not in ec.WORKLOADS:
+            raise SystemExit(f"unknown workload {name!r}; choose from {', '.join(ec.WORKLOADS)}")
+    if args.role == "child":
+        ec.run_in_loop(echo(libs[0], names[0], args.count), args.loop)
+        return 0
+    missing = {lib: ec.ADAPTERS[lib].missing() for lib in libs}
+    libs = [lib for lib in libs if missing[lib] is None]
+    print(f"instructions per round trip (both ends), loop {args.loop}; callgrind, user space")
+    heads = [*libs, *(f"{lib} / {libs[0]}" for lib in libs[1:])]
+    print("| workload | " + " | ".join(heads) + " |")
+    print("| --- |" + " ---: |" * (2 * len(libs) - 1))
+    for name in names:
+        count = args.count or COUNTS[name]
+        costs = [per_message(lib, name, count, args.loop) for lib in libs]
+        ratios = [f"{cost / costs[0]:.3f}" for cost in costs[1:]]
+        cells = [f"{cost:,.0f}" for cost in costs] + ratios
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
