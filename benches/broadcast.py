@@ -16,9 +16,11 @@ side differs) opens the N connections and counts the messages that arrive.
 
 Reported per library and N: the time one fan-out takes in the server (median over rounds;
 ``broadcast()`` and ``publish`` only encode and queue the frames), and the messages
-delivered per second (N * rounds / the time from the first broadcast to the last message
-received by the clients). Linux: both processes raise their file-descriptor limit to the
-hard limit; N above what it allows is skipped with a note.
+delivered per second (N * rounds / the time from each order to broadcast to the last message
+received by the clients, summed over rounds). The servers and clients of every library are
+up at once and take turns round by round, in an order that alternates, so that the
+machine's drift hits every library alike. Linux: every process raises its file-descriptor
+limit to the hard limit; N above what it allows is skipped with a note.
 """
 
 from __future__ import annotations
@@ -56,10 +58,12 @@ def raise_fd_limit() -> int:
 async def server_main(lib: str, rounds: int, compression: str | None) -> None:
     raise_fd_limit()
     loop = asyncio.get_running_loop()
+    server_module: Any
     if lib.startswith("wsrs"):
-        from wsrs.asyncio.server import broadcast, serve
+        import wsrs.asyncio.server as server_module
     else:
-        from websockets.asyncio.server import broadcast, serve  # type: ignore[no-redef]
+        import websockets.asyncio.server as server_module
+    broadcast, serve = server_module.broadcast, server_module.serve
     from wsrs.pubsub import Hub
 
     hub = Hub()
@@ -125,7 +129,32 @@ async def client_main(port: int, count: int, rounds: int, compression: str | Non
     await asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
 
 
-def run(lib: str, count: int, rounds: int, compression: str | None) -> dict[str, float]:
+class Pair:
+    """The server and client processes of one library, with N connections open between them."""
+
+    def __init__(self, lib: str, count: int, rounds: int, compression: str | None) -> None:
+        options = [] if compression is None else ["--compression", compression]
+        self.lib = lib
+        self.count = count
+        self.server = self.spawn(
+            "--role", "server", "--lib", lib, "--rounds", str(rounds), *options
+        )
+        port = json.loads(self.readline(self.server))["port"]
+        self.client = self.spawn(
+            "--role",
+            "client",
+            "--port",
+            str(port),
+            "--connections",
+            str(count),
+            "--rounds",
+            str(rounds),
+            *options,
+        )
+        assert json.loads(self.readline(self.client))["connected"] == count
+        self.elapsed = 0.0  # from each "go" to the last message received, summed over rounds
+
+    @staticmethod
     def spawn(*args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, __file__, *args],
@@ -134,33 +163,53 @@ def run(lib: str, count: int, rounds: int, compression: str | None) -> dict[str,
             text=True,
         )
 
-    options = [] if compression is None else ["--compression", compression]
-    server = spawn("--role", "server", "--lib", lib, "--rounds", str(rounds), *options)
-    assert server.stdin is not None and server.stdout is not None
-    port = json.loads(server.stdout.readline())["port"]
-    client = spawn("--role", "client", "--port", str(port), "--connections", str(count), *options)
-    assert client.stdin is not None and client.stdout is not None
-    assert json.loads(client.stdout.readline())["connected"] == count
+    @staticmethod
+    def readline(process: subprocess.Popen[str]) -> str:
+        assert process.stdout is not None
+        return process.stdout.readline()
+
+    @staticmethod
+    def write(process: subprocess.Popen[str], line: str) -> None:
+        assert process.stdin is not None
+        process.stdin.write(line + "\n")
+        process.stdin.flush()
+
+    def round(self) -> None:
+        """One fan-out, timed from the order to the last message received."""
+        start = time.perf_counter()
+        self.write(self.client, "go")
+        self.write(self.server, "go")
+        assert json.loads(self.readline(self.server))["sent"] == self.count
+        assert json.loads(self.readline(self.client))["received"] == self.count
+        self.elapsed += time.perf_counter() - start
+
+    def stop(self) -> list[float]:
+        """Stop both processes; return the server's fan-out durations."""
+        self.write(self.server, "stop")
+        durations: list[float] = json.loads(self.readline(self.server))["durations"]
+        assert self.client.stdin is not None
+        self.client.stdin.close()
+        self.client.wait(60)
+        self.server.wait(60)
+        return durations
+
+
+def run(libs: list[str], count: int, rounds: int, compression: str | None) -> dict[str, Any]:
+    """Fan out ``rounds`` times per library, the libraries taking turns round by round (in an
+    order that alternates), so that the machine's drift hits them alike."""
+    pairs = [Pair(lib, count, rounds, compression) for lib in libs]
     time.sleep(1)
-    start = time.perf_counter()
-    for _ in range(rounds):
-        client.stdin.write("go\n")
-        client.stdin.flush()
-        server.stdin.write("go\n")
-        server.stdin.flush()
-        assert json.loads(server.stdout.readline())["sent"] == count
-        assert json.loads(client.stdout.readline())["received"] == count
-    elapsed = time.perf_counter() - start
-    server.stdin.write("stop\n")
-    server.stdin.flush()
-    durations = json.loads(server.stdout.readline())["durations"]
-    client.stdin.close()
-    client.wait(60)
-    server.wait(60)
-    return {
-        "broadcast_ms": statistics.median(durations) * 1000,
-        "delivered_per_s": count * rounds / elapsed,
-    }
+    for index in range(rounds):
+        for pair in pairs if index % 2 == 0 else pairs[::-1]:
+            pair.round()
+    results = {}
+    for pair in pairs:
+        durations = pair.stop()
+        results[pair.lib] = {
+            "broadcast_ms": statistics.median(durations) * 1000,
+            "delivered_per_s": count * rounds / pair.elapsed,
+        }
+    return results
 
 
 def main() -> None:
@@ -190,11 +239,10 @@ def main() -> None:
     print(f"broadcast of one 1 KiB text message, {args.rounds} rounds, {what}")
     print(f"{'library':<22} {'connections':>11} {'one fan-out ms':>15} {'delivered msg/s':>16}")
     for count in counts:
-        if count + 100 > limit:
+        if count + 100 > limit:  # each process holds one side of the connections
             print(f"{count} connections: skipped, the file-descriptor limit is {limit}")
             continue
-        for lib in args.libs.split(","):
-            result = run(lib, count, args.rounds, args.compression)
+        for lib, result in run(args.libs.split(","), count, args.rounds, args.compression).items():
             print(
                 f"{lib:<22} {count:>11,} {result['broadcast_ms']:>15.2f} "
                 f"{result['delivered_per_s']:>16,.0f}",
