@@ -60,6 +60,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from . import _core
+from .pubsub import BrokerUnavailable
 
 
 __all__ = [
@@ -155,10 +156,6 @@ class SequenceTracker:
 
 
 # The broker ----------------------------------------------------------------------------------
-
-
-class BrokerUnavailable(Exception):
-    """A publish the broker cannot take: it is closed, or too many messages wait for Redis."""
 
 
 @dataclasses.dataclass(frozen=True)
