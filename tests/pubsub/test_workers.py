@@ -16,8 +16,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from wsrs import workers
+from wsrs.__main__ import main
 from wsrs.asyncio.client import ClientConnection, connect, unix_connect
+from wsrs.asyncio.server import ServerConnection
 from wsrs.exceptions import ConnectionClosed
+from wsrs.workers import Config, HandlerError, _reuse_port_socket, load_handler
 
 from .conftest import RedisServer
 
@@ -173,8 +177,8 @@ async def test_workers_share_the_port_and_their_topics(
             message = await asyncio.wait_for(connection.recv(), TIMEOUT)
             assert isinstance(message, str)
             if message != "published":
-                pid, _, i = message.split()
-                received.setdefault(int(pid), []).append(int(i))
+                sender, _, i = message.split()
+                received.setdefault(int(sender), []).append(int(i))
         assert received == {pid: list(range(200)) for pid in by_pid}
     # SIGTERM: every client is closed with 1001, the supervisor exits with 0.
     supervisor.signal(signal.SIGTERM)
@@ -276,8 +280,8 @@ async def test_workers_that_do_not_stop_are_killed(
     supervisor = await supervisors(
         "--port", "0", "--workers", "2", "--graceful-timeout", "0.1", WORKERS_APP_SLOW="1"
     )
-    await supervisor.expect("importing slowly")
-    await supervisor.expect("importing slowly", supervisor.lines.index("importing slowly") + 1)
+    while sum("importing slowly" in line for line in supervisor.lines) < 2:
+        await supervisor.expect("importing slowly", len(supervisor.lines))
     supervisor.signal(signal.SIGTERM)
     assert await supervisor.wait() == 0
     assert "killing 2 workers that did not stop in time" in supervisor.log
@@ -423,6 +427,16 @@ async def test_topics_through_redis(
     assert await supervisor.wait() == 0
 
 
+async def talk(where: str, process: subprocess.Popen[str]) -> int | None:
+    if where.startswith("unix:"):
+        connection = await unix_connect(where[5:], "ws://localhost/")
+    else:
+        connection = await connect(where)
+    assert await connection.recv() == "hello"
+    process.send_signal(signal.SIGTERM)
+    return await closed_with(connection)
+
+
 def test_serve_in_process(tmp_path: pathlib.Path) -> None:
     # run(handler) with the handler itself: one process, stopped as a worker is.
     script = tmp_path / "serve.py"
@@ -445,15 +459,75 @@ def test_serve_in_process(tmp_path: pathlib.Path) -> None:
         where = re.search(r"listening on (\S+)$", line)
         assert where is not None, line
 
-        async def talk(where: str = where[1]) -> int | None:
-            if where.startswith("unix:"):
-                connection = await unix_connect(where[5:], "ws://localhost/")
-            else:
-                connection = await connect(where)
-            assert await connection.recv() == "hello"
-            process.send_signal(signal.SIGTERM)
-            return await closed_with(connection)
-
-        assert asyncio.run(talk()) == 1001
+        assert asyncio.run(talk(where[1], process)) == 1001
         assert process.wait(TIMEOUT) == 0
         process.stderr.close()
+
+
+# In this process -----------------------------------------------------------------------------
+
+
+def test_load_handler(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> None:
+    handler: object = load_handler("wsrs.workers:Config.where")
+    assert handler is Config.where
+    for spec, error in [
+        ("handler", "handler must be given as 'module:attribute', got 'handler'"),
+        (":handler", "handler must be given as 'module:attribute'"),
+        ("wsrs.no_such:handler", "cannot import 'wsrs.no_such': No module named 'wsrs.no_such'"),
+        ("wsrs.workers:Config.nothing", "no attribute 'nothing'"),
+        ("wsrs.workers:MAX_BOOT_FAILURES", "is not callable: 5"),
+    ]:
+        with pytest.raises(HandlerError, match=re.escape(error)):
+            load_handler(spec)
+    # A module that the handler's module imports is missing: that error, as it is.
+    (tmp_path / "needs_more.py").write_text("import no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency"):
+        load_handler("needs_more:handler")
+
+
+async def echo(connection: ServerConnection) -> None:
+    await connection.wait_closed()
+
+
+def test_broker_outside_wsrs_serve() -> None:
+    assert workers.broker() is None
+
+
+def test_run_errors_in_process() -> None:
+    with pytest.raises(ValueError, match="give the handler as an import string"):
+        workers.run(echo, workers=2)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert workers.run(echo, port=port) == 1
+        # wsrs serve: the supervisor checks the port before starting any worker.
+        assert main(["serve", "workers_app:handler", "--port", str(port)]) == 1
+        assert main(["serve", "x:y", "--port", str(port), "--max-size", "none"]) == 1
+
+
+def test_address_taken_in_process(tmp_path: pathlib.Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError, match="Address already in use"):
+            _reuse_port_socket(socket.AF_INET, busy.getsockname())
+    not_a_socket = tmp_path / "file"
+    not_a_socket.touch()
+    assert workers.run(echo, unix=str(not_a_socket)) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["handler"], "the handler must be given as module:attribute, got 'handler'"),
+        (["a:b", "--workers", "0"], "--workers must be at least 1"),
+        (["a:b", "--compression", "gzip"], "invalid choice: 'gzip'"),
+    ],
+)
+def test_usage(args: list[str], error: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", *args])
+    assert exited.value.code == 2
+    assert error in capsys.readouterr().err
