@@ -71,7 +71,8 @@ __all__ = ["BOOT_FAILURE", "MAX_BOOT_FAILURES", "Config", "HandlerError", "broke
 
 logger = logging.getLogger("wsrs.workers")
 
-Handler = Callable[[ServerConnection], Awaitable[None]]
+# Not "Handler": the documentation means wsrs.server.Handler by that name.
+ConnectionHandler = Callable[[ServerConnection], Awaitable[None]]
 
 BOOT_FAILURE = 3
 """The exit status of a worker that could not start (gunicorn's)."""
@@ -113,7 +114,7 @@ class HandlerError(Exception):
     """The handler named by ``module:attribute`` cannot be found."""
 
 
-def load_handler(spec: str) -> Handler:
+def load_handler(spec: str) -> ConnectionHandler:
     """Import the handler named ``module:attribute`` (the attribute may be dotted).
 
     Raises:
@@ -246,7 +247,7 @@ def _stop_on_signals() -> asyncio.Event:
 
 async def _serve(
     config: Config,
-    handler: Handler,
+    handler: ConnectionHandler,
     sock: socket.socket,
     stop: asyncio.Event,
     ready: Callable[[], None],
@@ -482,7 +483,7 @@ def _setup_logging(level: str) -> None:
 
 
 def run(
-    handler: str | Handler,
+    handler: str | ConnectionHandler,
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
@@ -547,7 +548,7 @@ def run(
     return asyncio.run(_serve_here(config, handler))
 
 
-async def _serve_here(config: Config, handler: Handler) -> int:
+async def _serve_here(config: Config, handler: ConnectionHandler) -> int:
     global _runtime
     _runtime = _Runtime(config, None)
     try:
