@@ -6,7 +6,9 @@
 
 ``app:handler`` names a handler of :mod:`wsrs.asyncio.server` (one argument, the
 connection) as ``module:attribute``, imported by each worker from ``--app-dir`` (the current
-directory by default). :func:`run` is the same from Python.
+directory by default); with ``--api legacy``, a handler of the websockets 4.0 API at the top
+level, :func:`wsrs.serve` (``handler(websocket, path)``). :func:`run` is the same from
+Python.
 
 **Processes.** The command is the *supervisor*: it checks that the address is free, starts N
 workers (``python -m wsrs._worker``) and restarts any that exits, as gunicorn's and uvicorn's
@@ -50,6 +52,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import importlib
 import json
 import logging
@@ -61,7 +64,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .asyncio.server import Server, ServerConnection, serve
+from .asyncio.base import BaseProtocol
+from .asyncio.server import Server, serve
 from .connection import State
 from .pubsub import Broker
 from .relay import Relay, RelayBroker, RelayChannel
@@ -71,8 +75,9 @@ __all__ = ["BOOT_FAILURE", "MAX_BOOT_FAILURES", "Config", "HandlerError", "broke
 
 logger = logging.getLogger("wsrs.workers")
 
-# Not "Handler": the documentation means wsrs.server.Handler by that name.
-ConnectionHandler = Callable[[ServerConnection], Awaitable[None]]
+# A handler of either API: handler(connection) or, for the legacy API,
+# handler(websocket, path). (Not "Handler": the documentation means wsrs.server.Handler.)
+AnyHandler = Callable[..., Awaitable[None]]
 
 BOOT_FAILURE = 3
 """The exit status of a worker that could not start (gunicorn's)."""
@@ -90,6 +95,7 @@ class Config:
     """How to serve; the options of ``wsrs serve``, documented in :func:`run`."""
 
     handler: str
+    api: str = "asyncio"
     host: str = "127.0.0.1"
     port: int = 8765
     unix: str | None = None
@@ -114,7 +120,7 @@ class HandlerError(Exception):
     """The handler named by ``module:attribute`` cannot be found."""
 
 
-def load_handler(spec: str) -> ConnectionHandler:
+def load_handler(spec: str) -> AnyHandler:
     """Import the handler named ``module:attribute`` (the attribute may be dotted).
 
     Raises:
@@ -245,34 +251,65 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+@dataclasses.dataclass
+class _Running:
+    # A running server of either API, as _serve() drives it.
+    close: Callable[[], None]
+    wait_closed: Callable[[], Awaitable[None]]
+    connections: Callable[[], list[BaseProtocol]]
+    handlers: Callable[[], list[asyncio.Task[None]]]
+
+
+async def _start(config: Config, handler: AnyHandler, sock: socket.socket) -> _Running:
+    options: dict[str, Any] = dict(
+        sock=sock, compression=config.compression, max_size=config.max_size
+    )
+    if config.api == "legacy":
+        from .server import serve as legacy_serve
+
+        legacy = await legacy_serve(handler, **options)
+        return _Running(
+            legacy.close,
+            legacy.wait_closed,
+            lambda: list(legacy.websockets),
+            lambda: [ws.handler_task for ws in legacy.websockets if ws.handler_task is not None],
+        )
+    server: Server = await serve(handler, **options)
+    return _Running(
+        functools.partial(server.close, close_connections=True, code=1001),
+        server.wait_closed,
+        lambda: list(server.all_connections),
+        lambda: list(server.handlers),
+    )
+
+
 async def _serve(
     config: Config,
-    handler: ConnectionHandler,
+    handler: AnyHandler,
     sock: socket.socket,
     stop: asyncio.Event,
     ready: Callable[[], None],
 ) -> None:
     """Serve on ``sock`` until ``stop`` is set, then drain (1001, graceful timeout)."""
-    server: Server = await serve(
-        handler, sock=sock, compression=config.compression, max_size=config.max_size
-    )
+    server = await _start(config, handler, sock)
     ready()
     await stop.wait()
-    logger.info("stopping: closing %d connections with 1001", len(server.connections))
-    server.close(close_connections=True, code=1001)
+    logger.info("stopping: closing %d connections with 1001", len(server.connections()))
+    server.close()
     try:
         await asyncio.wait_for(server.wait_closed(), config.graceful_timeout)
     except TimeoutError:
-        left = [c for c in server.all_connections if c.state is not State.CLOSED]
+        left = [c for c in server.connections() if c.state is not State.CLOSED]
+        handlers = [task for task in server.handlers() if not task.done()]
         logger.warning(
             "%d connections and %d handlers left after %s s: aborting them",
             len(left),
-            len(server.handlers),
+            len(handlers),
             config.graceful_timeout,
         )
         for connection in left:
             connection.fail_connection(1006)
-        for task in list(server.handlers):
+        for task in handlers:
             task.cancel()
         await server.wait_closed()
     assert _runtime is not None
@@ -483,8 +520,9 @@ def _setup_logging(level: str) -> None:
 
 
 def run(
-    handler: str | ConnectionHandler,
+    handler: str | AnyHandler,
     *,
+    api: str = "asyncio",
     host: str = "127.0.0.1",
     port: int = 8765,
     unix: str | None = None,
@@ -504,7 +542,10 @@ def run(
     itself, it serves in this process (``workers`` must be 1), stopping as a worker does.
 
     Args:
-        handler: The handler of :func:`wsrs.asyncio.server.serve`, or where to import it.
+        handler: The handler, or where to import it.
+        api: ``"asyncio"``: a handler of :func:`wsrs.asyncio.server.serve`,
+            ``handler(connection)``; ``"legacy"``: a handler of the websockets 4.0 API,
+            :func:`wsrs.serve`, ``handler(websocket, path)``.
         host: The address to listen on (one address: the first ``getaddrinfo`` gives).
         port: The port; 0 lets the kernel choose one (logged).
         unix: Listen on this Unix socket path instead of ``host`` and ``port``.
@@ -522,10 +563,14 @@ def run(
             stderr (unless logging was configured already).
 
     Raises:
-        ValueError: If a handler object is given with ``workers`` other than 1.
+        ValueError: If a handler object is given with ``workers`` other than 1, or
+            ``api`` is unknown.
     """
+    if api not in ("asyncio", "legacy"):
+        raise ValueError(f"unknown api: {api!r}; expected 'asyncio' or 'legacy'")
     config = Config(
         handler=handler if isinstance(handler, str) else "",
+        api=api,
         host=host,
         port=port,
         unix=unix,
@@ -548,7 +593,7 @@ def run(
     return asyncio.run(_serve_here(config, handler))
 
 
-async def _serve_here(config: Config, handler: ConnectionHandler) -> int:
+async def _serve_here(config: Config, handler: AnyHandler) -> int:
     global _runtime
     _runtime = _Runtime(config, None)
     try:
@@ -581,8 +626,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="wsrs serve",
         description="Serve a WebSocket handler from N worker processes on one port.",
     )
+    parser.add_argument("handler", metavar="module:handler", help="the handler to serve")
     parser.add_argument(
-        "handler", metavar="module:handler", help="the handler of wsrs.asyncio.server.serve"
+        "--api",
+        choices=["asyncio", "legacy"],
+        default="asyncio",
+        help="asyncio: handler(connection) of wsrs.asyncio.server.serve (default); "
+        "legacy: handler(websocket, path) of wsrs.serve",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port, 0 for any (default 8765)")
@@ -616,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the handler must be given as module:attribute, got {args.handler!r}")
     return run(
         args.handler,
+        api=args.api,
         host=args.host,
         port=args.port,
         unix=args.unix,

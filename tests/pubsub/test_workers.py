@@ -142,6 +142,15 @@ async def closed_with(connection: ClientConnection) -> int | None:
     return connection.close_code
 
 
+async def keep_one_per_worker(
+    seen: dict[int, ClientConnection], pid: int, connection: ClientConnection
+) -> None:
+    if pid in seen:
+        await connection.close()
+    else:
+        seen[pid] = connection
+
+
 def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -204,7 +213,7 @@ async def test_a_worker_that_dies_is_replaced(
     seen: dict[int, ClientConnection] = {}
     for _ in range(200):
         connection, pid = await client(uri)
-        seen.setdefault(pid, connection)
+        await keep_one_per_worker(seen, pid, connection)
         if new_pid in seen and len(seen) == 2:
             break
     assert new_pid in seen and len(seen) == 2
@@ -299,6 +308,43 @@ async def test_the_supervisor_dying_stops_the_workers(
             break
         await asyncio.sleep(0.1)
     assert gone(pid)
+
+
+async def test_legacy_api(supervisors: Callable[..., asyncio.Future[Supervisor]]) -> None:
+    # Handlers of the websockets 4.0 API, handler(websocket, path); their hubs span the
+    # workers too.
+    supervisor = await supervisors(
+        "--port",
+        "0",
+        "--workers",
+        "2",
+        "--api",
+        "legacy",
+        "--graceful-timeout",
+        "0.5",
+        handler="workers_app:legacy_handler",
+    )
+    uri = await supervisor.listening()
+    seen: dict[int, ClientConnection] = {}
+    while len(seen) < 2:
+        connection = await connect(uri + "/room", compression=None)
+        greeting = await asyncio.wait_for(connection.recv(), TIMEOUT)
+        assert isinstance(greeting, str)
+        _, pid, path = greeting.split()
+        assert path == "/room"
+        await keep_one_per_worker(seen, int(pid), connection)
+    a, b = seen
+    for connection in seen.values():
+        assert await ask(connection, "subscribe t") == "subscribed t"
+    assert await ask(seen[a], "publish t 1") == f"{a} t 0"  # its own subscriber
+    assert await asyncio.wait_for(seen[a].recv(), TIMEOUT) == "published"
+    assert await asyncio.wait_for(seen[b].recv(), TIMEOUT) == f"{a} t 0"
+    await seen[b].send("sleep")
+    supervisor.signal(signal.SIGTERM)
+    codes = await asyncio.gather(*(closed_with(c) for c in seen.values()))
+    assert codes == [1001, 1001]
+    assert await supervisor.wait() == 0
+    assert "0 connections and 1 handlers left after 0.5 s: aborting them" in supervisor.log
 
 
 async def test_unknown_module_or_handler(
@@ -408,7 +454,7 @@ async def test_topics_through_redis(
     seen: dict[int, ClientConnection] = {}
     while len(seen) < 2:
         connection, pid = await client(uri)
-        seen.setdefault(pid, connection)
+        await keep_one_per_worker(seen, pid, connection)
     for connection in seen.values():
         assert await ask(connection, "subscribe r") == "subscribed r"
     a, b = seen
@@ -497,6 +543,8 @@ def test_broker_outside_wsrs_serve() -> None:
 def test_run_errors_in_process() -> None:
     with pytest.raises(ValueError, match="give the handler as an import string"):
         workers.run(echo, workers=2)
+    with pytest.raises(ValueError, match="unknown api: 'old'; expected 'asyncio' or 'legacy'"):
+        workers.run(echo, api="old")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -1,4 +1,5 @@
-"""The handler the tests of ``wsrs serve`` run in worker processes (tests/pubsub/test_workers.py).
+"""The handlers the tests of ``wsrs serve`` run in worker processes
+(tests/pubsub/test_workers.py): ``handler``, and ``legacy_handler`` for ``--api legacy``.
 
 A client first receives ``pid PID`` (the worker's), then sends commands, one per message:
 
@@ -22,6 +23,7 @@ import time
 from wsrs import workers
 from wsrs.asyncio.server import ServerConnection
 from wsrs.pubsub import Hub
+from wsrs.server import WebSocketServerProtocol
 
 
 fail = os.environ.get("WORKERS_APP_FAIL")
@@ -36,9 +38,20 @@ not_a_handler = 42
 
 
 async def handler(connection: ServerConnection) -> None:
+    await connection.send(f"pid {os.getpid()}")
+    await commands(connection)
+
+
+async def legacy_handler(websocket: WebSocketServerProtocol, path: str) -> None:
+    """The same for ``--api legacy``; the greeting is ``pid PID PATH``."""
+    await websocket.send(f"pid {os.getpid()} {path}")
+    await commands(websocket)
+
+
+async def commands(connection: ServerConnection | WebSocketServerProtocol) -> None:
     pid = os.getpid()
-    await connection.send(f"pid {pid}")
-    async for message in connection:
+    while True:
+        message = await connection.recv()
         assert isinstance(message, str)
         command = message.split()
         if command[0] == "subscribe":
