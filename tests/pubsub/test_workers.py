@@ -289,7 +289,7 @@ async def test_workers_that_do_not_stop_are_killed(
     supervisor = await supervisors(
         "--port", "0", "--workers", "2", "--graceful-timeout", "0.1", WORKERS_APP_SLOW="1"
     )
-    while sum("importing slowly" in line for line in supervisor.lines) < 2:
+    while sum(line.count("importing slowly") for line in supervisor.lines) < 2:
         await supervisor.expect("importing slowly", len(supervisor.lines))
     supervisor.signal(signal.SIGTERM)
     assert await supervisor.wait() == 0

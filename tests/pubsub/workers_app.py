@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 
 from wsrs import workers
@@ -30,7 +29,7 @@ fail = os.environ.get("WORKERS_APP_FAIL")
 if fail is not None and os.path.exists(fail):
     raise RuntimeError("told to fail by WORKERS_APP_FAIL")
 if os.environ.get("WORKERS_APP_SLOW"):
-    print("importing slowly", file=sys.stderr, flush=True)
+    os.write(2, b"importing slowly\n")  # one write: the workers share stderr
     time.sleep(60)
 
 hub = Hub(broker=workers.broker())
