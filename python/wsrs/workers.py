@@ -71,7 +71,18 @@ from .pubsub import Broker
 from .relay import Relay, RelayBroker, RelayChannel
 
 
-__all__ = ["BOOT_FAILURE", "MAX_BOOT_FAILURES", "Config", "HandlerError", "broker", "main", "run"]
+__all__ = [
+    "BOOT_FAILURE",
+    "KILL_MARGIN",
+    "MAX_BOOT_FAILURES",
+    "Config",
+    "HandlerError",
+    "Supervisor",
+    "broker",
+    "load_handler",
+    "main",
+    "run",
+]
 
 logger = logging.getLogger("wsrs.workers")
 
@@ -108,12 +119,13 @@ class Config:
     app_dir: str = "."
     log_level: str = "info"
 
-    def where(self, port: int | None = None) -> str:
-        """The address served, as a URI."""
+    def where(self, address: Any = None) -> str:
+        """The address served, as a URI: the one configured, or the socket address
+        ``address``."""
         if self.unix is not None:
             return f"unix:{self.unix}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ws://{host}:{self.port if port is None else port}"
+        host, port = (self.host, self.port) if address is None else address[:2]
+        return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
 
 
 class HandlerError(Exception):
@@ -195,8 +207,9 @@ def _bind(config: Config) -> socket.socket:
     the listening socket itself."""
     if config.unix is not None:
         return _bind_unix(config.unix, config.backlog)
+    # "" is every interface, as for asyncio's create_server().
     family, _, _, _, address = socket.getaddrinfo(
-        config.host, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        config.host or None, config.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     # A listener of another process with SO_REUSEPORT would accept our SO_REUSEPORT bind
     # and share the port: bind without it first, to see the port is free.
@@ -398,7 +411,7 @@ class Supervisor:
                 self._pass_fds = (sock.fileno(),)
             else:
                 self._spec.update(family=sock.family, address=sock.getsockname())
-            self._where = config.where(None if config.unix else sock.getsockname()[1])
+            self._where = config.where(sock.getsockname())
             status = await self._supervise()
         _unlink(config)
         return status
@@ -546,7 +559,8 @@ def run(
         api: ``"asyncio"``: a handler of :func:`wsrs.asyncio.server.serve`,
             ``handler(connection)``; ``"legacy"``: a handler of the websockets 4.0 API,
             :func:`wsrs.serve`, ``handler(websocket, path)``.
-        host: The address to listen on (one address: the first ``getaddrinfo`` gives).
+        host: The address to listen on: one address, the first that ``getaddrinfo`` gives
+            for it; ``""`` for every interface.
         port: The port; 0 lets the kernel choose one (logged).
         unix: Listen on this Unix socket path instead of ``host`` and ``port``.
         workers: How many worker processes.
@@ -603,7 +617,7 @@ async def _serve_here(config: Config, handler: AnyHandler) -> int:
     except OSError as exc:
         logger.error("cannot listen on %s: %s", config.where(), exc)
         return 1
-    where = config.where(None if config.unix else sock.getsockname()[1])
+    where = config.where(sock.getsockname())
     stop = _stop_on_signals()
     await _serve(config, handler, sock, stop, lambda: logger.info("listening on %s", where))
     _unlink(config)

@@ -423,6 +423,23 @@ async def test_busy_port(supervisors: Callable[..., asyncio.Future[Supervisor]])
     )
 
 
+@pytest.mark.parametrize(
+    ("host", "uri", "connect_to"),
+    [("", "ws://0.0.0.0:", "ws://127.0.0.1:"), ("::1", "ws://[::1]:", "ws://[::1]:")],
+)
+async def test_hosts(
+    supervisors: Callable[..., asyncio.Future[Supervisor]], host: str, uri: str, connect_to: str
+) -> None:
+    # "" is every interface, as for asyncio; an IPv6 address is written in brackets.
+    supervisor = await supervisors("--host", host, "--port", "0")
+    listening = await supervisor.listening()
+    assert listening.startswith(uri)
+    connection, _ = await client(connect_to + listening.rsplit(":", 1)[1])
+    supervisor.signal(signal.SIGTERM)
+    assert await closed_with(connection) == 1001
+    assert await supervisor.wait() == 0
+
+
 async def test_unix_socket(
     supervisors: Callable[..., asyncio.Future[Supervisor]], tmp_path: pathlib.Path
 ) -> None:
