@@ -433,7 +433,8 @@ class Supervisor:
             loop.remove_signal_handler(signum)
         for slot in slots:
             slot.result()  # raise what went wrong, if anything
-        logger.info("stopped")
+        stats = self.relay.stats
+        logger.info("stopped (relay: %d messages routed, %d dropped)", stats.routed, stats.dropped)
         return 1 if self._failed else 0
 
     def _on_signal(self, signum: signal.Signals) -> None:
@@ -486,7 +487,9 @@ class Supervisor:
                 self._on_ready(index, process.pid)
                 await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
             if not exited.done():
-                process.send_signal(signal.SIGTERM)  # the supervisor stops
+                # The supervisor stops. (ProcessLookupError: it exited meanwhile.)
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
             status = await exited
             del self.processes[index]
             if self._stopping.is_set():

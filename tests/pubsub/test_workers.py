@@ -196,6 +196,8 @@ async def test_workers_share_the_port_and_their_topics(
     assert await supervisor.wait() == 0
     assert all(gone(pid) for pid in by_pid)
     assert "SIGTERM: stopping the workers" in supervisor.log
+    # Each message went to the other worker only.
+    assert "stopped (relay: 400 messages routed, 0 dropped)" in supervisor.log
 
 
 async def test_a_worker_that_dies_is_replaced(
