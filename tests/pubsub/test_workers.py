@@ -101,8 +101,12 @@ class Supervisor:
         self.process.send_signal(signum)
 
 
+Start = Callable[..., asyncio.Future[Supervisor]]
+"""How a test starts a supervisor: ``await supervisors(*args, handler=..., **env)``."""
+
+
 @pytest.fixture
-async def supervisors() -> AsyncIterator[Callable[..., asyncio.Future[Supervisor]]]:
+async def supervisors() -> AsyncIterator[Start]:
     """Start supervisors; kill what is left of them at the end."""
     started: list[Supervisor] = []
 
@@ -162,7 +166,7 @@ def gone(pid: int) -> bool:
 
 
 async def test_workers_share_the_port_and_their_topics(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     supervisor = await supervisors("--port", "0", "--workers", "2", "--compression", "none")
     uri = await supervisor.listening()
@@ -201,7 +205,7 @@ async def test_workers_share_the_port_and_their_topics(
 
 
 async def test_a_worker_that_dies_is_replaced(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     supervisor = await supervisors("--port", "0", "--workers", "2")
     uri = await supervisor.listening()
@@ -237,7 +241,7 @@ async def test_a_worker_that_dies_is_replaced(
 
 
 async def test_graceful_timeout_then_abort(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     supervisor = await supervisors("--port", "0", "--graceful-timeout", "0.5")
     connection, pid = await client(await supervisor.listening())
@@ -250,7 +254,7 @@ async def test_graceful_timeout_then_abort(
 
 
 async def test_graceful_timeout_aborts_connections(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     supervisor = await supervisors("--port", "0", "--graceful-timeout", "0.5")
     uri = await supervisor.listening()
@@ -270,7 +274,7 @@ async def test_graceful_timeout_aborts_connections(
 
 
 async def test_a_second_signal_kills_the_workers(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     supervisor = await supervisors("--port", "0", "--graceful-timeout", "60")
     connection, pid = await client(await supervisor.listening())
@@ -284,7 +288,7 @@ async def test_a_second_signal_kills_the_workers(
 
 
 async def test_workers_that_do_not_stop_are_killed(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     # The workers sleep while importing the handler's module: no event loop runs to hear
     # SIGTERM. The supervisor kills them 5 s after the graceful timeout.
@@ -299,7 +303,7 @@ async def test_workers_that_do_not_stop_are_killed(
 
 
 async def test_the_supervisor_dying_stops_the_workers(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     supervisor = await supervisors("--port", "0", "--workers", "2")
     connection, pid = await client(await supervisor.listening())
@@ -312,7 +316,7 @@ async def test_the_supervisor_dying_stops_the_workers(
     assert gone(pid)
 
 
-async def test_legacy_api(supervisors: Callable[..., asyncio.Future[Supervisor]]) -> None:
+async def test_legacy_api(supervisors: Start) -> None:
     # Handlers of the websockets 4.0 API, handler(websocket, path); their hubs span the
     # workers too.
     supervisor = await supervisors(
@@ -350,7 +354,7 @@ async def test_legacy_api(supervisors: Callable[..., asyncio.Future[Supervisor]]
 
 
 async def test_unknown_module_or_handler(
-    supervisors: Callable[..., asyncio.Future[Supervisor]],
+    supervisors: Start,
 ) -> None:
     for handler, error in [
         ("no_such_module:handler", "cannot import 'no_such_module': No module named"),
@@ -366,9 +370,7 @@ async def test_unknown_module_or_handler(
         assert "listening" not in supervisor.log
 
 
-async def test_module_that_fails_to_import(
-    supervisors: Callable[..., asyncio.Future[Supervisor]], tmp_path: pathlib.Path
-) -> None:
+async def test_module_that_fails_to_import(supervisors: Start, tmp_path: pathlib.Path) -> None:
     fail = tmp_path / "fail"
     fail.touch()
     supervisor = await supervisors("--port", "0", WORKERS_APP_FAIL=str(fail))
@@ -378,9 +380,7 @@ async def test_module_that_fails_to_import(
     assert "RuntimeError: told to fail by WORKERS_APP_FAIL" in supervisor.log
 
 
-async def test_a_worker_that_cannot_restart(
-    supervisors: Callable[..., asyncio.Future[Supervisor]], tmp_path: pathlib.Path
-) -> None:
+async def test_a_worker_that_cannot_restart(supervisors: Start, tmp_path: pathlib.Path) -> None:
     # Once the server is up, a worker that fails to start again is retried with a backoff,
     # and the supervisor gives up after 5 failures in a row.
     fail = tmp_path / "fail"
@@ -399,7 +399,7 @@ async def test_a_worker_that_cannot_restart(
 
 
 async def test_stopping_while_a_worker_waits_to_restart(
-    supervisors: Callable[..., asyncio.Future[Supervisor]], tmp_path: pathlib.Path
+    supervisors: Start, tmp_path: pathlib.Path
 ) -> None:
     fail = tmp_path / "fail"
     supervisor = await supervisors("--port", "0", WORKERS_APP_FAIL=str(fail))
@@ -412,7 +412,7 @@ async def test_stopping_while_a_worker_waits_to_restart(
     assert "5 times in a row" not in supervisor.log
 
 
-async def test_busy_port(supervisors: Callable[..., asyncio.Future[Supervisor]]) -> None:
+async def test_busy_port(supervisors: Start) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -429,9 +429,7 @@ async def test_busy_port(supervisors: Callable[..., asyncio.Future[Supervisor]])
     ("host", "uri", "connect_to"),
     [("", "ws://0.0.0.0:", "ws://127.0.0.1:"), ("::1", "ws://[::1]:", "ws://[::1]:")],
 )
-async def test_hosts(
-    supervisors: Callable[..., asyncio.Future[Supervisor]], host: str, uri: str, connect_to: str
-) -> None:
+async def test_hosts(supervisors: Start, host: str, uri: str, connect_to: str) -> None:
     # "" is every interface, as for asyncio; an IPv6 address is written in brackets.
     supervisor = await supervisors("--host", host, "--port", "0")
     listening = await supervisor.listening()
@@ -442,9 +440,7 @@ async def test_hosts(
     assert await supervisor.wait() == 0
 
 
-async def test_unix_socket(
-    supervisors: Callable[..., asyncio.Future[Supervisor]], tmp_path: pathlib.Path
-) -> None:
+async def test_unix_socket(supervisors: Start, tmp_path: pathlib.Path) -> None:
     path = str(tmp_path / "ws.sock")
     with socket.socket(socket.AF_UNIX) as stale:
         stale.bind(path)  # left behind by a server that is gone
@@ -465,9 +461,7 @@ async def test_unix_socket(
     assert not os.path.exists(path)
 
 
-async def test_topics_through_redis(
-    supervisors: Callable[..., asyncio.Future[Supervisor]], redis_server: RedisServer
-) -> None:
+async def test_topics_through_redis(supervisors: Start, redis_server: RedisServer) -> None:
     supervisor = await supervisors("--port", "0", "--workers", "2", "--redis", redis_server.url)
     uri = await supervisor.listening()
     seen: dict[int, ClientConnection] = {}
