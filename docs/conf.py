@@ -43,8 +43,11 @@ nitpick_ignore_regex = [
     (r"py:.*", r"wsrs\._core(\..*)?"),
     (r"py:.*", r"wsrs\.asyncio\.base\..*"),
     (r"py:class", r"(.*\.)?_[A-Za-z]\w*"),
-    # How the standard library's own annotations spell two public classes.
-    (r"py:class", r"_asyncio\.(Future|Task)|asyncio\.base_events\.Server|asyncio\.events\..*"),
+    # How the standard library's own annotations spell its public classes.
+    (
+        r"py:class",
+        r"_asyncio\.(Future|Task)|asyncio\.base_events\.Server|asyncio\.(events|protocols)\..*",
+    ),
     # uvicorn's types in wsrs.uvicorn's annotations: uvicorn publishes no inventory.
     (r"py:.*", r"uvicorn\..*|Config|ServerState|WebSocketScope|ClientDisconnected"),
 ]

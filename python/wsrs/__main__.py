@@ -3,6 +3,9 @@
 Type a line to send it as a text message; messages received are printed as they come,
 ``< `` before text and ``< (binary)`` before the hex of binary ones. End with Ctrl-D (end of
 input) or Ctrl-C. The ``wsrs`` console script runs the same.
+
+``python -m wsrs serve module:handler [options]`` (``wsrs serve``) runs a server of N worker
+processes instead: see :mod:`wsrs.workers`.
 """
 
 from __future__ import annotations
@@ -79,12 +82,18 @@ async def interact(uri: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m wsrs`` and of the ``wsrs`` console script."""
+    """Entry point of ``python -m wsrs`` and of the ``wsrs`` console script: ``serve``
+    runs :func:`wsrs.workers.main`, anything else the interactive client."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["serve"]:
+        from .workers import main as serve
+
+        return serve(args[1:])
     parser = argparse.ArgumentParser(prog="wsrs", description="Interactive WebSocket client.")
     parser.add_argument("uri", metavar="<uri>", help="ws:// or wss:// URI to connect to")
-    args = parser.parse_args(argv)
+    options = parser.parse_args(args)
     try:
-        return asyncio.run(interact(args.uri))
+        return asyncio.run(interact(options.uri))
     except KeyboardInterrupt:
         return 130
 

@@ -63,7 +63,14 @@ from .asyncio.base import BaseProtocol
 from .connection import State
 
 
-__all__ = ["DEFAULT_BUDGET", "Broker", "Hub", "HubStats", "SubscriberStats"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "Broker",
+    "BrokerUnavailable",
+    "Hub",
+    "HubStats",
+    "SubscriberStats",
+]
 
 logger = logging.getLogger("wsrs.pubsub")
 
@@ -91,6 +98,11 @@ class HubStats(SubscriberStats):
 
     closed_slow: int = 0
     """Connections closed because they were over their budget (policy ``"close"``)."""
+
+
+class BrokerUnavailable(Exception):
+    """A publish a broker cannot take: it is closed, or too much waits to be sent already
+    (:class:`~wsrs.pubsub_redis.RedisBroker` and :class:`~wsrs.relay.RelayBroker` raise it)."""
 
 
 class Broker(Protocol):
@@ -236,7 +248,7 @@ class Hub:
         Raises:
             TypeError: If ``message`` is neither ``str`` nor bytes-like.
             Exception: Whatever the broker raises when it cannot take the message
-                (:class:`~wsrs.pubsub_redis.BrokerUnavailable` for Redis).
+                (:exc:`BrokerUnavailable` for the brokers of wsrs).
         """
         shared = _core.SharedMessage(message, text=text)
         if self.broker is not None:

@@ -30,7 +30,7 @@ What is guaranteed:
 - **Publishing never waits for Redis.** :meth:`RedisBroker.send` puts the envelope in a
   queue that one task sends to Redis in pipelined batches. While Redis is unreachable the
   queue keeps up to ``max_pending`` messages, sent once it is back; beyond that a publish
-  raises :exc:`BrokerUnavailable` and nothing is delivered, locally either.
+  raises :exc:`~wsrs.pubsub.BrokerUnavailable` and nothing is delivered, locally either.
 - **Lost connections** are made again with exponential backoff (with jitter, from
   ``backoff[0]`` to ``backoff[1]`` seconds); the topics are subscribed again. The broker's
   tasks never let an exception out: the application only sees ``on_gap`` and
@@ -60,6 +60,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from . import _core
+from .pubsub import BrokerUnavailable
 
 
 __all__ = [
@@ -157,10 +158,6 @@ class SequenceTracker:
 # The broker ----------------------------------------------------------------------------------
 
 
-class BrokerUnavailable(Exception):
-    """A publish the broker cannot take: it is closed, or too many messages wait for Redis."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Gap:
     """Messages of a topic that this node may not have delivered."""
@@ -189,7 +186,7 @@ class BrokerStats:
     invalid: int = 0
     """Messages that were not valid envelopes (or not UTF-8 though text), dropped."""
     refused: int = 0
-    """Publishes refused with :exc:`BrokerUnavailable`."""
+    """Publishes refused with :exc:`~wsrs.pubsub.BrokerUnavailable`."""
     reconnects: int = 0
     """Connections to Redis made again after one was lost or could not be made."""
 
@@ -211,7 +208,7 @@ class RedisBroker:
         url: Where Redis is, as ``redis.asyncio.Redis.from_url`` reads it.
         channel_prefix: Put before each topic to name its Redis channel.
         max_pending: Messages kept while Redis is unreachable or slow; a publish beyond
-            them raises :exc:`BrokerUnavailable`.
+            them raises :exc:`~wsrs.pubsub.BrokerUnavailable`.
         on_gap: Called with each :class:`Gap`, from the event loop.
         backoff: The first and the longest delay between attempts to reach Redis, in
             seconds.
