@@ -164,7 +164,11 @@ class WebSocketCommonProtocol(BaseProtocol):
         exactly one of them.
         """
         queue = self._queue
-        if not queue.messages and self.state is State.CONNECTING:
+        if queue.messages:
+            # A message is already queued: taken without a coroutine for get(). Never a
+            # fragment: this front end's reader assembles fragmented messages.
+            return queue.take()  # type: ignore[return-value]
+        if self.state is State.CONNECTING:
             raise InvalidState("the opening handshake isn't finished")
         message = await queue.get()
         if message is None:

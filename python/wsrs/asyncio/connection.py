@@ -241,13 +241,23 @@ class Connection(BaseProtocol):
                 before it was returned.
             ConcurrencyError: When another coroutine is already receiving.
         """
+        queue = self._queue
+        messages = queue.messages
+        if (
+            messages
+            and decode is None
+            and type(messages[0]) is not Fragment
+            and not self._receiving
+        ):
+            # Hot path: a whole message is already queued (pipelined traffic, or a burst).
+            return queue.take()  # type: ignore[return-value]
         if self._receiving:
             raise ConcurrencyError(
                 "cannot call recv while another coroutine is already running recv or recv_streaming"
             )
         self._receiving = True
         try:
-            message = await self._queue.get()
+            message = await queue.get()
             if type(message) is Fragment:
                 message = await self._queue.join(message)
         finally:

@@ -148,6 +148,15 @@ class MessageQueue:
                     self._promised = max(self._promised - 1, 0)
                     self._maybe_pause()
                 raise
+        return self.take()
+
+    def take(self) -> Item:
+        """Return the next message (or fragment) now; the queue must not be empty.
+
+        What :meth:`get` does once a message is there: a receiver that sees one queued
+        takes it without creating a coroutine.
+        """
+        messages = self.messages
         message = messages.popleft()
         if self._promised:
             self._promised -= 1
