@@ -484,6 +484,12 @@ impl Inflater {
         self
     }
 
+    /// Whether the decompressor is [`pooled`](Self::pooled).
+    #[must_use]
+    pub fn is_pooled(&self) -> bool {
+        self.pooled
+    }
+
     /// Give the stream, if any, back to the thread's pool.
     fn release(&mut self) -> bool {
         match self.stream.take() {
