@@ -170,3 +170,39 @@ async def test_broadcast_wraps_write_failures() -> None:
             failure = raised.value.exceptions[0]
             assert isinstance(failure, RuntimeError)
             assert isinstance(failure.__cause__, OSError)
+
+
+async def test_broadcast_to_lean_connections_shares_one_frame() -> None:
+    """compression="lean": every connection compresses with the same settings (12-bit
+    windows), so one compressed frame serves them all; each records it in its window
+    history, and holds no compressor between messages."""
+    news = "breaking news: the quick brown fox jumps over the lazy dog. " * 30
+    async with serve(hold, "127.0.0.1", 0, compression="lean") as server:
+        clients: list[Any] = [
+            await websockets.asyncio.client.connect(uri_of(server)),
+            # No client_max_window_bits offered: the server answers client_no_context_takeover.
+            await websockets.asyncio.client.connect(
+                uri_of(server),
+                extensions=[ClientPerMessageDeflateFactory(client_max_window_bits=None)],
+                compression=None,
+            ),
+            await connect(uri_of(server)),
+        ]
+        await wait_for_connections(server, len(clients))
+        written = record_frames(server)
+        for round_ in range(4):
+            assert broadcast(server.connections, f"{news} #{round_}") == 0
+            for client in clients:
+                assert await client.recv() == f"{news} #{round_}"
+                await client.send(f"{news} from {id(client)} #{round_}")
+                assert await client.recv() == f"own: {news} from {id(client)} #{round_}"
+            for connection in server.connections:
+                core = connection.connection
+                assert core is not None
+                assert not core._writer.deflater_allocated
+                assert not core._reader.inflater_allocated
+        for round_frames in zip(*written.values(), strict=True):
+            assert len({id(frame) for frame in round_frames}) == 1
+            assert len(round_frames[0]) < len(news) / 10
+        for client in clients:
+            await client.close()
