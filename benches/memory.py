@@ -283,6 +283,32 @@ def server_factories(lib: str, config: str) -> list[Any]:
     return list(factories or [])
 
 
+def encoder(lib: str, extension: Any) -> Callable[[str], int]:
+    """A function that encodes a text message as a server of ``lib`` with the negotiated
+    ``extension`` (``None``: no compression) and returns its size on the wire."""
+    if lib == "wsrs":
+        from wsrs._core import Writer
+
+        options = extension.writer_options() if extension is not None else {}
+        writer = Writer(client=False, **options)
+
+        def encode_wsrs(message: str) -> int:
+            return len(writer.message(message))
+
+        return encode_wsrs
+
+    from websockets.frames import Frame, Opcode
+
+    def encode_websockets(message: str) -> int:
+        frame = Frame(Opcode.TEXT, message.encode())
+        if extension is not None:
+            frame = extension.encode(frame)
+        # Header: 2 bytes, 4 with a 16-bit length (as every message here has).
+        return len(frame.data) + (2 if len(frame.data) < 126 else 4)
+
+    return encode_websockets
+
+
 def compression_ratio(lib: str, config: str, messages: Sequence[str]) -> tuple[float, float]:
     """Compress ``messages`` as the server of ``config`` sends them on one connection.
 
@@ -292,28 +318,10 @@ def compression_ratio(lib: str, config: str, messages: Sequence[str]) -> tuple[f
     """
     offer = [("client_max_window_bits", None)]
     factories = server_factories(lib, config)
-    encode: Callable[[str], int]
     best = float("inf")
     for _ in range(3):
         extension = factories[0].process_request_params(offer, [])[1] if factories else None
-        if lib == "wsrs":
-            from wsrs._core import Writer
-
-            options = extension.writer_options() if extension is not None else {}
-            writer = Writer(client=False, **options)
-
-            def encode(message: str) -> int:
-                return len(writer.message(message))
-        else:
-            from websockets.frames import Frame, Opcode
-
-            def encode(message: str) -> int:
-                frame = Frame(Opcode.TEXT, message.encode())
-                if extension is not None:
-                    frame = extension.encode(frame)
-                # Header: 2 bytes, 4 with a 16-bit length (as every message here has).
-                return len(frame.data) + (2 if len(frame.data) < 126 else 4)
-
+        encode = encoder(lib, extension)
         start = time.perf_counter()
         total = sum(encode(message) for message in messages)
         best = min(best, time.perf_counter() - start)

@@ -389,9 +389,7 @@ async def test_lean_server_holds_no_zlib_state_while_busy(peer: str) -> None:
         if peer == "wsrs":
             client = await wsrs.connect(server_uri(server), ping_interval=None)
         else:
-            client = await websockets.asyncio.client.connect(
-                server_uri(server), ping_interval=None
-            )
+            client = await websockets.asyncio.client.connect(server_uri(server), ping_interval=None)
         ws = await capture.get()
         (extension,) = ws.extensions
         assert repr(extension).endswith("local_max_window_bits=12, lean=True)")

@@ -1216,9 +1216,7 @@ def test_lean_compression_negotiates_12_bits_and_pools() -> None:
     check_codec(client_ext, server_ext)
 
 
-def test_lean_server_answers_client_no_context_takeover_without_client_max_window_bits() -> (
-    None
-):
+def test_lean_server_answers_client_no_context_takeover_without_client_max_window_bits() -> None:
     # RFC 7692 §7.1.1.2: a server may always answer with client_no_context_takeover; the
     # lean server does so rather than decline an offer that does not let it bound the
     # client's window.
