@@ -474,10 +474,74 @@ fn bench_compact(c: &mut Criterion) {
     group.finish();
 }
 
+/// The price of the lean setting: 1 KiB messages with 12-bit windows, the compressor kept
+/// between messages (the default), taken from the thread's pool and primed with the 4 KiB
+/// history per message (`pooled`), or taken from the pool without context takeover.
+fn bench_pooled(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pooled");
+    group.sampling_mode(SamplingMode::Flat);
+    let size = 1024;
+    let corpus = json(8 << 20, 4);
+    let count = corpus.len() / size;
+    group.throughput(Throughput::Bytes(size as u64));
+    for (name, no_context_takeover, pooled) in [
+        ("compress/kept", false, false),
+        ("compress/pooled", false, true),
+        ("compress/no_context_takeover", true, false),
+    ] {
+        group.bench_function(BenchmarkId::new(name, "1KiB-12bits"), |b| {
+            let mut deflater =
+                unwrap_ok(Deflater::new(6, 12, no_context_takeover)).pooled(pooled);
+            let mut out = Vec::new();
+            let mut next = 0;
+            b.iter(|| {
+                let chunk = &corpus[next * size..(next + 1) * size];
+                next = (next + 1) % count;
+                out.clear();
+                unwrap_ok(deflater.compress(black_box(chunk), &mut out));
+                black_box(&out);
+            });
+        });
+    }
+    let mut deflater = unwrap_ok(Deflater::new(6, 12, false));
+    let messages: Vec<Vec<u8>> = (0..count.min(4096))
+        .map(|i| {
+            let mut out = Vec::new();
+            unwrap_ok(deflater.compress(&corpus[i * size..(i + 1) * size], &mut out));
+            out
+        })
+        .collect();
+    for (name, pooled) in [("decompress/kept", false), ("decompress/pooled", true)] {
+        group.bench_function(BenchmarkId::new(name, "1KiB-12bits"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = std::time::Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let mut inflater = unwrap_ok(Inflater::new(12, false)).pooled(pooled);
+                    let mut out = Vec::new();
+                    for message in &messages {
+                        if done == iters {
+                            break;
+                        }
+                        let start = std::time::Instant::now();
+                        out.clear();
+                        unwrap_ok(inflater.decompress(black_box(message), &mut out, usize::MAX));
+                        unwrap_ok(inflater.finish(&mut out, usize::MAX));
+                        total += start.elapsed();
+                        done += 1;
+                    }
+                }
+                total
+            });
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
     targets = bench_mask, bench_utf8, bench_parse, bench_encode, bench_deflate, bench_inflate,
-        bench_compact
+        bench_compact, bench_pooled
 }
 criterion_main!(benches);

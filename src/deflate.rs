@@ -22,6 +22,13 @@
 //!   (`deflateSetDictionary` / `inflateSetDictionary` on a raw stream), so the peer's window and
 //!   ours stay identical: the compressor may refer back into it exactly as before.
 //!
+//! - Busy connections: a zlib state that nothing needs between messages goes back to a
+//!   per-thread [`pool`] when its message ends and the next message of any connection on the
+//!   thread takes it (reset): always without context takeover, and with it for a "pooled"
+//!   compressor or decompressor ([`Deflater::pooled`], [`Inflater::pooled`], the lean
+//!   setting), which then rebuilds its state from the history at the start of every message,
+//!   as after a compaction. Such a connection holds only its history between messages.
+//!
 //! Neither type shares state with the other: a connection has one [`Deflater`] for what it
 //! sends and one [`Inflater`] for what it receives.
 

@@ -22,7 +22,6 @@ from .base import ClientExtensionFactory, Extension, ServerExtensionFactory
 
 __all__ = [
     "ClientPerMessageDeflateFactory",
-    "LEAN_WINDOW_BITS",
     "PerMessageDeflate",
     "ServerPerMessageDeflateFactory",
 ]
