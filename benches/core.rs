@@ -490,8 +490,7 @@ fn bench_pooled(c: &mut Criterion) {
         ("compress/no_context_takeover", true, false),
     ] {
         group.bench_function(BenchmarkId::new(name, "1KiB-12bits"), |b| {
-            let mut deflater =
-                unwrap_ok(Deflater::new(6, 12, no_context_takeover)).pooled(pooled);
+            let mut deflater = unwrap_ok(Deflater::new(6, 12, no_context_takeover)).pooled(pooled);
             let mut out = Vec::new();
             let mut next = 0;
             b.iter(|| {

@@ -14,7 +14,11 @@ use libfuzzer_sys::fuzz_target;
 const LIMIT: usize = 64 * 1024;
 
 /// Inflate each message in turn: its bytes, or the close code of the first failure.
-fn inflate_messages(pooled: bool, no_context_takeover: bool, messages: [&[u8]; 2]) -> Vec<Result<Vec<u8>, u16>> {
+fn inflate_messages(
+    pooled: bool,
+    no_context_takeover: bool,
+    messages: [&[u8]; 2],
+) -> Vec<Result<Vec<u8>, u16>> {
     let Ok(inflater) = Inflater::new(15, no_context_takeover) else {
         return Vec::new();
     };

@@ -121,7 +121,8 @@ mod tests {
             }
             assert_eq!(idle_states(), (POOL_SIZE, 0));
             // The oldest went first: the 15-bit and 10-bit states are gone.
-            let pool: Vec<u8> = DEFLATERS.with(|p| p.borrow().iter().map(|(s, _)| s.window_bits).collect());
+            let pool: Vec<u8> =
+                DEFLATERS.with(|p| p.borrow().iter().map(|(s, _)| s.window_bits).collect());
             assert_eq!(pool, vec![12; POOL_SIZE]);
 
             let inflate = take_inflate(15).unwrap();

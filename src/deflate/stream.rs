@@ -194,7 +194,9 @@ mod tests {
     fn reset_starts_a_new_stream_with_an_empty_window() {
         let mut raw = RawInflate::new(15).unwrap();
         let mut out = Vec::with_capacity(64);
-        let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff];
+        let hello = [
+            0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff,
+        ];
         raw.inflate(&hello, &mut out).unwrap();
         assert!(raw.reset());
         // The back-reference 5 bytes back decoded fine before the reset; now it reaches
