@@ -4,7 +4,7 @@ CONFORMANCE ?= ../shared/conformance
 
 .DEFAULT_GOAL := help
 .PHONY: help build-dev format lint lint-python lint-rust stubtest test test-rust bench bench-echo \
-	bench-memory autobahn autobahn-full autobahn-asyncio autobahn-uvicorn uvicorn-tests \
+	bench-memory autobahn autobahn-full autobahn-lean autobahn-asyncio autobahn-uvicorn uvicorn-tests \
 	coverage-rust all
 
 help: ## List the targets
@@ -77,6 +77,13 @@ autobahn-full: ## Autobahn Testsuite, all 517 cases, as server and as client (~2
 		--cmd "$(PYTHON) $(CURDIR)/compliance/echo_server.py --port {port}"
 	$(PYTHON) $(CONFORMANCE)/autobahn.py client --out /tmp/wsrs-ab-client \
 		--agent wsrs --cmd "$(PYTHON) $(CURDIR)/compliance/client.py --url {url} --agent {agent}"
+
+autobahn-lean: ## Autobahn Testsuite, cases 12-13 (compression), servers with compression="lean"
+	bash $(CONFORMANCE)/install-autobahn.sh
+	$(PYTHON) $(CONFORMANCE)/autobahn.py server --cases "12.*,13.*" --out /tmp/wsrs-ab-lean \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/echo_server.py --port {port} --compression lean"
+	$(PYTHON) $(CONFORMANCE)/autobahn.py server --cases "12.*,13.*" --out /tmp/wsrs-ab-alean \
+		--cmd "$(PYTHON) $(CURDIR)/compliance/echo_server.py --port {port} --api asyncio --compression lean"
 
 autobahn-asyncio: ## Autobahn Testsuite, cases 1-11, through the wsrs.asyncio front end
 	bash $(CONFORMANCE)/install-autobahn.sh

@@ -399,6 +399,76 @@ fn bench_inflate(c: &mut Criterion) {
     group.finish();
 }
 
+/// Compress successive `size`-byte messages cut from `corpus`, one per iteration, compacting
+/// the compressor first when `compact`.
+fn compress_stream(
+    b: &mut criterion::Bencher<'_>,
+    mut deflater: Deflater,
+    corpus: &[u8],
+    size: usize,
+    compact: bool,
+) {
+    let count = corpus.len() / size;
+    let mut out = Vec::new();
+    let mut next = 0;
+    b.iter(|| {
+        if compact {
+            deflater.compact();
+        }
+        let chunk = &corpus[next * size..(next + 1) * size];
+        next = (next + 1) % count;
+        out.clear();
+        unwrap_ok(deflater.compress(black_box(chunk), &mut out));
+        black_box(&out);
+    });
+}
+
+/// A stream of compressed `size`-byte messages from `corpus` with `bits`-bit windows and
+/// context takeover, each referring back into the previous ones.
+fn compressed_stream(corpus: &[u8], size: usize, bits: u8) -> Vec<Vec<u8>> {
+    let mut deflater = unwrap_ok(Deflater::new(6, bits, false));
+    (0..(corpus.len() / size).min(4096))
+        .map(|i| {
+            let mut out = Vec::new();
+            unwrap_ok(deflater.compress(&corpus[i * size..(i + 1) * size], &mut out));
+            out
+        })
+        .collect()
+}
+
+/// Decompress `messages` in order, from the start with a new inflater each time they run
+/// out, compacting the inflater before each message when `compact`.
+fn decompress_stream(
+    b: &mut criterion::Bencher<'_>,
+    messages: &[Vec<u8>],
+    new_inflater: impl Fn() -> Inflater,
+    compact: bool,
+) {
+    b.iter_custom(|iters| {
+        let mut total = std::time::Duration::ZERO;
+        let mut done = 0;
+        while done < iters {
+            let mut inflater = new_inflater();
+            let mut out = Vec::new();
+            for message in messages {
+                if done == iters {
+                    break;
+                }
+                let start = std::time::Instant::now();
+                if compact {
+                    inflater.compact();
+                }
+                out.clear();
+                unwrap_ok(inflater.decompress(black_box(message), &mut out, usize::MAX));
+                unwrap_ok(inflater.finish(&mut out, usize::MAX));
+                total += start.elapsed();
+                done += 1;
+            }
+        }
+        total
+    });
+}
+
 /// The price of [`Deflater::compact`] / [`Inflater::compact`]: the first message after a
 /// compaction rebuilds the zlib state from a full 32 KiB window of history.
 fn bench_compact(c: &mut Criterion) {
@@ -406,7 +476,6 @@ fn bench_compact(c: &mut Criterion) {
     group.sampling_mode(SamplingMode::Flat);
     let size = 1024;
     let corpus = json(8 << 20, 3);
-    let count = corpus.len() / size;
     group.throughput(Throughput::Bytes(size as u64));
     for compact in [false, true] {
         let name = if compact {
@@ -415,30 +484,11 @@ fn bench_compact(c: &mut Criterion) {
             "compress"
         };
         group.bench_function(BenchmarkId::new(name, "1KiB"), |b| {
-            let mut deflater = unwrap_ok(Deflater::new(6, 15, false));
-            let mut out = Vec::new();
-            let mut next = 0;
-            b.iter(|| {
-                if compact {
-                    deflater.compact();
-                }
-                let chunk = &corpus[next * size..(next + 1) * size];
-                next = (next + 1) % count;
-                out.clear();
-                unwrap_ok(deflater.compress(black_box(chunk), &mut out));
-                black_box(&out);
-            });
+            let deflater = unwrap_ok(Deflater::new(6, 15, false));
+            compress_stream(b, deflater, &corpus, size, compact);
         });
     }
-    // A stream of compressed 1 KiB messages, each referring back into the previous ones.
-    let mut deflater = unwrap_ok(Deflater::new(6, 15, false));
-    let messages: Vec<Vec<u8>> = (0..count.min(4096))
-        .map(|i| {
-            let mut out = Vec::new();
-            unwrap_ok(deflater.compress(&corpus[i * size..(i + 1) * size], &mut out));
-            out
-        })
-        .collect();
+    let messages = compressed_stream(&corpus, size, 15);
     for compact in [false, true] {
         let name = if compact {
             "compact_then_decompress"
@@ -446,29 +496,41 @@ fn bench_compact(c: &mut Criterion) {
             "decompress"
         };
         group.bench_function(BenchmarkId::new(name, "1KiB"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = std::time::Duration::ZERO;
-                let mut done = 0;
-                while done < iters {
-                    let mut inflater = unwrap_ok(Inflater::new(15, false));
-                    let mut out = Vec::new();
-                    for message in &messages {
-                        if done == iters {
-                            break;
-                        }
-                        let start = std::time::Instant::now();
-                        if compact {
-                            inflater.compact();
-                        }
-                        out.clear();
-                        unwrap_ok(inflater.decompress(black_box(message), &mut out, usize::MAX));
-                        unwrap_ok(inflater.finish(&mut out, usize::MAX));
-                        total += start.elapsed();
-                        done += 1;
-                    }
-                }
-                total
-            });
+            decompress_stream(
+                b,
+                &messages,
+                || unwrap_ok(Inflater::new(15, false)),
+                compact,
+            );
+        });
+    }
+    group.finish();
+}
+
+/// The price of the lean setting: 1 KiB messages with 12-bit windows, the compressor kept
+/// between messages (the default), taken from the thread's pool and primed with the 4 KiB
+/// history per message (`pooled`), or taken from the pool without context takeover.
+fn bench_pooled(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pooled");
+    group.sampling_mode(SamplingMode::Flat);
+    let size = 1024;
+    let corpus = json(8 << 20, 4);
+    group.throughput(Throughput::Bytes(size as u64));
+    for (name, no_context_takeover, pooled) in [
+        ("compress/kept", false, false),
+        ("compress/pooled", false, true),
+        ("compress/no_context_takeover", true, false),
+    ] {
+        group.bench_function(BenchmarkId::new(name, "1KiB-12bits"), |b| {
+            let deflater = unwrap_ok(Deflater::new(6, 12, no_context_takeover)).pooled(pooled);
+            compress_stream(b, deflater, &corpus, size, false);
+        });
+    }
+    let messages = compressed_stream(&corpus, size, 12);
+    for (name, pooled) in [("decompress/kept", false), ("decompress/pooled", true)] {
+        group.bench_function(BenchmarkId::new(name, "1KiB-12bits"), |b| {
+            let new_inflater = || unwrap_ok(Inflater::new(12, false)).pooled(pooled);
+            decompress_stream(b, &messages, new_inflater, false);
         });
     }
     group.finish();
@@ -478,6 +540,6 @@ criterion_group! {
     name = benches;
     config = config();
     targets = bench_mask, bench_utf8, bench_parse, bench_encode, bench_deflate, bench_inflate,
-        bench_compact
+        bench_compact, bench_pooled
 }
 criterion_main!(benches);

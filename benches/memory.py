@@ -1,11 +1,13 @@
-"""Idle memory per connection on the server side: wsrs against the ``websockets`` library.
+"""Memory per connection on the server side, idle and busy: wsrs against ``websockets``.
 
-Run everything (4 configurations, 2 libraries, 1,000 connections; about a minute)::
+Run everything (7 configurations, 2 libraries, 1,000 connections; a few minutes)::
 
     python benches/memory.py
+    python benches/memory.py --busy 0.5             # each connection: a message every 0.5 s
     python benches/memory.py --connections 10000
     python benches/memory.py --tracemalloc          # also: Python-heap share, top allocation sites
     python benches/memory.py --quick                # smoke run: 20 connections, default config
+    python benches/memory.py --ratio                # bytes on the wire per message, no sockets
 
 For every (configuration, library) a fresh server process (``--role server``) listens on an
 ephemeral port of 127.0.0.1; its handler echoes every message and otherwise waits in ``recv``.
@@ -31,6 +33,22 @@ number of handlers is running, lets the loop settle, runs ``gc.collect()`` and r
 - ``wsrs/websockets``: ratio of the ``idle KiB/conn`` figures (``KiB/conn`` without
   ``--idle``) for the configuration.
 
+``--busy SECONDS``: the connections do not go quiet after their first message. Each one
+sends the next message of a stream of JSON updates (:func:`json_stream`: chat messages,
+metrics and order snapshots of 400 B to 1.8 KiB, 950 B on average, with the repeating keys
+of real traffic) every SECONDS (each connection starting at a random offset) and waits for
+the echo, so the server's decompressor and compressor of every connection work every
+SECONDS and the connection never becomes idle. ``busy KiB/conn`` is measured after
+``BUSY_SETTLE`` seconds of that traffic; then the traffic stops and ``idle KiB/conn`` is
+measured ``--idle`` seconds later.
+
+``--ratio``: no sockets; the server's side of each configuration is negotiated against the
+default client offer (``client_max_window_bits``, as browsers and both libraries send it)
+and compresses the first 2,000 messages of :func:`json_stream` in order, one connection's
+worth; reported are the bytes per message on the wire (frame headers included), the ratio
+to the uncompressed frames and the time to encode a message (wsrs through its Rust writer,
+websockets through its own extension and Python's zlib).
+
 Configurations (the server's settings; the client offers permessage-deflate with its
 defaults, which include ``client_max_window_bits`` like browsers do):
 
@@ -44,12 +62,18 @@ defaults, which include ``client_max_window_bits`` like browsers do):
 - ``wbits10``: ``ServerPerMessageDeflateFactory(server_max_window_bits=10,
   client_max_window_bits=10)``;
 - ``small``: websockets' default settings given explicitly to both libraries:
-  ``server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}``.
+  ``server_max_window_bits=12, client_max_window_bits=12, compress_settings={"memLevel": 5}``;
+- ``lean`` (wsrs only): ``compression='lean'``, 12-bit windows in both directions (or
+  ``client_no_context_takeover`` for a client that does not let the server choose its window)
+  with no zlib state kept between messages: each message takes a compressor or decompressor
+  from a per-thread pool and primes it with the connection's last 4 KiB window;
+- ``lean-nct`` (wsrs only): ``ServerPerMessageDeflateFactory(server_no_context_takeover=True,
+  client_no_context_takeover=True, lean=True)``: nothing kept between messages at all.
 
 The explicit factories get no ``compress_settings``, so websockets uses zlib's memLevel 8
 there. The ``negotiated`` column shows what the server ended up with: ``s:`` the window bits
 the server compresses with, ``c:`` the client's; ``nct`` marks no context takeover, ``mN``
-a memLevel other than 8.
+a memLevel other than 8, ``lean`` the lean setting.
 
 Connections need one file descriptor each in both processes: both raise their
 ``RLIMIT_NOFILE`` soft limit to the hard limit. When the hard limit is too low for N, the
@@ -66,6 +90,7 @@ import gc
 import json
 import os
 import platform
+import random
 import resource
 import subprocess
 import sys
@@ -78,11 +103,14 @@ from typing import IO, Any
 
 HOST = "127.0.0.1"
 LIBS = ("wsrs", "websockets")
-CONFIGS = ("off", "default", "no-ctx", "wbits10", "small")
+CONFIGS = ("off", "default", "lean", "lean-nct", "no-ctx", "wbits10", "small")
+WSRS_ONLY = ("lean", "lean-nct")  # wsrs settings without an equivalent in websockets
 FD_MARGIN = 64  # descriptors besides the connections: stdio, listening socket, epoll, ...
 OPEN_CONCURRENCY = 64  # handshakes in flight at once in the client
 SETTLE = 0.5  # seconds the server idles before it measures
 IDLE = 12.0  # seconds of idleness before the last measurement (wsrs compacts after 5-10 s)
+BUSY_SETTLE = 3.0  # seconds of traffic before the busy measurement (--busy)
+RATIO_MESSAGES = 2000  # messages of json_stream() compressed by --ratio
 STEP_TIMEOUT = 300.0  # seconds any one step (opening N connections, waiting for them) may take
 
 # A ~1 KiB JSON-like text message: compressible, as real traffic is.
@@ -93,6 +121,99 @@ MESSAGE = json.dumps(
     ],
     separators=(",", ":"),
 )[:1024]
+
+
+WORDS = (
+    "the a to and of in is it you that for on with are this be at have not as we deploy build "
+    "failed passed latency error warning queue worker release merge review customer order "
+    "invoice payment shipped delayed cancelled refund meeting tomorrow thanks please check "
+    "dashboard alert resolved incident database cache timeout"
+).split()
+
+
+def json_stream(count: int, seed: int = 1) -> list[str]:
+    """``count`` JSON updates as a dashboard or chat server sends them, in order.
+
+    A third chat messages (a user object, 40 to 260 words of text, reactions), a third host
+    metrics (CPU list, memory, disks, network, alerts), a third order snapshots (4 to 15
+    orders): 400 B to 1.8 KiB, 950 B on average, deterministic for a ``seed``. The keys,
+    users and hosts repeat from message to message, which is what context takeover and the
+    window size are about.
+    """
+    rng = random.Random(seed)
+    users = [
+        {"id": 1000 + i, "name": f"user{i}", "avatar": f"https://cdn.example.com/a/{i:04d}.png"}
+        for i in range(50)
+    ]
+    hosts = [f"web-{i:02d}.eu-west-1.internal" for i in range(20)]
+    stream = []
+    for n in range(count):
+        kind = rng.random()
+        ts = 1_764_000_000_000 + n * 137
+        message: dict[str, Any]
+        if kind < 0.35:
+            reactions = rng.sample(["+1", "heart", "eyes", "rocket", "tada"], rng.randrange(4))
+            message = {
+                "type": "chat.message",
+                "room": f"room-{rng.randrange(8)}",
+                "id": f"msg-{n:08d}",
+                "user": rng.choice(users),
+                "ts": ts,
+                "text": " ".join(rng.choice(WORDS) for _ in range(rng.randrange(40, 260))),
+                "reactions": {name: rng.randrange(1, 9) for name in reactions},
+                "thread": None if rng.random() < 0.7 else f"msg-{rng.randrange(n + 1):08d}",
+            }
+        elif kind < 0.7:
+            message = {
+                "type": "metrics.update",
+                "host": rng.choice(hosts),
+                "ts": ts,
+                "cpu": [round(rng.uniform(0, 100), 1) for _ in range(rng.choice((8, 16, 32)))],
+                "memory": {
+                    "used": rng.randrange(1 << 30, 1 << 34),
+                    "total": 1 << 34,
+                    "swap": rng.randrange(1 << 28),
+                },
+                "disk": {
+                    disk: {
+                        "read_bytes": rng.randrange(1 << 20),
+                        "write_bytes": rng.randrange(1 << 20),
+                        "util": round(rng.random(), 3),
+                    }
+                    for disk in ("nvme0n1", "nvme1n1")
+                },
+                "net": {
+                    "rx_bytes": rng.randrange(1 << 24),
+                    "tx_bytes": rng.randrange(1 << 24),
+                    "errors": rng.randrange(3),
+                },
+                "alerts": [
+                    {
+                        "level": rng.choice(["info", "warning", "critical"]),
+                        "message": " ".join(rng.choice(WORDS) for _ in range(8)),
+                    }
+                    for _ in range(rng.randrange(4))
+                ],
+            }
+        else:
+            message = {
+                "type": "orders.snapshot",
+                "ts": ts,
+                "orders": [
+                    {
+                        "order_id": f"ord-{rng.randrange(10**6):06d}",
+                        "customer": rng.choice(users)["name"],
+                        "status": rng.choice(
+                            ["pending", "paid", "shipped", "delivered", "refunded"]
+                        ),
+                        "total": {"amount": round(rng.uniform(5, 500), 2), "currency": "EUR"},
+                        "items": rng.randrange(1, 6),
+                    }
+                    for _ in range(rng.randrange(4, 16))
+                ],
+            }
+        stream.append(json.dumps(message, separators=(",", ":")))
+    return stream
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,9 +254,99 @@ def server_options(lib: str, config: str) -> dict[str, Any]:
                 compress_settings={"memLevel": 5},
             )
         ]
+    elif lib != "wsrs" and config in WSRS_ONLY:
+        raise ValueError(f"{config} is a wsrs setting")
+    elif config == "lean":
+        options["compression"] = "lean"
+    elif config == "lean-nct":
+        options["compression"] = "deflate"
+        options["extensions"] = [
+            factory(server_no_context_takeover=True, client_no_context_takeover=True, lean=True)
+        ]
     else:
         raise ValueError(f"unknown config: {config}")
     return options
+
+
+def server_factories(lib: str, config: str) -> list[Any]:
+    """The server's extension factories under ``config``, as ``serve()`` completes them."""
+    options = server_options(lib, config)
+    if lib == "wsrs":
+        from wsrs.server import _apply_compression
+
+        return list(_apply_compression(options["compression"], options.get("extensions")) or [])
+    from websockets.extensions.permessage_deflate import enable_server_permessage_deflate
+
+    factories = options.get("extensions")
+    if options["compression"] == "deflate":
+        factories = enable_server_permessage_deflate(factories)
+    return list(factories or [])
+
+
+def encoder(lib: str, extension: Any) -> Callable[[str], int]:
+    """A function that encodes a text message as a server of ``lib`` with the negotiated
+    ``extension`` (``None``: no compression) and returns its size on the wire."""
+    if lib == "wsrs":
+        from wsrs._core import Writer
+
+        options = extension.writer_options() if extension is not None else {}
+        writer = Writer(client=False, **options)
+
+        def encode_wsrs(message: str) -> int:
+            return len(writer.message(message))
+
+        return encode_wsrs
+
+    from websockets.frames import Frame, Opcode
+
+    def encode_websockets(message: str) -> int:
+        frame = Frame(Opcode.TEXT, message.encode())
+        if extension is not None:
+            frame = extension.encode(frame)
+        # Header: 2 bytes, 4 with a 16-bit length (as every message here has).
+        return len(frame.data) + (2 if len(frame.data) < 126 else 4)
+
+    return encode_websockets
+
+
+def compression_ratio(lib: str, config: str, messages: Sequence[str]) -> tuple[float, float]:
+    """Compress ``messages`` as the server of ``config`` sends them on one connection.
+
+    Returns the bytes per message on the wire (frame headers included, unmasked as a server
+    sends them) and the microseconds per message to encode them (the best of 3 runs, each
+    with a new connection's state).
+    """
+    offer = [("client_max_window_bits", None)]
+    factories = server_factories(lib, config)
+    best = float("inf")
+    for _ in range(3):
+        extension = factories[0].process_request_params(offer, [])[1] if factories else None
+        encode = encoder(lib, extension)
+        start = time.perf_counter()
+        total = sum(encode(message) for message in messages)
+        best = min(best, time.perf_counter() - start)
+    return total / len(messages), best / len(messages) * 1e6
+
+
+def print_ratios(configs: Sequence[str], libs: Sequence[str]) -> None:
+    messages = json_stream(RATIO_MESSAGES)
+    size = sum(len(message) for message in messages) / len(messages)
+    print(
+        f"{library_versions()}, Python {platform.python_version()}, {platform.machine()}; "
+        f"{len(messages)} JSON messages of {size:.0f} B on average, server to client"
+    )
+    print(f"{'config':<9} {'library':<11} {'B/msg':>8} {'ratio':>6} {'us/msg':>7}")
+    for config in configs:
+        for lib in libs:
+            if lib != "wsrs" and config in WSRS_ONLY:
+                continue
+            per_message, micros = compression_ratio(lib, config, messages)
+            # The ratio is to the same messages sent uncompressed, headers included.
+            plain = size + 4
+            print(
+                f"{config:<9} {lib:<11} {per_message:8.1f} {plain / per_message:5.2f}x "
+                f"{micros:7.1f}"
+            )
 
 
 def client_options(config: str) -> dict[str, Any]:
@@ -153,6 +364,8 @@ def describe_extensions(extensions: Sequence[Any]) -> str:
         server = f"s:{ext.local_max_window_bits}"
         if ext.local_no_context_takeover:
             server += ",nct"
+        if getattr(ext, "lean", False):
+            server += ",lean"
         mem_level = (getattr(ext, "compress_settings", None) or {}).get("memLevel", 8)
         if mem_level != 8:
             server += f",m{mem_level}"
@@ -303,20 +516,66 @@ async def open_connections(lib: str, config: str, port: int, count: int) -> list
     )
 
 
-async def run_client(lib: str, config: str, port: int, connections: int) -> None:
+class Traffic:
+    """The messages of ``--busy``: every connection sends the next message of the JSON stream
+    every ``interval`` seconds and waits for its echo, until :meth:`stop`."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.messages = json_stream(RATIO_MESSAGES)
+        self.rng = random.Random(7692)
+        self.stopping = False
+        self.tasks: list[asyncio.Task[None]] = []
+        self.sent = 0
+
+    def start(self, websockets: Sequence[Any]) -> None:
+        for websocket in websockets:
+            self.tasks.append(asyncio.create_task(self.run(websocket)))
+
+    async def run(self, websocket: Any) -> None:
+        loop = asyncio.get_running_loop()
+        position = self.rng.randrange(len(self.messages))
+        next_at = loop.time() + self.rng.uniform(0, self.interval)
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            if self.stopping:
+                return
+            message = self.messages[position % len(self.messages)]
+            position += 1
+            await websocket.send(message)
+            if await websocket.recv() != message:
+                raise AssertionError("echo differs from the message sent")
+            self.sent += 1
+            next_at += self.interval
+
+    async def stop(self) -> int:
+        """Stop sending; return how many round trips were made."""
+        self.stopping = True
+        await asyncio.wait_for(asyncio.gather(*self.tasks), STEP_TIMEOUT)
+        return self.sent
+
+
+async def run_client(lib: str, config: str, port: int, connections: int, busy: float) -> None:
     raise_fd_limit()
     warm = await open_connections(lib, config, port, 1)
     for websocket in warm:
         await websocket.close()
     del warm
     reply({"phase": "warm"})
+    traffic = Traffic(busy) if busy > 0 else None
     kept: list[Any] = []
     for phase, count in (("half", connections // 2), ("full", connections - connections // 2)):
         if not (await read_line(sys.stdin)).strip():
             break
-        kept += await open_connections(lib, config, port, count)
+        opened = await open_connections(lib, config, port, count)
+        if traffic is not None:
+            traffic.start(opened)
+        kept += opened
         reply({"phase": phase, "open": len(kept)})
-    await read_line(sys.stdin)  # end of file: the run is over
+    # "quiet" stops the traffic; end of file ends the run.
+    while (await read_line(sys.stdin)).strip():
+        sent = await traffic.stop() if traffic is not None else 0
+        reply({"phase": "quiet", "round_trips": sent})
     os._exit(0)
 
 
@@ -330,6 +589,7 @@ class Result:
     config: str
     connections: int
     negotiated: str = ""
+    busy: float = 0.0  # seconds between the messages of each connection (0: one message)
     rss_kib: list[int] = field(default_factory=list)  # baseline, N/2, N
     idle_rss_kib: int | None = None  # N, after --idle seconds
     traced_bytes: list[int] = field(default_factory=list)
@@ -393,9 +653,15 @@ class Child:
 
 
 def measure(
-    lib: str, client_lib: str, config: str, connections: int, trace: bool, idle: float = 0.0
+    lib: str,
+    client_lib: str,
+    config: str,
+    connections: int,
+    trace: bool,
+    idle: float = 0.0,
+    busy: float = 0.0,
 ) -> Result:
-    result = Result(lib, config, connections)
+    result = Result(lib, config, connections, busy=busy)
     server = Child(
         ["--role", "server", "--lib", lib, "--config", config] + ["--tracemalloc"] * trace
     )
@@ -404,7 +670,7 @@ def measure(
         port = server.receive()["port"]
         client = Child(
             ["--role", "client", "--lib", client_lib, "--config", config]
-            + ["--port", str(port), "--connections", str(connections)]
+            + ["--port", str(port), "--connections", str(connections), "--busy", str(busy)]
         )
         for expected in (0, connections // 2, connections):
             if expected:
@@ -412,13 +678,17 @@ def measure(
             phase = client.receive()
             if expected and phase.get("open") != expected:
                 raise RuntimeError(f"client reports {phase}, expected {expected} open")
-            server.send(f"rss {expected}")
+            # Busy: the connections exchange messages meanwhile, measured after a while.
+            server.send(f"rss {expected} {BUSY_SETTLE if busy and expected else SETTLE}")
             answer = server.receive()
             result.rss_kib.append(answer["rss_kib"])
             result.traced_bytes.append(answer.get("traced_bytes", 0))
             result.top = answer.get("top", [])
             result.negotiated = answer["negotiated"] or ""
         if idle > 0:
+            if busy:
+                client.send("quiet")
+                client.receive()
             server.send(f"rss {connections} {idle}")
             result.idle_rss_kib = server.receive()["rss_kib"]
     except Exception as exc:
@@ -438,7 +708,8 @@ def library_versions() -> str:
 
 
 def print_table(results: list[Result], trace: bool) -> None:
-    header = f"{'config':<9} {'library':<11} {'negotiated':<22} {'KiB/conn':>9} {'2nd half':>9}"
+    first = "busy KiB/conn" if results and results[0].busy else "KiB/conn"
+    header = f"{'config':<9} {'library':<11} {'negotiated':<22} {first:>9} {'2nd half':>9}"
     header += f" {'idle KiB/conn':>13}"
     if trace:
         header += f" {'py KiB/conn':>11}"
@@ -486,6 +757,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SECONDS",
         help=f"idle time before the last measurement (default {IDLE:g}; 0 in --quick: skip)",
     )
+    parser.add_argument(
+        "--busy",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="each connection sends a JSON message every SECONDS (default: one message only)",
+    )
+    parser.add_argument(
+        "--ratio", action="store_true", help="bytes per message of each configuration, and exit"
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="trace the servers' Python heap")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--role", choices=["server", "client"], help=argparse.SUPPRESS)
@@ -498,7 +779,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(run_server(args.lib, args.config, args.tracemalloc))
         return 0
     if args.role == "client":
-        asyncio.run(run_client(args.lib, args.config, args.port, args.connections))
+        asyncio.run(run_client(args.lib, args.config, args.port, args.connections, args.busy))
+        return 0
+    if args.ratio:
+        print_ratios(args.configs or list(CONFIGS), args.libs)
         return 0
 
     connections: int = args.connections or (20 if args.quick else 1000)
@@ -509,7 +793,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit = raise_fd_limit()
     print(
         f"{library_versions()}, Python {platform.python_version()}, {platform.machine()}; "
-        f"N={connections} idle connections, server RSS; fd limit {limit}"
+        f"N={connections} "
+        + (f"connections busy every {args.busy:g} s" if args.busy else "idle connections")
+        + f", server RSS; fd limit {limit}"
     )
     if limit < connections + FD_MARGIN:
         print(
@@ -521,7 +807,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, config in enumerate(configs):
         libs = list(args.libs) if i % 2 == 0 else list(reversed(args.libs))
         for lib in libs:
-            result = measure(lib, args.client or lib, config, connections, args.tracemalloc, idle)
+            if lib != "wsrs" and config in WSRS_ONLY:
+                continue
+            result = measure(
+                lib, args.client or lib, config, connections, args.tracemalloc, idle, args.busy
+            )
             results.append(result)
             if result.error is not None:
                 print(f"{config} {lib}: {result.error}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
     python compliance/echo_server.py --port 9002               # the 4.0 API (top level)
     python compliance/echo_server.py --port 9002 --api asyncio # wsrs.asyncio
+    python compliance/echo_server.py --port 9002 --compression lean  # the lean setting
 
 Listens on 127.0.0.1 and echoes every message back, with permessage-deflate on (the
 default), so cases 12.* and 13.* exercise compression. Each front end serves with its own
@@ -29,7 +30,7 @@ async def echo(websocket: Any) -> None:
         pass  # many cases misbehave on purpose; wsrs already failed the connection
 
 
-async def main(host: str, port: int, api: str) -> None:
+async def main(host: str, port: int, api: str, compression: str) -> None:
     """Serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
@@ -37,7 +38,8 @@ async def main(host: str, port: int, api: str) -> None:
         loop.add_signal_handler(sig, stop.cancel)
     serve: Any = wsrs.asyncio.server.serve if api == "asyncio" else wsrs.serve
     # 9.* cases send messages of up to 16 MiB.
-    async with serve(echo, host, port, max_size=2**25, max_queue=1, ping_interval=None):
+    options: dict[str, Any] = dict(max_size=2**25, max_queue=1, ping_interval=None)
+    async with serve(echo, host, port, compression=compression, **options):
         print(f"listening on ws://{host}:{port}", flush=True)
         try:
             await stop
@@ -50,7 +52,8 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--api", choices=["legacy", "asyncio"], default="legacy")
+    parser.add_argument("--compression", choices=["deflate", "lean"], default="deflate")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL)
-    asyncio.run(main(args.host, args.port, args.api))
+    asyncio.run(main(args.host, args.port, args.api, args.compression))

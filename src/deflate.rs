@@ -22,11 +22,19 @@
 //!   (`deflateSetDictionary` / `inflateSetDictionary` on a raw stream), so the peer's window and
 //!   ours stay identical: the compressor may refer back into it exactly as before.
 //!
+//! - Busy connections: a zlib state that nothing needs between messages goes back to a
+//!   per-thread [`pool`] when its message ends and the next message of any connection on the
+//!   thread takes it (reset): always without context takeover, and with it for a "pooled"
+//!   compressor or decompressor ([`Deflater::pooled`], [`Inflater::pooled`], the lean
+//!   setting), which then rebuilds its state from the history at the start of every message,
+//!   as after a compaction. Such a connection holds only its history between messages.
+//!
 //! Neither type shares state with the other: a connection has one [`Deflater`] for what it
 //! sends and one [`Inflater`] for what it receives.
 
 use std::collections::VecDeque;
 
+pub mod pool;
 mod stream;
 
 use crate::error::{Error, Result};
@@ -117,8 +125,11 @@ fn window_bits(bits: u8) -> Result<u8> {
 /// first compressed message, so a connection that never compresses holds none of it.
 pub struct Deflater {
     stream: Option<zlib_rs::Deflate>,
-    config: zlib_rs::DeflateConfig,
+    settings: DeflateSettings,
     no_context_takeover: bool,
+    /// Give the stream back to the thread's pool after every message (see
+    /// [`pooled`](Self::pooled)).
+    pooled: bool,
     /// What the peer's window holds (context takeover only), to rebuild a compacted stream.
     history: History,
 }
@@ -126,8 +137,9 @@ pub struct Deflater {
 impl std::fmt::Debug for Deflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deflater")
-            .field("config", &self.config)
+            .field("settings", &self.settings)
             .field("no_context_takeover", &self.no_context_takeover)
+            .field("pooled", &self.pooled)
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +155,20 @@ pub struct DeflateSettings {
     level: u8,
     window_bits: u8,
     mem_level: u8,
+}
+
+impl DeflateSettings {
+    /// The zlib-rs configuration of a raw DEFLATE compressor with these settings.
+    fn config(self) -> zlib_rs::DeflateConfig {
+        zlib_rs::DeflateConfig {
+            level: i32::from(self.level),
+            method: zlib_rs::Method::Deflated,
+            // Negative window bits: raw DEFLATE, no zlib header.
+            window_bits: -i32::from(self.window_bits),
+            mem_level: i32::from(self.mem_level),
+            strategy: zlib_rs::Strategy::Default,
+        }
+    }
 }
 
 impl Deflater {
@@ -184,30 +210,46 @@ impl Deflater {
             )));
         }
         let bits = window_bits(max_window_bits)?;
-        let config = zlib_rs::DeflateConfig {
-            level: i32::from(level as u8),
-            method: zlib_rs::Method::Deflated,
-            // Negative window bits: raw DEFLATE, no zlib header.
-            window_bits: -i32::from(bits),
-            mem_level: i32::from(mem_level),
-            strategy: zlib_rs::Strategy::Default,
-        };
         Ok(Self {
             stream: None,
-            config,
+            settings: DeflateSettings {
+                level: level as u8,
+                window_bits: bits,
+                mem_level,
+            },
             no_context_takeover,
+            pooled: false,
             history: History::new(bits),
         })
+    }
+
+    /// Keep no zlib state between messages, with context takeover too: the stream comes from
+    /// the thread's [`pool`] at the start of each message and goes back at its end, and the
+    /// next message primes a pooled stream with the history, as after
+    /// [`compact`](Self::compact). The connection then holds only the history (at most
+    /// `2^max_window_bits` bytes) between messages, for the price of rebuilding the hash
+    /// chains of the window per message. Without context takeover a compressor always works
+    /// this way (there is nothing to rebuild), so this changes nothing there.
+    #[must_use]
+    pub fn pooled(mut self, pooled: bool) -> Self {
+        self.pooled = pooled;
+        self
     }
 
     /// The settings of this compressor.
     #[must_use]
     pub fn settings(&self) -> DeflateSettings {
-        // The config was built from these u8 values in `with_mem_level`.
-        DeflateSettings {
-            level: u8::try_from(self.config.level).unwrap_or(6),
-            window_bits: u8::try_from(-self.config.window_bits).unwrap_or(15),
-            mem_level: u8::try_from(self.config.mem_level).unwrap_or(DEFAULT_MEM_LEVEL),
+        self.settings
+    }
+
+    /// Give the stream, if any, back to the thread's pool.
+    fn release(&mut self) -> bool {
+        match self.stream.take() {
+            Some(stream) => {
+                pool::give_deflate(self.settings, stream);
+                true
+            }
+            None => false,
         }
     }
 
@@ -236,7 +278,7 @@ impl Deflater {
     /// [`compact`](Self::compact), so the windows of both ends stay identical.
     ///
     pub fn sent_elsewhere(&mut self, data: &[u8]) {
-        self.stream = None;
+        self.release();
         if !self.no_context_takeover {
             self.history.push(data);
         }
@@ -270,7 +312,7 @@ impl Deflater {
         let stream = match self.stream.as_mut() {
             Some(stream) => stream,
             None => {
-                let mut stream = zlib_rs::Deflate::new_with_config(self.config);
+                let mut stream = pool::take_deflate(self.settings);
                 if self.history.len() > 0 {
                     // A compacted stream: the peer's window still holds the history.
                     stream
@@ -331,12 +373,15 @@ impl Deflater {
             ));
         }
         if self.no_context_takeover {
-            // Without context takeover nothing carries over to the next message: free the
-            // state (about 300 KiB with zlib-rs at 15 bits) rather than keep it while idle,
-            // as websockets does with a new compressobj per message.
-            self.stream = None;
+            // Without context takeover nothing carries over to the next message: give the
+            // state (about 370 KiB with zlib-rs at 15 bits) back to the thread's pool rather
+            // than keep it while idle, as websockets drops its compressobj per message.
+            self.release();
         } else {
             self.history.push(data);
+            if self.pooled {
+                self.release();
+            }
         }
         Ok(())
     }
@@ -347,7 +392,7 @@ impl Deflater {
     /// Returns whether a state was freed.
     pub fn compact(&mut self) -> bool {
         self.history.shrink();
-        self.stream.take().is_some()
+        self.release()
     }
 
     /// Whether the compression state is allocated (it is from the first message on, until
@@ -370,12 +415,22 @@ impl Deflater {
     }
 }
 
+impl Drop for Deflater {
+    fn drop(&mut self) {
+        // A closed connection's compressor serves the next one.
+        self.release();
+    }
+}
+
 /// The decompressing half of permessage-deflate.
 pub struct Inflater {
     /// Allocated on the first compressed message.
     stream: Option<RawInflate>,
     bits: u8,
     no_context_takeover: bool,
+    /// Give the stream back to the thread's pool after every message (see
+    /// [`pooled`](Self::pooled)).
+    pooled: bool,
     /// Set when the peer ended the DEFLATE stream (a block with BFINAL): the rest of the
     /// message is ignored and the stream restarts with the next message.
     ended: bool,
@@ -393,7 +448,14 @@ impl std::fmt::Debug for Inflater {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inflater")
             .field("no_context_takeover", &self.no_context_takeover)
+            .field("pooled", &self.pooled)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -410,12 +472,40 @@ impl Inflater {
             stream: None,
             bits,
             no_context_takeover,
+            pooled: false,
             ended: false,
             history: History::new(bits),
             message_len: 0,
             message_end: 0,
             boundary: false,
         })
+    }
+
+    /// Keep no zlib state between messages, with context takeover too: as
+    /// [`Deflater::pooled`], the stream comes from the thread's [`pool`] per message and, with
+    /// context takeover, is primed with the history (a copy into the window). Without context
+    /// takeover a decompressor always works this way.
+    #[must_use]
+    pub fn pooled(mut self, pooled: bool) -> Self {
+        self.pooled = pooled;
+        self
+    }
+
+    /// Whether the decompressor is [`pooled`](Self::pooled).
+    #[must_use]
+    pub fn is_pooled(&self) -> bool {
+        self.pooled
+    }
+
+    /// Give the stream, if any, back to the thread's pool.
+    fn release(&mut self) -> bool {
+        match self.stream.take() {
+            Some(stream) => {
+                pool::give_inflate(self.bits, stream);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Decompress the next piece of a message's payload, appending to `out`.
@@ -445,7 +535,7 @@ impl Inflater {
         let stream = match self.stream.as_mut() {
             Some(stream) => stream,
             None => {
-                let mut stream = RawInflate::new(self.bits)
+                let mut stream = pool::take_inflate(self.bits)
                     .ok_or_else(|| Error::BadCompressedData("cannot allocate".into()))?;
                 if self.history.len() > 0 {
                     // A compacted stream: the peer may refer back into the history.
@@ -509,7 +599,7 @@ impl Inflater {
             // (RFC 7692 §7.2.3.6), but plainly an empty message. Taken as such, without
             // feeding the tail to the stream, which would leave it inside a block header.
             if self.no_context_takeover {
-                self.stream = None;
+                self.release();
             }
             return Ok(());
         }
@@ -535,13 +625,17 @@ impl Inflater {
         }
         let result = result.map(|_| ());
         if self.no_context_takeover {
-            // Nothing carries over to the next message: free the window while idle.
-            self.stream = None;
+            // Nothing carries over to the next message: give the state back to the thread's
+            // pool rather than keep it while idle.
+            self.release();
             self.ended = false;
         } else if self.ended {
             self.reset();
         } else if result.is_ok() {
             self.history.push(out);
+            if self.pooled {
+                self.release();
+            }
         }
         result
     }
@@ -557,7 +651,7 @@ impl Inflater {
 
     /// Forget the context and start a new DEFLATE stream.
     pub fn reset(&mut self) {
-        self.stream = None;
+        self.release();
         self.boundary = false;
         self.history.clear();
         self.ended = false;
@@ -568,7 +662,7 @@ impl Inflater {
     /// Returns whether a state was freed.
     pub fn compact(&mut self) -> bool {
         self.history.shrink();
-        self.stream.take().is_some()
+        self.release()
     }
 
     /// Whether the decompression state is allocated (it is from the first compressed message
@@ -927,6 +1021,129 @@ mod tests {
                     prop_assert_eq!(&ours, data);
                 }
             }
+        }
+    }
+
+    mod pooled {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn message() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(prop::sample::select(b"abcd {}\":,".to_vec()), 0..3000)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(48))]
+
+            /// Pooled compressors and decompressors, with and without context takeover,
+            /// talk to plain ones in both directions: the peer cannot tell the difference.
+            #[test]
+            fn round_trips_against_plain_peers(
+                bits in 9u8..=15,
+                no_context_takeover in any::<bool>(),
+                msgs in prop::collection::vec(message(), 1..10),
+            ) {
+                let mut pooled_def = Deflater::new(6, bits, no_context_takeover)
+                    .unwrap()
+                    .pooled(true);
+                let mut plain_inf = Inflater::new(bits, no_context_takeover).unwrap();
+                let mut plain_def = Deflater::new(6, bits, no_context_takeover).unwrap();
+                let mut pooled_inf = Inflater::new(bits, no_context_takeover)
+                    .unwrap()
+                    .pooled(true);
+                // A second connection on the same thread, sharing the pools in between.
+                let mut other_def = Deflater::new(6, bits, true).unwrap().pooled(true);
+                let mut other_inf = Inflater::new(bits, true).unwrap().pooled(true);
+                for data in &msgs {
+                    let mut c = Vec::new();
+                    pooled_def.compress(data, &mut c).unwrap();
+                    prop_assert!(!pooled_def.is_allocated());
+                    prop_assert_eq!(&inflate_all(&mut plain_inf, &c, data.len()).unwrap(), data);
+                    let mut c = Vec::new();
+                    plain_def.compress(data, &mut c).unwrap();
+                    prop_assert_eq!(&inflate_all(&mut pooled_inf, &c, data.len()).unwrap(), data);
+                    prop_assert!(!pooled_inf.is_allocated());
+                    let mut c = Vec::new();
+                    other_def.compress(b"other connection", &mut c).unwrap();
+                    prop_assert_eq!(
+                        inflate_all(&mut other_inf, &c, 100).unwrap(),
+                        b"other connection"
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn pooled_context_takeover_keeps_back_references() {
+            // RFC 7692 §7.2.3.2 with a pooled compressor: the second "Hello" still refers
+            // back into the first, though no stream was kept in between.
+            let mut def = Deflater::new(6, 15, false).unwrap().pooled(true);
+            let mut first = Vec::new();
+            def.compress(b"Hello", &mut first).unwrap();
+            assert!(!def.is_allocated());
+            assert_eq!(def.history_len(), 5);
+            let mut second = Vec::new();
+            def.compress(b"Hello", &mut second).unwrap();
+            assert_eq!(second, [0xf2, 0x00, 0x11, 0x00, 0x00]);
+            assert!(!def.compact(), "nothing to free");
+            let mut inf = Inflater::new(15, false).unwrap().pooled(true);
+            assert_eq!(inflate_all(&mut inf, &first, 100).unwrap(), b"Hello");
+            assert!(!inf.is_allocated());
+            assert_eq!(inflate_all(&mut inf, &second, 100).unwrap(), b"Hello");
+            assert!(!inf.compact());
+            assert!(format!("{def:?}").contains("pooled: true"));
+        }
+
+        #[test]
+        fn fragments_hold_the_stream_until_the_message_ends() {
+            let mut def = Deflater::new(6, 15, true).unwrap();
+            let mut c = Vec::new();
+            def.compress_fragment(b"Hel", false, &mut c).unwrap();
+            assert!(def.is_allocated());
+            def.compress_fragment(b"lo", true, &mut c).unwrap();
+            assert!(!def.is_allocated());
+            let mut inf = Inflater::new(15, true).unwrap();
+            let mut out = Vec::new();
+            inf.decompress(&c[..3], &mut out, 100).unwrap();
+            assert!(inf.is_allocated());
+            inf.decompress(&c[3..], &mut out, 100).unwrap();
+            inf.finish(&mut out, 100).unwrap();
+            assert!(!inf.is_allocated());
+            assert_eq!(out, b"Hello");
+        }
+
+        #[test]
+        fn states_go_back_to_the_pool_and_are_reused() {
+            std::thread::spawn(|| {
+                let mut def = Deflater::new(6, 15, true).unwrap();
+                let mut inf = Inflater::new(15, true).unwrap();
+                for _ in 0..3 {
+                    let mut c = Vec::new();
+                    def.compress(b"Hello", &mut c).unwrap();
+                    assert_eq!(c, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+                    assert_eq!(inflate_all(&mut inf, &c, 100).unwrap(), b"Hello");
+                    // One state of each kind serves every message of the thread.
+                    assert_eq!(pool::idle_states(), (1, 1));
+                }
+                // A connection dropped with a state (context takeover keeps it) gives it back.
+                let mut kept = Deflater::new(6, 15, false).unwrap();
+                let mut c = Vec::new();
+                kept.compress(b"Hello", &mut c).unwrap();
+                assert_eq!(pool::idle_states(), (0, 1));
+                drop(kept);
+                let mut kept = Inflater::new(15, false).unwrap();
+                inflate_all(&mut kept, &c, 100).unwrap();
+                assert_eq!(pool::idle_states(), (1, 0));
+                drop(kept);
+                assert_eq!(pool::idle_states(), (1, 1));
+                // Shared frames compress with a pooled state too.
+                let mut shared = Vec::new();
+                Deflater::compress_alone(def.settings(), b"Hello", &mut shared).unwrap();
+                assert_eq!(shared, [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+                assert_eq!(pool::idle_states(), (1, 1));
+            })
+            .join()
+            .unwrap();
         }
     }
 

@@ -29,7 +29,7 @@
 
 use std::ops::Range;
 
-use crate::config::{MAX_RECYCLED_CAPACITY, MAX_UPFRONT_RESERVE};
+use crate::config::{LEAN_RECYCLED_CAPACITY, MAX_RECYCLED_CAPACITY, MAX_UPFRONT_RESERVE};
 use crate::deflate::Inflater;
 use crate::error::{Error, Result};
 use crate::frames::{parse_close, parse_header, FrameHeader, Opcode, MAX_HEADER_LEN};
@@ -191,9 +191,15 @@ impl Reader {
 
     /// Hand back the buffer of a delivered message so the next message can reuse it.
     ///
-    /// Buffers larger than 16 MiB are dropped; [`compact`](Self::compact) frees the one kept.
+    /// Buffers larger than 16 MiB are dropped, and with a pooled inflater larger than 4 KiB
+    /// ([`LEAN_RECYCLED_CAPACITY`]); [`compact`](Self::compact) frees the one kept.
     pub fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if buffer.capacity() <= MAX_RECYCLED_CAPACITY && buffer.capacity() > self.spare.capacity() {
+        let max = if self.inflater.as_ref().is_some_and(Inflater::is_pooled) {
+            LEAN_RECYCLED_CAPACITY
+        } else {
+            MAX_RECYCLED_CAPACITY
+        };
+        if buffer.capacity() <= max && buffer.capacity() > self.spare.capacity() {
             buffer.clear();
             self.spare = buffer;
         }

@@ -129,6 +129,11 @@ class Reader:
         stream_fragments: Deliver a fragmented message (whose first frame has FIN clear)
             as one :class:`Fragment` per frame, as each frame ends, instead of assembled.
             A message of one frame comes whole either way.
+        pooled: Keep no decompression state between messages, with context takeover
+            too: each compressed message takes a state from the thread's pool, primed with
+            the window's history, and gives it back at its end (without context takeover
+            states always come from the pool). Between messages the reader then holds only
+            the history, at most ``2 ** max_window_bits`` bytes.
     """
 
     def __new__(
@@ -141,6 +146,7 @@ class Reader:
         no_context_takeover: bool = False,
         max_fragment_size: int | None = None,
         stream_fragments: bool = False,
+        pooled: bool = False,
     ) -> Reader: ...
     def feed(self, data: Buffer) -> list[Event]:
         """Feed a chunk from the network; return the events it completed, in order.
@@ -207,6 +213,12 @@ class Writer:
         level: zlib compression level, 0 to 9.
         mem_level: zlib memory level, 1 to 9: sizes the compressor's buffers.
         compress_threshold: Data messages shorter than this are sent uncompressed.
+        pooled: Keep no compression state between messages, with context takeover too:
+            each compressed message takes a compressor from the thread's pool, primed with
+            the window's history (which costs about as much as compressing it), and gives
+            it back at its end (without context takeover compressors always come from the
+            pool). Between messages the writer then holds only the history, at most
+            ``2 ** max_window_bits`` bytes.
 
     Any message may be sent uncompressed with ``compress=False`` even when permessage-deflate
     is on (`RFC 7692 section 6`_ lets each message choose): RSV1 is clear and the compressor
@@ -225,6 +237,7 @@ class Writer:
         level: int = 6,
         mem_level: int = 8,
         compress_threshold: int = 0,
+        pooled: bool = False,
     ) -> Writer: ...
     def message(
         self, data: str | Buffer, *, fragment_size: int = 0, compress: bool = True

@@ -403,7 +403,9 @@ class Serve:
         subprotocols: Supported subprotocols, in order of preference.
         extra_headers: Extra 101 response headers: mapping, pairs, or a callable
             ``(path, raw_request_headers)``.
-        compression: ``'deflate'`` (default) enables permessage-deflate; ``None`` disables.
+        compression: ``'deflate'`` (default) enables permessage-deflate; ``'lean'`` enables
+            it with the lean preset for many busy connections (see
+            :ref:`lean-compression`); ``None`` disables.
         ping_interval: Seconds between keepalive pings (20); ``None`` disables.
         ping_timeout: Seconds to wait for a keepalive pong (20); ``None`` waits forever.
         **kwds: Passed to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``,
@@ -509,14 +511,30 @@ def unix_serve(ws_handler: Handler, path: str, **kwargs: Any) -> Serve:
 def _apply_compression(
     compression: str | None, extensions: list[ServerExtensionFactory] | None
 ) -> list[ServerExtensionFactory] | None:
-    """Add the default permessage-deflate factory unless one is there already."""
-    if compression == "deflate":
-        from .extensions.permessage_deflate import ServerPerMessageDeflateFactory
+    """Add the permessage-deflate factory of ``compression`` unless one is there already.
 
-        extensions = [] if extensions is None else list(extensions)
-        if not any(f.name == "permessage-deflate" for f in extensions):
-            extensions.append(ServerPerMessageDeflateFactory())
+    ``'deflate'`` is websockets' value (default parameters); ``'lean'`` the preset that
+    keeps no zlib state between messages and bounds the windows a connection keeps to
+    :data:`~wsrs.extensions.permessage_deflate.LEAN_WINDOW_BITS` bits.
+
+    Raises:
+        ValueError: For any other value than these and ``None``.
+    """
+    if compression is None:
         return extensions
-    if compression is not None:
+    if compression not in ("deflate", "lean"):
         raise ValueError(f"unsupported compression: {compression}")
+    from .extensions.permessage_deflate import LEAN_WINDOW_BITS, ServerPerMessageDeflateFactory
+
+    extensions = [] if extensions is None else list(extensions)
+    if not any(f.name == "permessage-deflate" for f in extensions):
+        if compression == "lean":
+            factory = ServerPerMessageDeflateFactory(
+                server_max_window_bits=LEAN_WINDOW_BITS,
+                client_max_window_bits=LEAN_WINDOW_BITS,
+                lean=True,
+            )
+        else:
+            factory = ServerPerMessageDeflateFactory()
+        extensions.append(factory)
     return extensions

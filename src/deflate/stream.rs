@@ -9,8 +9,8 @@ use std::ffi::c_int;
 use std::mem::MaybeUninit;
 
 use libz_rs_sys::{
-    inflate, inflateEnd, inflateInit2_, inflateSetDictionary, z_stream, zlibVersion, Z_BLOCK,
-    Z_BUF_ERROR, Z_OK, Z_STREAM_END,
+    inflate, inflateEnd, inflateInit2_, inflateReset, inflateSetDictionary, z_stream, zlibVersion,
+    Z_BLOCK, Z_BUF_ERROR, Z_OK, Z_STREAM_END,
 };
 
 /// What one call of [`RawInflate::inflate`] did.
@@ -98,6 +98,14 @@ impl RawInflate {
         }
     }
 
+    /// Start a new stream (zlib's `inflateReset`), keeping the window buffer; returns whether
+    /// zlib accepted (it does for an initialised stream, whatever state the last stream left).
+    pub fn reset(&mut self) -> bool {
+        // SAFETY: the stream was initialised in `new`; no input or output is attached
+        // (`inflate` clears both pointers before it returns).
+        unsafe { inflateReset(&mut *self.strm) == Z_OK }
+    }
+
     /// Whether the last call stopped at a block boundary (zlib's `data_type & 128`): the
     /// input so far decoded to complete blocks.
     pub fn at_block_boundary(&self) -> bool {
@@ -179,6 +187,26 @@ mod tests {
         let mut out = Vec::with_capacity(16);
         let back_reference = [0xf2, 0x00, 0x11, 0x00, 0x00, 0x00, 0xff, 0xff];
         raw.inflate(&back_reference, &mut out).unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn reset_starts_a_new_stream_with_an_empty_window() {
+        let mut raw = RawInflate::new(15).unwrap();
+        let mut out = Vec::with_capacity(64);
+        let hello = [
+            0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff,
+        ];
+        raw.inflate(&hello, &mut out).unwrap();
+        assert!(raw.reset());
+        // The back-reference 5 bytes back decoded fine before the reset; now it reaches
+        // before the start of the stream.
+        let back_reference = [0xf2, 0x00, 0x11, 0x00, 0x00, 0x00, 0xff, 0xff];
+        assert!(raw.inflate(&back_reference, &mut out).is_err());
+        // A reset also clears an error.
+        assert!(raw.reset());
+        out.clear();
+        raw.inflate(&hello, &mut out).unwrap();
         assert_eq!(out, b"Hello");
     }
 

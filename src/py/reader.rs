@@ -151,9 +151,9 @@ impl ReceiveBuffer {
 impl Reader {
     #[new]
     #[pyo3(
-        signature = (*, client, max_size = Some(1 << 20), deflate = false, max_window_bits = 15, no_context_takeover = false, max_fragment_size = None, stream_fragments = false),
+        signature = (*, client, max_size = Some(1 << 20), deflate = false, max_window_bits = 15, no_context_takeover = false, max_fragment_size = None, stream_fragments = false, pooled = false),
         // Spelled out: PyO3 shows an expression default such as `Some(1 << 20)` as `...`.
-        text_signature = "(*, client, max_size=1048576, deflate=False, max_window_bits=15, no_context_takeover=False, max_fragment_size=None, stream_fragments=False)"
+        text_signature = "(*, client, max_size=1048576, deflate=False, max_window_bits=15, no_context_takeover=False, max_fragment_size=None, stream_fragments=False, pooled=False)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -165,11 +165,13 @@ impl Reader {
         no_context_takeover: bool,
         max_fragment_size: Option<usize>,
         stream_fragments: bool,
+        pooled: bool,
     ) -> PyResult<Self> {
         let inflater = if deflate {
             Some(
                 deflate::Inflater::new(max_window_bits, no_context_takeover)
-                    .map_err(|e| to_pyerr(py, &e, Direction::Received))?,
+                    .map_err(|e| to_pyerr(py, &e, Direction::Received))?
+                    .pooled(pooled),
             )
         } else {
             None

@@ -30,7 +30,7 @@ pub struct Writer {
 #[pymethods]
 impl Writer {
     #[new]
-    #[pyo3(signature = (*, client, deflate = false, max_window_bits = 15, no_context_takeover = false, level = 6, mem_level = 8, compress_threshold = 0))]
+    #[pyo3(signature = (*, client, deflate = false, max_window_bits = 15, no_context_takeover = false, level = 6, mem_level = 8, compress_threshold = 0, pooled = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -41,6 +41,7 @@ impl Writer {
         level: u32,
         mem_level: u8,
         compress_threshold: usize,
+        pooled: bool,
     ) -> PyResult<Self> {
         let deflater = if deflate {
             Some(
@@ -50,7 +51,8 @@ impl Writer {
                     no_context_takeover,
                     mem_level,
                 )
-                .map_err(|e| to_pyerr(py, &e, Direction::Sent))?,
+                .map_err(|e| to_pyerr(py, &e, Direction::Sent))?
+                .pooled(pooled),
             )
         } else {
             None

@@ -964,3 +964,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_lean_reader_keeps_only_small_buffers() {
+    // An inflated message's buffer starts at 16 KiB; with a pooled inflater the reader does
+    // not keep it between messages, but keeps a small one.
+    for (pooled, kept) in [(false, true), (true, false)] {
+        let inflater = Inflater::new(15, true).unwrap().pooled(pooled);
+        let mut r = Reader::new(false, Some(1 << 20), Some(inflater));
+        r.recycle(Vec::with_capacity(16 << 10));
+        assert_eq!(r.compact() >= 16 << 10, kept);
+        r.recycle(Vec::with_capacity(1024));
+        assert!(r.compact() >= 1024);
+        assert_eq!(r.compact(), 0);
+    }
+}

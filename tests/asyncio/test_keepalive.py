@@ -375,3 +375,28 @@ async def test_idle_connection_trims_what_large_messages_left(
                 compact_tick(ws)  # there was traffic
                 compact_tick(ws)  # quiet: compacts, nothing to free
                 assert requests == ([ws.loop] if retaining else [])
+
+
+@pytest.mark.parametrize("peer", ["wsrs", "websockets"])
+async def test_lean_server_holds_no_zlib_state_while_busy(peer: str) -> None:
+    """compression="lean": between two messages of a busy connection, neither the
+    compressor nor the decompressor is allocated, and the context still carries over."""
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, compression="lean", ping_interval=None
+    ) as server:
+        client: wsrs.WebSocketClientProtocol | websockets.asyncio.client.ClientConnection
+        if peer == "wsrs":
+            client = await wsrs.connect(server_uri(server), ping_interval=None)
+        else:
+            client = await websockets.asyncio.client.connect(server_uri(server), ping_interval=None)
+        ws = await capture.get()
+        (extension,) = ws.extensions
+        assert repr(extension).endswith("local_max_window_bits=12, lean=True)")
+        for message in MESSAGES:
+            await client.send(message)
+            assert await ws.recv() == message
+            await ws.send(message)
+            assert await client.recv() == message
+            assert allocated(ws) == (False, False)
+        await client.close()

@@ -27,6 +27,7 @@ from wsrs.exceptions import (
 from wsrs.extensions.base import ClientExtensionFactory, Extension, ServerExtensionFactory
 from wsrs.extensions.permessage_deflate import (
     DEFAULT_THRESHOLD,
+    LEAN_WINDOW_BITS,
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
@@ -214,12 +215,14 @@ def test_reader_options() -> None:
         "deflate": True,
         "max_window_bits": 9,
         "no_context_takeover": True,
+        "pooled": False,
     }
     # Reading from a peer with an 8-bit window is supported (the inflater may be larger).
     assert PerMessageDeflate(False, True, 8, 8).reader_options() == {
         "deflate": True,
         "max_window_bits": 8,
         "no_context_takeover": False,
+        "pooled": False,
     }
 
 
@@ -231,6 +234,7 @@ def test_writer_options() -> None:
         "level": 6,
         "mem_level": 8,
         "compress_threshold": DEFAULT_THRESHOLD,
+        "pooled": False,
     }
     assert PerMessageDeflate(False, True, 15, 9, {"level": 1}).writer_options() == {
         "deflate": True,
@@ -239,6 +243,7 @@ def test_writer_options() -> None:
         "level": 1,
         "mem_level": 8,
         "compress_threshold": DEFAULT_THRESHOLD,
+        "pooled": False,
     }
 
 
@@ -1185,3 +1190,84 @@ def test_compression_unsupported() -> None:
         _client_factories(compression="gzip")
     with pytest.raises(ValueError, match="unsupported compression: gzip"):
         _server_factories(compression="gzip")
+
+
+# The lean setting: no zlib state between messages, bounded windows.
+
+
+def test_lean_compression_negotiates_12_bits_and_pools() -> None:
+    server_factories = _server_factories(compression="lean")
+    assert server_factories is not None
+    (server_factory,) = server_factories
+    assert isinstance(server_factory, ServerPerMessageDeflateFactory)
+    assert server_factory.lean
+    assert server_factory.server_max_window_bits == LEAN_WINDOW_BITS == 12
+    assert server_factory.client_max_window_bits == LEAN_WINDOW_BITS
+    # The default client offer (as browsers send it) lets the server choose the client's
+    # window.
+    client_ext, server_ext = negotiate(
+        ClientPerMessageDeflateFactory(client_max_window_bits=True), server_factory
+    )
+    assert attrs(client_ext) == attrs(server_ext) == (False, False, 12, 12)
+    assert server_ext.lean and not client_ext.lean
+    assert server_ext.reader_options()["pooled"] is True
+    assert server_ext.writer_options()["pooled"] is True
+    assert repr(server_ext).endswith("local_max_window_bits=12, lean=True)")
+    check_codec(client_ext, server_ext)
+
+
+def test_lean_server_answers_client_no_context_takeover_without_client_max_window_bits() -> None:
+    # RFC 7692 §7.1.1.2: a server may always answer with client_no_context_takeover; the
+    # lean server does so rather than decline an offer that does not let it bound the
+    # client's window.
+    factory = ServerPerMessageDeflateFactory(
+        server_max_window_bits=12, client_max_window_bits=12, lean=True
+    )
+    response, server_ext = factory.process_request_params([], [])
+    assert response == [CNCT, smwb(12)]
+    assert attrs(server_ext) == (True, False, 15, 12)
+    client_ext, server_ext = negotiate(ClientPerMessageDeflateFactory(), factory)
+    assert attrs(client_ext) == (False, True, 12, 15)
+    check_codec(client_ext, server_ext)
+    # A client that offers client_no_context_takeover itself keeps it, window bounded.
+    client_ext, server_ext = negotiate(
+        ClientPerMessageDeflateFactory(client_no_context_takeover=True, client_max_window_bits=9),
+        factory,
+    )
+    assert attrs(server_ext) == (True, False, 9, 12)
+    check_codec(client_ext, server_ext)
+    # Without lean, the same offer is declined (the existing rule).
+    with pytest.raises(NegotiationError, match="required client_max_window_bits"):
+        ServerPerMessageDeflateFactory(client_max_window_bits=12).process_request_params([], [])
+
+
+def test_compression_lean_keeps_explicit_factory() -> None:
+    server_factory = ServerPerMessageDeflateFactory(server_max_window_bits=10)
+    assert _server_factories(compression="lean", extensions=[server_factory]) == [server_factory]
+
+
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_lean_connection_holds_no_zlib_state_between_messages(no_context_takeover: bool) -> None:
+    server_ext = PerMessageDeflate(no_context_takeover, no_context_takeover, 12, 12, lean=True)
+    client_ext = PerMessageDeflate(no_context_takeover, no_context_takeover, 12, 12)
+    server_writer = Writer(client=False, **server_ext.writer_options())
+    server_reader = Reader(client=False, **server_ext.reader_options())
+    client_writer = Writer(client=True, **client_ext.writer_options())
+    client_reader = Reader(client=True, **client_ext.reader_options())
+    sizes = []
+    for i in range(3):
+        message = f"update {i}: " + "the same keys, the same values " * 20
+        frame = server_writer.message(message)
+        sizes.append(len(frame))
+        assert not server_writer.deflater_allocated
+        assert client_reader.feed(frame) == [message]
+        assert server_reader.feed(client_writer.message(message)) == [message]
+        assert not server_reader.inflater_allocated
+        # Nothing to free when idle: the states went back to the pool already, and the
+        # 16 KiB buffer of the inflated message was not kept (only the small one of the
+        # compressed input is).
+        assert server_writer.compact() == 0
+        assert server_reader.compact() < 4096
+    # With context takeover the history still serves as context: the repeated text costs
+    # less the second time.
+    assert (sizes[1] < sizes[0]) is not no_context_takeover

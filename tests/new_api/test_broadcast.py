@@ -57,6 +57,19 @@ async def wait_for_connections(server: Server, count: int) -> None:
     raise AssertionError(f"expected {count} connections, got {len(server.connections)}")
 
 
+async def broadcast_rounds(server: Server, clients: list[Any], news: str, rounds: int) -> None:
+    """Broadcast ``news`` ``rounds`` times; after each, every client sends a message of its
+    own and gets it back from ``hold``."""
+    for round_ in range(rounds):
+        assert broadcast(server.connections, f"{news} #{round_}") == 0
+        for client in clients:
+            assert await client.recv() == f"{news} #{round_}"
+            # Each connection's own compressed message, between two broadcasts: its
+            # compressor and the peer's decompressor must still agree.
+            await client.send(f"{news} from {id(client)} #{round_}")
+            assert await client.recv() == f"own: {news} from {id(client)} #{round_}"
+
+
 async def test_compressed_broadcast_is_encoded_once_per_setting() -> None:
     news = "breaking news: the quick brown fox jumps over the lazy dog. " * 30
     async with serve(hold, "127.0.0.1", 0) as server:
@@ -76,14 +89,7 @@ async def test_compressed_broadcast_is_encoded_once_per_setting() -> None:
         clients = [*same, small, plain]
         await wait_for_connections(server, len(clients))
         written = record_frames(server)
-        for round_ in range(5):
-            assert broadcast(server.connections, f"{news} #{round_}") == 0
-            for client in clients:
-                assert await client.recv() == f"{news} #{round_}"
-                # Each connection's own compressed message, between two broadcasts: its
-                # compressor and the peer's decompressor must still agree.
-                await client.send(f"{news} from {id(client)} #{round_}")
-                assert await client.recv() == f"own: {news} from {id(client)} #{round_}"
+        await broadcast_rounds(server, clients, news, 5)
         frames = {connection: frames for connection, frames in written.items()}
         by_round = list(zip(*frames.values(), strict=True))
         for round_frames in by_round:
@@ -170,3 +176,34 @@ async def test_broadcast_wraps_write_failures() -> None:
             failure = raised.value.exceptions[0]
             assert isinstance(failure, RuntimeError)
             assert isinstance(failure.__cause__, OSError)
+
+
+async def test_broadcast_to_lean_connections_shares_one_frame() -> None:
+    """compression="lean": every connection compresses with the same settings (12-bit
+    windows), so one compressed frame serves them all; each records it in its window
+    history, and holds no compressor between messages."""
+    news = "breaking news: the quick brown fox jumps over the lazy dog. " * 30
+    async with serve(hold, "127.0.0.1", 0, compression="lean") as server:
+        clients: list[Any] = [
+            await websockets.asyncio.client.connect(uri_of(server)),
+            # No client_max_window_bits offered: the server answers client_no_context_takeover.
+            await websockets.asyncio.client.connect(
+                uri_of(server),
+                extensions=[ClientPerMessageDeflateFactory(client_max_window_bits=None)],
+                compression=None,
+            ),
+            await connect(uri_of(server)),
+        ]
+        await wait_for_connections(server, len(clients))
+        written = record_frames(server)
+        await broadcast_rounds(server, clients, news, 4)
+        for connection in server.connections:
+            core = connection.connection
+            assert core is not None
+            assert not core._writer.deflater_allocated
+            assert not core._reader.inflater_allocated
+        for round_frames in zip(*written.values(), strict=True):
+            assert len({id(frame) for frame in round_frames}) == 1
+            assert len(round_frames[0]) < len(news) / 10
+        for client in clients:
+            await client.close()

@@ -12,6 +12,10 @@ from collections.abc import Sequence
 
 import pytest
 import websockets.asyncio.client
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory as WebsocketsClientDeflate,
+    PerMessageDeflate as WebsocketsPerMessageDeflate,
+)
 
 from wsrs.asyncio.client import connect, unix_connect
 from wsrs.asyncio.server import ServerConnection, basic_auth, broadcast, serve, unix_serve
@@ -231,3 +235,41 @@ async def test_tls(server_context: ssl.SSLContext, client_context: ssl.SSLContex
         async with connect(f"wss://127.0.0.1:{port}/", ssl=client_context) as client:
             await client.send("secret")
             assert await client.recv() == "secret"
+
+
+@pytest.mark.parametrize(
+    ("offer", "client_no_context_takeover"),
+    [
+        # What websockets (and browsers) offer by default: the server bounds the window.
+        ({"client_max_window_bits": True}, False),
+        ({"client_max_window_bits": True, "client_no_context_takeover": True}, True),
+        # No client_max_window_bits: the server answers client_no_context_takeover.
+        ({"client_max_window_bits": None}, True),
+    ],
+)
+async def test_lean_compression_with_websockets_client(
+    offer: dict[str, bool | None], client_no_context_takeover: bool
+) -> None:
+    messages = [
+        f'{{"type":"update","seq":{i},"text":"' + "the same keys and values " * (10 + i) + '"}'
+        for i in range(6)
+    ]
+    async with serve(echo, "127.0.0.1", 0, compression="lean") as server:
+        async with websockets.asyncio.client.connect(
+            uri_of(server),
+            extensions=[WebsocketsClientDeflate(**offer)],  # type: ignore[arg-type]
+            compression=None,
+        ) as client:
+            (extension,) = client.protocol.extensions
+            assert isinstance(extension, WebsocketsPerMessageDeflate)
+            assert extension.remote_max_window_bits == 12
+            assert extension.local_no_context_takeover is client_no_context_takeover
+            (connection,) = server.connections
+            core = connection.connection
+            assert core is not None
+            for message in messages:
+                await client.send(message)
+                assert await client.recv() == message
+                # Busy, yet no zlib state kept between messages.
+                assert not core._writer.deflater_allocated
+                assert not core._reader.inflater_allocated

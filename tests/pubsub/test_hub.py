@@ -105,6 +105,33 @@ async def test_topics_reach_their_subscribers_once_encoded() -> None:
         assert hub.subscribers("news") == set()
 
 
+async def test_hub_with_lean_subscribers() -> None:
+    """compression="lean": the subscribers share one compressed frame per message, and their
+    own messages in between still decode, with no zlib state kept on the connections."""
+    hub = Hub()
+    async with serve(await subscribed(hub, ["news"]), "127.0.0.1", 0, compression="lean") as server:
+        clients: list[Any] = [
+            await websockets.asyncio.client.connect(uri_of(server)),
+            await connect(uri_of(server)),
+        ]
+        await wait_for(lambda: len(hub.subscribers("news")) == 2)
+        for round_ in range(3):
+            news = f"headline {round_}: " + "the quick brown fox jumps over the lazy dog " * 20
+            assert hub.publish("news", news) == 2
+            for client in clients:
+                assert await client.recv() == news
+                # A command of the client's own, answered by the connection's compressor.
+                await client.send(f"subscribe news-{round_} " + "padding " * 30)
+                assert await client.recv() == "done"
+        for connection in hub.subscribers("news"):
+            core = connection.connection
+            assert core is not None
+            assert not core._writer.deflater_allocated and not core._reader.inflater_allocated
+        assert hub.stats == HubStats(delivered=6)
+        for client in clients:
+            await client.close()
+
+
 async def test_hub_serves_the_4_0_api_too() -> None:
     hub = Hub()
 

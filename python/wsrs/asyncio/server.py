@@ -358,12 +358,12 @@ def serve(
     is closed when it returns (1011 when it raises). Await the result or use it as an
     asynchronous context manager. Arguments as websockets 17's ``serve``; ``**kwargs`` go
     to :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ``reuse_port``,
-    ``start_serving``...).
+    ``start_serving``...). Besides websockets' ``compression="deflate"`` and ``None``,
+    ``compression="lean"`` negotiates permessage-deflate with the lean preset for many busy
+    connections (see :ref:`lean-compression`).
     """
     if isinstance(subprotocols, str):
         raise TypeError("subprotocols must be a list, not a str")
-    if compression is not None and compression != "deflate":
-        raise ValueError(f"unsupported compression: {compression}")
     factories = _apply_compression(compression, list(extensions) if extensions else None)
     connection_class = ServerConnection if create_connection is None else create_connection
     server_logger: LoggerLike = (
