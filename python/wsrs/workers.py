@@ -571,7 +571,8 @@ def run(
             its handlers to return before it aborts them.
         redis: A Redis URL: :func:`broker` returns a
             :class:`~wsrs.pubsub_redis.RedisBroker` on it.
-        compression: ``"deflate"`` (permessage-deflate) or ``None``.
+        compression: ``"deflate"`` (permessage-deflate), ``"lean"`` (its lean setting: see
+            :doc:`/topics/compression`) or ``None``.
         max_size: The largest message received, in bytes; ``None`` for no limit.
         backlog: The length of each listening socket's queue of connections to accept.
         app_dir: The directory the handler's module is imported from (put first in
@@ -663,7 +664,13 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to wait for connections on stop (default 10)",
     )
     parser.add_argument("--redis", metavar="URL", help="broker() returns a RedisBroker on it")
-    parser.add_argument("--compression", choices=["deflate", "none"], default="deflate")
+    parser.add_argument(
+        "--compression",
+        choices=["deflate", "lean", "none"],
+        default="deflate",
+        help="permessage-deflate with its defaults, its lean setting (least memory per "
+        "connection, for many connections), or none (default deflate)",
+    )
     parser.add_argument(
         "--max-size",
         type=_max_size,

@@ -316,6 +316,26 @@ async def test_the_supervisor_dying_stops_the_workers(
     assert gone(pid)
 
 
+@pytest.mark.parametrize("api", ["asyncio", "legacy"])
+async def test_lean_compression(supervisors: Start, api: str) -> None:
+    # --compression lean: 12-bit windows, answered to a client's default offer.
+    handler = "workers_app:handler" if api == "asyncio" else "workers_app:legacy_handler"
+    supervisor = await supervisors(
+        "--port", "0", "--api", api, "--compression", "lean", handler=handler
+    )
+    uri = await supervisor.listening()
+    connection = await connect(uri, compression="deflate")
+    assert connection.response is not None
+    extensions = connection.response.headers["Sec-WebSocket-Extensions"]
+    assert "server_max_window_bits=12" in extensions, extensions
+    greeting = await asyncio.wait_for(connection.recv(), TIMEOUT)
+    assert isinstance(greeting, str) and greeting.startswith("pid ")
+    assert await ask(connection, "subscribe t") == "subscribed t"
+    supervisor.signal(signal.SIGTERM)
+    assert await closed_with(connection) == 1001
+    assert await supervisor.wait() == 0
+
+
 async def test_legacy_api(supervisors: Start) -> None:
     # Handlers of the websockets 4.0 API, handler(websocket, path); their hubs span the
     # workers too.
