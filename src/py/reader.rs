@@ -317,6 +317,7 @@ impl Reader {
         &mut self,
         py: Python<'py>,
         socket: &mut SocketIo,
+        os_error: fn(&std::io::Error) -> PyErr,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
         if self.direct.is_some() || self.start_direct(py)? {
             if let (Some(direct), Some((received, len))) =
@@ -326,7 +327,8 @@ impl Reader {
                 // SAFETY: `start` points at the `len - received` bytes of the message not
                 // received yet, inside a `bytes` that `self.direct` keeps alive for the call
                 // and that no Python code sees before it is complete; `recv` only writes there.
-                let got = unsafe { socket.recv_raw(start, len - received) }?;
+                let got =
+                    unsafe { socket.recv_raw(start, len - received) }.map_err(|e| os_error(&e))?;
                 let list = PyList::empty(py);
                 return match got {
                     Received::Data(n) => {
@@ -352,7 +354,7 @@ impl Reader {
             Ok(Received::Data(n)) => self.feed_slice(py, &buffer[..n], true).map(Some),
             Ok(Received::Eof) => Ok(None),
             Ok(Received::WouldBlock) => Ok(Some(PyList::empty(py))),
-            Err(err) => Err(err.into()),
+            Err(err) => Err(os_error(&err)),
         };
         // Ignored when the thread is exiting: the buffer is freed instead.
         let _ = NATIVE_BUFFER.try_with(|slot| slot.set(Some(buffer)));

@@ -7,13 +7,28 @@
 //! the connection reports the same exception either way.
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::py::input::Input;
 use crate::py::reader::Reader;
 use crate::socket::{Received, SocketIo};
+
+/// An OS error as Python raises it: `OSError(errno, strerror)`, which Python turns into its
+/// subclass for the errno (`ConnectionResetError`, `BrokenPipeError`...), with `errno` set,
+/// as asyncio's transports report it.
+fn os_error(err: &std::io::Error) -> PyErr {
+    let message = err.to_string();
+    match err.raw_os_error() {
+        Some(code) => {
+            let suffix = format!(" (os error {code})");
+            let strerror = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
+            PyOSError::new_err((code, strerror))
+        }
+        None => PyOSError::new_err(message),
+    }
+}
 
 /// A connected, non-blocking stream socket's reads and writes, done in Rust.
 ///
@@ -60,7 +75,8 @@ impl Socket {
         let got = unsafe {
             self.io
                 .recv_raw(view.buf_ptr().cast::<u8>(), view.len_bytes())
-        }?;
+        }
+        .map_err(|err| os_error(&err))?;
         Ok(match got {
             Received::Data(n) => isize::try_from(n).unwrap_or(isize::MAX),
             Received::Eof => 0,
@@ -76,14 +92,18 @@ impl Socket {
         py: Python<'py>,
         reader: &Bound<'py, Reader>,
     ) -> PyResult<Option<Bound<'py, PyList>>> {
-        reader.try_borrow_mut()?.receive_from(py, &mut self.io)
+        reader
+            .try_borrow_mut()?
+            .receive_from(py, &mut self.io, os_error)
     }
 
     /// Send `data` at once, or queue it behind what is queued; returns whether nothing is
     /// left queued (else wait until the socket is writable and call `flush()`).
     fn write(&mut self, data: &Bound<'_, PyAny>) -> PyResult<bool> {
         let input = Input::of(data)?;
-        Ok(self.io.write(&[input.as_slice()])?)
+        self.io
+            .write(&[input.as_slice()])
+            .map_err(|err| os_error(&err))
     }
 
     /// `write` for several buffers, sent with one `sendmsg`.
@@ -94,19 +114,19 @@ impl Socket {
         let mut done = true;
         // In groups that one sendmsg takes; once something is queued the rest queues too.
         for group in slices.chunks(32) {
-            done = self.io.write(group)?;
+            done = self.io.write(group).map_err(|err| os_error(&err))?;
         }
         Ok(done)
     }
 
     /// Send what is queued; returns whether the queue is empty now.
     fn flush(&mut self) -> PyResult<bool> {
-        Ok(self.io.flush()?)
+        self.io.flush().map_err(|err| os_error(&err))
     }
 
     /// Half-close: `shutdown(SHUT_WR)`.
     fn shutdown_write(&mut self) -> PyResult<()> {
-        Ok(self.io.shutdown_write()?)
+        self.io.shutdown_write().map_err(|err| os_error(&err))
     }
 
     /// Forget the descriptor and drop the queue; later calls raise `OSError` (EBADF).

@@ -22,6 +22,7 @@ WORKLOADS = [
     "pipe-1KiB",
     "pipe-1MiB",
     "conc-1KiB",
+    "churn-64B",
     "deflate-dflt",
     "deflate-L6",
 ]
@@ -30,6 +31,7 @@ NO_DEFLATE = {"picows", "raw"}
 # Library name in the benchmark -> module it needs.
 LIBS = {
     "wsrs": "wsrs",
+    "wsrs-native": "wsrs",
     "wsrs.asyncio": "wsrs.asyncio.server",
     "websockets": "websockets",
     "aiohttp": "aiohttp",
