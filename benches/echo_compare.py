@@ -779,9 +779,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload("pipe-1KiB", 1024, 100_000, 400, window=100),
         Workload("pipe-1MiB", 1024 * 1024, 1_000, 16, window=8),
         Workload("conc-1KiB", 1024, 20_000, 500, connections=200, quick_connections=50),
-        Workload(
-            "churn-64B", 64, 20_000, 500, connections=200, quick_connections=50, churn=True
-        ),
+        Workload("churn-64B", 64, 20_000, 500, connections=200, quick_connections=50, churn=True),
         Workload("deflate-dflt", 64 * 1024, 1_500, 20, compression="default"),
         Workload("deflate-L6", 64 * 1024, 1_500, 20, compression="level6"),
     )

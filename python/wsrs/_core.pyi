@@ -3,7 +3,8 @@
 Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray``,
 ``memoryview``) are copied once. Every result is a new object.
 
-``python/wsrs`` uses :class:`Reader`, :class:`Writer`, :class:`SharedMessage`, the events
+``python/wsrs`` uses :class:`Reader`, :class:`Writer`, :class:`SharedMessage`, :class:`Socket`
+(the native transport's system calls), the events
 :class:`Ping`, :class:`Pong` and :class:`Close`, :class:`ProtocolError` and
 :data:`LARGE_MESSAGE_SIZE`. The
 other names (marked "tests and benchmarks only") exist for ``tests/`` and ``benches/``: they
@@ -32,6 +33,7 @@ __all__ = [
     "Reader",
     "ReceiveBuffer",
     "SharedMessage",
+    "Socket",
     "Utf8Validator",
     "Writer",
     "apply_mask",

@@ -199,7 +199,7 @@ class NativeTransport(asyncio.Transport):
 
     # ------------------------------------------------------------------ writing
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:  # type: ignore[override]
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now; queue what the kernel does not take."""
         if self._eof:
             raise RuntimeError("cannot call write() after write_eof()")
@@ -263,7 +263,7 @@ class NativeTransport(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         """Return the number of bytes queued."""
-        return cast(int, self._io.pending)
+        return self._io.pending
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         """Return the low- and high-water marks of the write buffer."""
@@ -324,7 +324,12 @@ class NativeTransport(asyncio.Transport):
             logger.debug("%r: %s", self, message, exc_info=True)
         else:
             self._loop.call_exception_handler(
-                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
             )
         self._force_close(exc if isinstance(exc, Exception) else None)
 
