@@ -39,6 +39,7 @@ import logging
 import os
 import socket
 from asyncio import trsock
+from collections.abc import Callable
 from typing import Any, Literal, TypeAlias, cast
 
 from .. import _core
@@ -201,27 +202,20 @@ class NativeTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now; queue what the kernel does not take."""
-        if self._eof:
-            raise RuntimeError("cannot call write() after write_eof()")
-        if self._lost or not data:
-            return
-        try:
-            done = self._io.write(data)
-        except OSError as exc:
-            self._fatal_error(exc, "fatal write error on native transport")
-            return
-        if not done:
-            self._queued()
+        self._send(self._io.write, data, "write")
 
     def writelines(self, list_of_data: Any) -> None:
         """Send the buffers of ``list_of_data`` now, in one system call; queue what the kernel
         does not take."""
+        self._send(self._io.writelines, list_of_data, "writelines")
+
+    def _send(self, send: Callable[[Any], bool], data: Any, name: str) -> None:
         if self._eof:
-            raise RuntimeError("cannot call writelines() after write_eof()")
+            raise RuntimeError(f"cannot call {name}() after write_eof()")
         if self._lost:
             return
         try:
-            done = self._io.writelines(list_of_data)
+            done = send(data)
         except OSError as exc:
             self._fatal_error(exc, "fatal write error on native transport")
             return
