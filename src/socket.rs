@@ -126,7 +126,8 @@ impl SocketIo {
         let result = retry_eintr(|| unsafe { libc::recv(fd, ptr.cast(), len, 0) });
         match result {
             Ok(0) => Ok(Received::Eof),
-            Ok(n) => Ok(Received::Data(n)),
+            // `recv` never reports more than `len`; the bound makes `buf[..n]` safe regardless.
+            Ok(n) => Ok(Received::Data(n.min(len))),
             Err(err) if would_block(&err) => Ok(Received::WouldBlock),
             Err(err) => Err(err),
         }
