@@ -1,6 +1,6 @@
 """Side-by-side echo benchmark: wsrs against its peers and a raw TCP ceiling.
 
-Run everything (9 workloads, 6 libraries, 3 repeats, asyncio loop; several minutes)::
+Run everything (10 workloads, 6 libraries, 3 repeats, asyncio loop; several minutes)::
 
     python benches/echo_compare.py
     python benches/echo_compare.py --loop uvloop --json out.json
@@ -13,7 +13,8 @@ installed is skipped with a note naming the pip package; the benchmark installs 
 
 Libraries, each measured against itself (its client to its own server):
 
-- ``wsrs``;
+- ``wsrs``; ``wsrs-native``: the same on wsrs' native transport (``WSRS_TRANSPORT=native``,
+  socket I/O in Rust), the ``wsrs`` row being on the default transport;
 - ``websockets``: its ``websockets.asyncio`` API (``serve``/``connect``);
 - ``aiohttp``: ``web.WebSocketResponse`` behind an ``AppRunner``; ``ClientSession.ws_connect``
   (one session per connection);
@@ -33,6 +34,9 @@ Workloads (``msg/s`` counts round trips, one message out and the same message ba
   one task sends while another receives and checks the echoes;
 - ``conc-1KiB``: one client process with 200 connections open at once, each doing 100
   sequential round trips of 1 KiB, all concurrently; ``msg/s`` is the total over connections;
+- ``churn-64B``: 200 clients at once (at most 50 of them connecting at a time), each
+  connecting, doing 100 round trips of 64 B and closing, with the opening and closing
+  handshakes inside the timed part; ``msg/s`` is the total over connections;
 - ``deflate-dflt``: 64 KiB of JSON-like text with permessage-deflate as each library enables
   it by default: wsrs level 6, window 15; websockets level 6, window 12, memLevel 5; aiohttp
   level 1 (its client offers deflate only with ``compress=15``, which it is given here;
@@ -238,6 +242,13 @@ class WsrsBaselineAdapter(WsrsAdapter):
 
     def version(self) -> str:
         return f"{importlib.metadata.version('wsrs')} from {os.environ['WSRS_BASELINE']}"
+
+
+class WsrsNativeAdapter(WsrsAdapter):
+    """wsrs on its native transport (``WSRS_TRANSPORT=native``: socket I/O in Rust, see
+    ``wsrs.asyncio.transport``), beside the ``wsrs`` row on asyncio's transport."""
+
+    name = "wsrs-native"
 
 
 class WsrsAsyncioAdapter(WsrsAdapter):
@@ -689,6 +700,7 @@ ADAPTERS: dict[str, Adapter] = {
     for adapter in (
         WsrsAdapter(),
         WsrsBaselineAdapter(),
+        WsrsNativeAdapter(),
         WsrsAsyncioAdapter(),
         WebsocketsAdapter(),
         AiohttpAdapter(),
@@ -745,6 +757,7 @@ class Workload:
     connections: int = 1
     quick_connections: int = 1
     compression: Compression = "off"  # and text messages when not "off"
+    churn: bool = False  # each connection opened and closed inside the timed part
 
     def payload(self) -> Message:
         if self.compression != "off":
@@ -766,6 +779,7 @@ WORKLOADS: dict[str, Workload] = {
         Workload("pipe-1KiB", 1024, 100_000, 400, window=100),
         Workload("pipe-1MiB", 1024 * 1024, 1_000, 16, window=8),
         Workload("conc-1KiB", 1024, 20_000, 500, connections=200, quick_connections=50),
+        Workload("churn-64B", 64, 20_000, 500, connections=200, quick_connections=50, churn=True),
         Workload("deflate-dflt", 64 * 1024, 1_500, 20, compression="default"),
         Workload("deflate-L6", 64 * 1024, 1_500, 20, compression="level6"),
     )
@@ -815,6 +829,8 @@ async def client_main(
     """Connect, warm up, time the workload; return seconds."""
     payload = workload.payload()
     per_connection = max(1, count // connections)
+    if workload.churn:
+        return await churn(adapter, port, workload, payload, per_connection, connections)
     async with contextlib.AsyncExitStack() as stack:
         channels: list[Channel] = []
         while len(channels) < connections:  # in groups, within the listen backlog
@@ -837,6 +853,37 @@ async def client_main(
         start = time.perf_counter()
         await asyncio.gather(*(round_trips(c, payload, per_connection) for c in channels))
         return time.perf_counter() - start
+
+
+CHURN_CONNECTING = 50
+"""Connections of ``churn-64B`` opening at once: within the listen backlog (100 for most
+servers), so no SYN is dropped and retried a second later."""
+
+
+async def churn(
+    adapter: Adapter,
+    port: int,
+    workload: Workload,
+    payload: Message,
+    per_connection: int,
+    connections: int,
+) -> float:
+    """``connections`` sessions at once, each connecting, doing ``per_connection`` round trips
+    and closing, all timed; returns seconds."""
+    opening = asyncio.Semaphore(CHURN_CONNECTING)
+
+    async def session(count: int) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            async with opening:
+                channel = await stack.enter_async_context(
+                    adapter.connect(HOST, port, workload.compression)
+                )
+            await round_trips(channel, payload, count)
+
+    await session(max(1, min(per_connection // 10, 500)))  # warm up
+    start = time.perf_counter()
+    await asyncio.gather(*(session(per_connection) for _ in range(connections)))
+    return time.perf_counter() - start
 
 
 async def server_main(adapter: Adapter, compression: Compression) -> None:
@@ -896,7 +943,13 @@ class BenchmarkError(Exception):
 
 
 def child_env(lib: str) -> dict[str, str] | None:
-    """The environment of a child process: the baseline's imports wsrs from its build."""
+    """The environment of a child process: the baseline's imports wsrs from its build; the
+    native row's sets ``WSRS_TRANSPORT=native``; the ``wsrs`` row's leaves it unset, so the
+    row shows the default transport."""
+    if lib == WsrsNativeAdapter.name:
+        return {**os.environ, "WSRS_TRANSPORT": "native"}
+    if lib == BASELINE:
+        return {k: v for k, v in os.environ.items() if k != "WSRS_TRANSPORT"}
     if lib != WsrsBaselineAdapter.name:
         return None
     env = dict(os.environ)

@@ -48,6 +48,8 @@ nitpick_ignore_regex = [
         r"py:class",
         r"_asyncio\.(Future|Task)|asyncio\.base_events\.Server|asyncio\.(events|protocols)\..*",
     ),
+    # asyncio.Transport, as the base class of wsrs.asyncio.transport.NativeTransport.
+    (r"py:class", r"asyncio\.transports\.Transport"),
     # uvicorn's types in wsrs.uvicorn's annotations: uvicorn publishes no inventory.
     (r"py:.*", r"uvicorn\..*|Config|ServerState|WebSocketScope|ClientDisconnected"),
 ]

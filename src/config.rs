@@ -63,6 +63,12 @@ pub const MAX_UPFRONT_RESERVE: usize = 16 << 20;
 /// its window and buffers; about 300 KiB at 15-bit windows).
 pub const COMPRESSOR_STATE_SIZE: usize = 256 << 10;
 
+/// What one read of the native transport takes at most (1 MiB), into a buffer per thread:
+/// the size of the asyncio adapter's receive buffer (`RECEIVE_BUFFER_SIZE` in
+/// `python/wsrs/asyncio/base.py`), so both transports read the same chunks and flow control
+/// acts between the same reads.
+pub const NATIVE_RECEIVE_SIZE: usize = 1 << 20;
+
 /// Masking keys are drawn from the OS CSPRNG in batches of this many bytes: one `getrandom`
 /// system call serves 64 frames. RFC 6455 §10.3: keys must not be predictable, so they come
 /// from the operating system, never from a seeded PRNG or a counter.

@@ -12,6 +12,8 @@ pub mod error;
 pub mod frames;
 pub mod mask;
 pub mod reader;
+#[cfg(unix)]
+pub mod socket;
 pub mod utf8;
 pub mod writer;
 
@@ -35,6 +37,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::reader::ReceiveBuffer>()?;
     m.add_class::<py::writer::Writer>()?;
     m.add_class::<py::shared::SharedMessage>()?;
+    #[cfg(unix)]
+    m.add_class::<py::socket::Socket>()?;
     m.add("LARGE_MESSAGE_SIZE", config::LARGE_MESSAGE_SIZE)?;
     // Used only by tests/ and benches/.
     m.add_class::<py::testing::Utf8Validator>()?;

@@ -15,5 +15,7 @@ pub mod events;
 pub mod input;
 pub mod reader;
 pub mod shared;
+#[cfg(unix)]
+pub mod socket;
 pub mod testing;
 pub mod writer;

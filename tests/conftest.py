@@ -9,6 +9,20 @@ import subprocess
 import pytest
 
 
+TRANSPORTS = ("asyncio", "native")
+"""The transports the socket tests run on (``WSRS_TRANSPORT``): asyncio's, and wsrs' own."""
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once on each transport, chosen through ``WSRS_TRANSPORT`` (which the
+    processes the test starts inherit). The packages that open sockets use it for every
+    test (an autouse fixture in their ``conftest.py``)."""
+    kind: str = request.param
+    monkeypatch.setenv("WSRS_TRANSPORT", kind)
+    return kind
+
+
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
     """A self-signed certificate for localhost and 127.0.0.1, and its key (openssl)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import socket
 import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from wsrs._core import (
     Pong,
     ProtocolError,
     Reader,
+    Socket,
     Utf8Validator,
     Writer,
     apply_mask,
@@ -443,3 +445,84 @@ def test_proper_prefixes_sanity() -> None:
     assert _viable(b"ok\xf0\x9f\x98") and not _viable(b"ok\xed\xa0")
     # Python's own incremental decoder is laxer about surrogate prefixes.
     codecs.getincrementaldecoder("utf-8")().decode(b"\xed\xa0", final=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Socket.receive (the native transport's read): the same events as Reader.feed
+
+
+def socket_events(reader: Reader, pieces: Sequence[bytes]) -> tuple[list[object], bool]:
+    """Send ``pieces`` through a socket pair, reading with ``Socket.receive`` after each one
+    until nothing is left; return the events (errors as tuples) and whether EOF was seen."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        sock = Socket(ours.fileno())
+        events: list[object] = []
+
+        def drain() -> bool:
+            while True:
+                got = sock.receive(reader)
+                if got is None:
+                    return True
+                if not got:
+                    return False
+                events.extend(("error", e.code) if isinstance(e, ProtocolError) else e for e in got)
+
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                try:
+                    view = view[theirs.send(view) :]
+                except BlockingIOError:
+                    pass
+                drain()
+        theirs.shutdown(socket.SHUT_WR)
+        eof = drain()
+        sock.close()
+        return events, eof
+
+
+def feed_events(reader: Reader, data: bytes) -> list[object]:
+    return [("error", e.code) if isinstance(e, ProtocolError) else e for e in reader.feed(data)]
+
+
+@st.composite
+def large_stream(draw: st.DrawFn, is_client: bool) -> bytes:
+    """Messages around the size received in place (64 KiB), between small ones."""
+    writer = Writer(client=not is_client)
+    stream = b""
+    for _ in range(draw(st.integers(1, 4))):
+        size = draw(st.sampled_from([1, 125, (1 << 16) - 1, 1 << 16, 100_000, 300_000]))
+        data = bytes([draw(st.integers(0, 255))]) * size
+        text = draw(st.booleans())
+        stream += writer.message(data.decode("latin-1") if text else data)
+    return stream
+
+
+@SETTINGS
+@given(
+    is_client=st.booleans(),
+    data=st.one_of(
+        st.binary(max_size=600),
+        st.booleans().flatmap(lambda c: writer_stream(c, False).map(lambda s: s[0])),
+    ),
+    cuts=st.lists(st.integers(0, 700), max_size=8),
+)
+def test_socket_receive_matches_feed(is_client: bool, data: bytes, cuts: list[int]) -> None:
+    reader = Reader(client=is_client, max_size=None)
+    events, eof = socket_events(reader, split(data, cuts))
+    assert eof
+    assert events == feed_events(Reader(client=is_client, max_size=None), data)
+
+
+@settings(max_examples=25, deadline=None)
+@given(is_client=st.booleans(), data=st.data())
+def test_socket_receive_large_messages_in_place(is_client: bool, data: st.DataObject) -> None:
+    stream = data.draw(large_stream(is_client))
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=6))
+    reader = Reader(client=is_client, max_size=None)
+    events, eof = socket_events(reader, split(stream, cuts))
+    assert eof and not reader.receiving_direct
+    assert events == feed_events(Reader(client=is_client, max_size=None), stream)

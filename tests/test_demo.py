@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 
-def test_demo_runs() -> None:
+def test_demo_runs(transport_kind: str) -> None:
+    # On both transports: the demo process inherits WSRS_TRANSPORT.
     result = subprocess.run(
         [sys.executable, "-m", "wsrs.demo"],
         capture_output=True,

@@ -3,7 +3,8 @@
 Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray``,
 ``memoryview``) are copied once. Every result is a new object.
 
-``python/wsrs`` uses :class:`Reader`, :class:`Writer`, :class:`SharedMessage`, the events
+``python/wsrs`` uses :class:`Reader`, :class:`Writer`, :class:`SharedMessage`, :class:`Socket`
+(the native transport's system calls), the events
 :class:`Ping`, :class:`Pong` and :class:`Close`, :class:`ProtocolError` and
 :data:`LARGE_MESSAGE_SIZE`. The
 other names (marked "tests and benchmarks only") exist for ``tests/`` and ``benches/``: they
@@ -14,6 +15,7 @@ check each codec piece against the pure-Python reference and craft frames a well
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import Final, final
 
 from typing_extensions import Buffer
@@ -31,6 +33,7 @@ __all__ = [
     "Reader",
     "ReceiveBuffer",
     "SharedMessage",
+    "Socket",
     "Utf8Validator",
     "Writer",
     "apply_mask",
@@ -363,6 +366,46 @@ class SharedMessage:
         """How many distinct frames were encoded so far."""
     def __len__(self) -> int:
         """The size of the message's payload, uncompressed."""
+
+@final
+class Socket:
+    """The reads and writes of a connected, non-blocking stream socket (TCP or Unix), done
+    in Rust: the system calls of the native transport (:mod:`wsrs.asyncio.transport`).
+    Unix only.
+
+    The descriptor ``fd`` is borrowed from a Python socket object, which must outlive it and
+    be closed after :meth:`close`. OS errors are raised as ``OSError`` subclasses
+    (``ConnectionResetError``, ``BrokenPipeError``...), as asyncio's transports raise them.
+    """
+
+    def __new__(cls, fd: int) -> Socket: ...
+    @property
+    def fileno(self) -> int:
+        """The descriptor; -1 after :meth:`close`."""
+    @property
+    def pending(self) -> int:
+        """Bytes queued and not sent yet."""
+    def recv_into(self, buffer: Buffer) -> int:
+        """Read once into ``buffer`` (writable, contiguous); return the number of bytes
+        read, 0 at the end of the stream, -1 when there was nothing to read."""
+    def receive(self, reader: Reader) -> list[Event] | None:
+        """Read once (up to 1 MiB, into a buffer of the thread; the payload of a large binary
+        message straight into its ``bytes``) and feed ``reader``: return the events
+        completed, as :meth:`Reader.feed` does (empty when the read found nothing), or
+        ``None`` at the end of the stream."""
+    def write(self, data: Buffer) -> bool:
+        """Send ``data`` at once (``sendmsg``), or queue it behind what is queued; return
+        whether nothing is left queued. If something is, wait until the socket is writable
+        and call :meth:`flush`."""
+    def writelines(self, data: Iterable[Buffer]) -> bool:
+        """:meth:`write` for several buffers, sent with one ``sendmsg``."""
+    def flush(self) -> bool:
+        """Send what is queued; return whether the queue is empty now."""
+    def shutdown_write(self) -> None:
+        """Half-close the connection (``shutdown(SHUT_WR)``)."""
+    def close(self) -> None:
+        """Forget the descriptor and drop the queue; later calls raise ``OSError``
+        (``EBADF``)."""
 
 @final
 class Utf8Validator:

@@ -7,6 +7,8 @@
 //! into it before Python sees it ([`MessageBytes`]), and exporting its memory as a buffer
 //! ([`ReceiveBuffer`]).
 
+#[cfg(unix)]
+use std::cell::Cell;
 use std::ops::Range;
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -19,6 +21,17 @@ use crate::py::errors::{to_pyerr, Direction};
 use crate::py::events::{Close, Fragment, Ping, Pong};
 use crate::py::input::Input;
 use crate::reader;
+#[cfg(unix)]
+use crate::{
+    config::NATIVE_RECEIVE_SIZE,
+    socket::{Received, SocketIo},
+};
+
+#[cfg(unix)]
+thread_local! {
+    /// The buffer each thread's native transports read into (see `Reader::receive_from`).
+    static NATIVE_BUFFER: Cell<Option<Box<[u8]>>> = const { Cell::new(None) };
+}
 
 /// The `bytes` of a binary message received in place: allocated at the payload's length and
 /// not shared with any Python code until the reader delivers it. Until then only this module
@@ -43,6 +56,22 @@ impl MessageBytes {
             .cast_into_unchecked::<PyBytes>()
         };
         Ok(Self(bytes.unbind()))
+    }
+
+    /// A pointer to byte `start` of the `bytes`, for a `recv` to write the `end - start`
+    /// bytes from there (uninitialised memory: no slice is made over it).
+    fn tail(&mut self, py: Python<'_>, start: usize, end: usize) -> PyResult<*mut u8> {
+        let bytes = self.0.bind(py);
+        if start >= end || end > bytes.len()? {
+            return Err(PyRuntimeError::new_err("range outside the message"));
+        }
+        // SAFETY: `bytes` is a live `bytes` object of at least `end` bytes (checked above),
+        // so `start` is in bounds; only a pointer is made, no reference.
+        Ok(unsafe {
+            pyo3::ffi::PyBytes_AsString(bytes.as_ptr())
+                .cast::<u8>()
+                .add(start)
+        })
     }
 
     /// The bytes at `range`, after copying `src` (of the same length) there if given; without
@@ -236,7 +265,112 @@ impl Reader {
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyList>> {
         let input = Input::of(data)?;
-        let mut data = input.as_slice();
+        self.feed_slice(py, input.as_slice(), input.may_detach())
+    }
+
+    /// Whether a message is being received in place (see `receive_buffer`).
+    #[getter]
+    fn receiving_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Whether a close frame was received (further input is ignored).
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Whether the peer broke the protocol (further input is ignored).
+    #[getter]
+    fn failed(&self) -> bool {
+        self.inner.is_failed()
+    }
+
+    /// Whether a fragmented message has started and not ended.
+    #[getter]
+    fn in_message(&self) -> bool {
+        self.inner.in_message()
+    }
+
+    /// Free what an idle connection does not need (decompression state, spare buffers),
+    /// keeping the window history; a no-op in the middle of a message. Returns the number
+    /// of bytes freed, at least.
+    fn compact(&mut self) -> usize {
+        self.inner.compact()
+    }
+
+    /// Whether the decompression state is allocated.
+    #[getter]
+    fn inflater_allocated(&self) -> bool {
+        self.inner.inflater_allocated()
+    }
+}
+
+impl Reader {
+    /// Read once from `socket` and parse what came: the native transport's readiness
+    /// callback (`Socket.receive`). Returns the events completed, as `feed` does (an empty
+    /// list when the read found nothing), or `None` at the end of the stream.
+    ///
+    /// The payload of a large binary message is read straight into its `bytes`; everything
+    /// else is read into a buffer of [`NATIVE_RECEIVE_SIZE`] bytes per thread and parsed in
+    /// place.
+    #[cfg(unix)]
+    pub(crate) fn receive_from<'py>(
+        &mut self,
+        py: Python<'py>,
+        socket: &mut SocketIo,
+        os_error: fn(&std::io::Error) -> PyErr,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        if self.direct.is_some() || self.start_direct(py)? {
+            if let (Some(direct), Some((received, len))) =
+                (self.direct.as_mut(), self.inner.direct_progress())
+            {
+                let start = direct.tail(py, received, len)?;
+                // SAFETY: `start` points at the `len - received` bytes of the message not
+                // received yet, inside a `bytes` that `self.direct` keeps alive for the call
+                // and that no Python code sees before it is complete; `recv` only writes there.
+                let got =
+                    unsafe { socket.recv_raw(start, len - received) }.map_err(|e| os_error(&e))?;
+                let list = PyList::empty(py);
+                return match got {
+                    Received::Data(n) => {
+                        if let Some(bytes) = self.advance_direct(py, n, None)? {
+                            list.append(bytes)?;
+                        }
+                        Ok(Some(list))
+                    }
+                    Received::Eof => Ok(None),
+                    Received::WouldBlock => Ok(Some(list)),
+                };
+            }
+        }
+        // Taken out of the thread's slot while in use: a nested call (none is known: parsing
+        // calls no Python code) would allocate its own instead of sharing it.
+        let mut buffer = NATIVE_BUFFER
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| vec![0; NATIVE_RECEIVE_SIZE].into_boxed_slice());
+        let result = match socket.recv(&mut buffer) {
+            // The buffer is Rust's alone while it is parsed: the GIL may be released.
+            Ok(Received::Data(n)) => self.feed_slice(py, &buffer[..n], true).map(Some),
+            Ok(Received::Eof) => Ok(None),
+            Ok(Received::WouldBlock) => Ok(Some(PyList::empty(py))),
+            Err(err) => Err(os_error(&err)),
+        };
+        // Ignored when the thread is exiting: the buffer is freed instead.
+        let _ = NATIVE_BUFFER.try_with(|slot| slot.set(Some(buffer)));
+        result
+    }
+
+    /// [`feed`](Self::feed) on bytes Rust holds; `may_detach` says whether nothing else can
+    /// change them while the GIL is released.
+    pub(crate) fn feed_slice<'py>(
+        &mut self,
+        py: Python<'py>,
+        mut data: &[u8],
+        may_detach: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);
         let mut events = Vec::new();
         loop {
@@ -251,7 +385,7 @@ impl Reader {
                 }
             }
             let inner = &mut self.inner;
-            let result = if data.len() >= GIL_RELEASE_THRESHOLD && input.may_detach() {
+            let result = if data.len() >= GIL_RELEASE_THRESHOLD && may_detach {
                 py.detach(|| inner.feed_until_direct(data, &mut events, RECEIVE_IN_PLACE_MIN))
             } else {
                 inner.feed_until_direct(data, &mut events, RECEIVE_IN_PLACE_MIN)
@@ -305,45 +439,6 @@ impl Reader {
         }
     }
 
-    /// Whether a message is being received in place (see `receive_buffer`).
-    #[getter]
-    fn receiving_direct(&self) -> bool {
-        self.direct.is_some()
-    }
-
-    /// Whether a close frame was received (further input is ignored).
-    #[getter]
-    fn closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-
-    /// Whether the peer broke the protocol (further input is ignored).
-    #[getter]
-    fn failed(&self) -> bool {
-        self.inner.is_failed()
-    }
-
-    /// Whether a fragmented message has started and not ended.
-    #[getter]
-    fn in_message(&self) -> bool {
-        self.inner.in_message()
-    }
-
-    /// Free what an idle connection does not need (decompression state, spare buffers),
-    /// keeping the window history; a no-op in the middle of a message. Returns the number
-    /// of bytes freed, at least.
-    fn compact(&mut self) -> usize {
-        self.inner.compact()
-    }
-
-    /// Whether the decompression state is allocated.
-    #[getter]
-    fn inflater_allocated(&self) -> bool {
-        self.inner.inflater_allocated()
-    }
-}
-
-impl Reader {
     /// Start receiving the current message in place if it qualifies (see `receive_buffer`):
     /// allocate its `bytes` and copy there what came of the payload already. Returns whether
     /// it started.

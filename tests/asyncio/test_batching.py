@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 import wsrs
 from wsrs import WebSocketServerProtocol
@@ -124,13 +125,20 @@ async def test_large_binary_message_is_written_without_a_copy() -> None:
             ws = await capture.get()
             assert ws.transport is not None
             written: list[bytes | bytearray | memoryview] = []
-            write = ws.transport.write
+            write, writelines = ws.transport.write, ws.transport.writelines
 
             def recording(data: bytes | bytearray | memoryview) -> None:
                 written.append(data)
                 write(data)
 
+            def recording_lines(data: Iterable[bytes | bytearray | memoryview]) -> None:
+                # One writev/sendmsg where the transport sends buffers as they are.
+                buffers = list(data)
+                written.extend(buffers)
+                writelines(buffers)
+
             ws.transport.write = recording  # type: ignore[method-assign]
+            ws.transport.writelines = recording_lines  # type: ignore[method-assign, assignment]
             await ws.send("small")  # opens a batch ...
             await ws.send("batched")
             payload = bytes(range(256)) * 400  # 100 KiB

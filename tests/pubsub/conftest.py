@@ -1,5 +1,6 @@
 """A Redis server of the tests' own: Debian's redis-server on 127.0.0.1, a free port, no
-persistence. The tests that need it skip when the binary is missing."""
+persistence. The tests that need it skip when the binary is missing. Every test of the
+package runs on both transports (``transport_kind``)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,9 @@ def redis_server() -> Iterator[RedisServer]:
     if server.process is not None:
         server.pause(False)
         server.kill()
+
+
+@pytest.fixture(autouse=True)
+def on_both_transports(transport_kind: str) -> str:
+    """Every test of this package runs on asyncio's transport and on the native one."""
+    return transport_kind

@@ -53,6 +53,7 @@ from ..flow import ReadGate
 from .handshake import HandshakeBuffer
 from .keepalive import IdleCompactor, keepalive
 from .messages import MessageQueue
+from .transport import TransportKind, take_over, use_native
 from .writer import FrameWriter
 
 
@@ -109,6 +110,13 @@ class BaseProtocol(asyncio.BufferedProtocol):
     ``False`` (the uvicorn front end: uvicorn ends its connections with
     ``transport.close()``): close the transport. Both abort it if it is still open
     ``timeout`` seconds later."""
+    transport_kind: TransportKind | None = None
+    """Who does the socket I/O of a plain TCP or Unix connection: ``"native"``, wsrs' own
+    transport (:mod:`wsrs.asyncio.transport`, reads and writes in Rust), or ``"asyncio"``,
+    the event loop's transport. ``None`` (the default) leaves it to the ``WSRS_TRANSPORT``
+    environment variable, and to asyncio's transport when that is not set;
+    ``WSRS_TRANSPORT=asyncio`` forces asyncio's transport whatever this says. TLS always
+    uses asyncio's. Set it on the class or on a subclass."""
     stream_fragments: bool = False
     """Whether a fragmented message is queued frame by frame (:class:`~wsrs._core.Fragment`
     objects, each counting against ``max_queue``) for an API that streams it; by default the
@@ -204,9 +212,15 @@ class BaseProtocol(asyncio.BufferedProtocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Store the transport and set the write buffer limits (asyncio callback)."""
+        """Store the transport and set the write buffer limits (asyncio callback).
+
+        A plain TCP or Unix connection moves to wsrs' own transport here if
+        :attr:`transport_kind` (or the ``WSRS_TRANSPORT`` environment variable) says so.
+        """
         # Not an isinstance check: uvloop's transports are not asyncio.Transport subclasses.
         writable = cast(asyncio.Transport, transport)
+        if use_native(self.transport_kind):
+            writable = take_over(self.loop, writable, self) or writable
         writable.set_write_buffer_limits(high=self.write_limit, low=self.write_limit_low)
         self._attach(writable)
 
@@ -235,6 +249,24 @@ class BaseProtocol(asyncio.BufferedProtocol):
         except AttributeError:
             view = _thread_state.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER_SIZE))
         return view
+
+    def receive_from(self, sock: _core.Socket) -> bool | None:
+        """Read once from ``sock`` and process what came (native transport callback).
+
+        Returns ``False`` at the end of the stream, ``True`` otherwise, ``None`` before the
+        connection is open: the transport then reads into :meth:`get_buffer`. One call into
+        Rust reads and parses; socket errors (``OSError``) are raised for the transport.
+        """
+        connection = self.connection
+        if connection is None:
+            return None
+        events = connection.receive_socket(sock)
+        if events is None:
+            return False
+        if events:
+            self._active = True
+            self._process_events(connection, events)
+        return True
 
     def buffer_updated(self, nbytes: int) -> None:
         """Process the ``nbytes`` bytes just read into the buffer (asyncio callback)."""
