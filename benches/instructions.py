@@ -12,6 +12,14 @@ and reports ``(instructions(2 N) - instructions(N)) / N``, the cost of one more 
     python benches/instructions.py --libs wsrs,wsrs.asyncio,websockets --workloads rt-32B
     python benches/instructions.py --loop uvloop --count 2000
 
+``--asgi`` counts the server alone, for the ASGI servers of ``uvicorn_compare.py``: each
+server runs under Valgrind in its own process (uvicorn with wsrs.uvicorn, websockets-sansio
+or wsproto, and granian, all threads counted) while a client of ``echo_compare.py`` (wsrs'
+by default, ``--client``) runs natively, and the server's instructions per message are
+reported, the CPU cost of a server without the client's share::
+
+    python benches/instructions.py --asgi wsrs,websockets-sansio,granian --workloads conc-1KiB
+
 The workloads are those of ``echo_compare.py`` (same payloads, windows and connection
 counts, fewer messages). Instructions are not time: a cache miss or a system call costs
 more than its count says, and the kernel's side of a ``send`` is not counted (Valgrind sees
@@ -26,10 +34,13 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -115,6 +126,93 @@ def per_message(lib: str, name: str, count: int, loop_name: str) -> float:
     return (long - short) / count
 
 
+def client_messages(name: str, count: int) -> int:
+    """Round trips an ``echo_compare.py`` client makes for a job of ``count``, warm-up
+    included (see its ``client_main``)."""
+    workload = ec.WORKLOADS[name]
+    if workload.window > 1:
+        return count + max(workload.window, min(count // 10, 500))
+    per_connection = max(1, count // workload.connections)
+    warmup = max(1, min(per_connection // 10, 500))
+    return workload.connections * (per_connection + warmup)
+
+
+def wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 600.0) -> None:
+    """Wait until something accepts connections on ``port`` (a server under Valgrind takes
+    a while to start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            socket.create_connection((ec.HOST, port), timeout=1).close()
+        except OSError:
+            time.sleep(0.5)
+        else:
+            return
+    raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s")
+
+
+def server_instructions(server: str, name: str, count: int, loop_name: str, client: str) -> int:
+    """Instructions executed by an ASGI server process while a native client runs a job."""
+    import uvicorn_compare as uc
+
+    (port,) = uc.free_ports(1)
+    deflate = ec.WORKLOADS[name].compression != "off"
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={os.path.join(scratch, 'out')}",
+            *uc.SERVERS[server].command(port, deflate, loop_name),
+        ]
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            wait_listening(port, process)
+            job = ec.Job(name, port, count, ec.WORKLOADS[name].connections)
+            (outcome,) = ec.measure(client, [job], [], loop_name)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=300)
+    if isinstance(outcome, ec.BenchmarkError):
+        raise RuntimeError(f"{server} {name}: {outcome}\n{stderr}")
+    found = COLLECTED.search(stderr)
+    if found is None:
+        raise RuntimeError(f"{server} {name}: no instruction count (status {process.returncode})")
+    return int(found.group(1))
+
+
+def server_per_message(server: str, name: str, count: int, loop_name: str, client: str) -> float:
+    """A server's instructions for one more round trip of workload ``name``."""
+    short = server_instructions(server, name, count, loop_name, client)
+    long = server_instructions(server, name, 2 * count, loop_name, client)
+    return (long - short) / (client_messages(name, 2 * count) - client_messages(name, count))
+
+
+def print_table(
+    title: str, names: list[str], libs: list[str], cost: Callable[[str, str], float]
+) -> None:
+    """Print a markdown table: the cost of each library per workload, and its ratio to the
+    first library's."""
+    print(title)
+    heads = [*libs, *(f"{lib} / {libs[0]}" for lib in libs[1:])]
+    print("| workload | " + " | ".join(heads) + " |")
+    print("| --- |" + " ---: |" * (2 * len(libs) - 1))
+    for name in names:
+        costs = [cost(lib, name) for lib in libs]
+        ratios = [f"{c / costs[0]:.3f}" for c in costs[1:]]
+        cells = [f"{c:,.0f}" for c in costs] + ratios
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--libs", default=DEFAULT_LIBS, help=f"({DEFAULT_LIBS})")
@@ -123,6 +221,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--count", type=int, default=0, help="messages in the short run (per workload default)"
     )
+    parser.add_argument(
+        "--asgi",
+        default="",
+        help="count these servers of uvicorn_compare.py alone (e.g. wsrs,websockets-sansio)",
+    )
+    parser.add_argument("--client", default="wsrs", help="the client with --asgi (wsrs)")
     parser.add_argument("--role", choices=("main", "child"), default="main")
     return parser.parse_args(argv)
 
@@ -137,18 +241,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.role == "child":
         ec.run_in_loop(echo(libs[0], names[0], args.count), args.loop)
         return 0
-    missing = {lib: ec.ADAPTERS[lib].missing() for lib in libs}
-    libs = [lib for lib in libs if missing[lib] is None]
-    print(f"instructions per round trip (both ends), loop {args.loop}; callgrind, user space")
-    heads = [*libs, *(f"{lib} / {libs[0]}" for lib in libs[1:])]
-    print("| workload | " + " | ".join(heads) + " |")
-    print("| --- |" + " ---: |" * (2 * len(libs) - 1))
-    for name in names:
-        count = args.count or COUNTS[name]
-        costs = [per_message(lib, name, count, args.loop) for lib in libs]
-        ratios = [f"{cost / costs[0]:.3f}" for cost in costs[1:]]
-        cells = [f"{cost:,.0f}" for cost in costs] + ratios
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    if args.asgi:
+        servers = args.asgi.split(",")
+        print_table(
+            f"server instructions per round trip, loop {args.loop}, client {args.client}; "
+            "callgrind, user space",
+            names,
+            servers,
+            lambda server, name: server_per_message(
+                server, name, args.count or COUNTS[name], args.loop, args.client
+            ),
+        )
+        return 0
+    libs = [lib for lib in libs if ec.ADAPTERS[lib].missing() is None]
+    print_table(
+        f"instructions per round trip (both ends), loop {args.loop}; callgrind, user space",
+        names,
+        libs,
+        lambda lib, name: per_message(lib, name, args.count or COUNTS[name], args.loop),
+    )
     return 0
 
 

@@ -30,6 +30,17 @@ sys.exit(done.returncode)
 """
 
 
+# For --asgi: the server runs until SIGTERM, which the stand-in passes on before it reports.
+FAKE_SERVER_VALGRIND = """#!{python}
+import signal, subprocess, sys
+args = [a for a in sys.argv[1:] if not a.startswith("--callgrind") and a != "--tool=callgrind"]
+child = subprocess.Popen(args)
+signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+child.wait()
+print("==1== Collected : 1000", file=sys.stderr)
+"""
+
+
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args],
@@ -77,3 +88,31 @@ def test_failure_is_reported(tmp_path: pathlib.Path) -> None:
     assert done.returncode != 0
     assert "wsrs rt-32B failed (status 1)" in done.stderr
     assert "valgrind: no such tool" in done.stderr
+
+
+def test_asgi_report(tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("uvicorn")
+    fake = tmp_path / "valgrind"
+    fake.write_text(FAKE_SERVER_VALGRIND.format(python=sys.executable))
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    env = dict(os.environ, PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    done = run("--asgi=wsrs", "--workloads=rt-32B,pipe-1KiB", "--count=50", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "server instructions per round trip, loop asyncio, client wsrs" in done.stdout
+    # The stand-in reports the same count however many messages: 0 per message.
+    assert "| rt-32B | 0 |" in done.stdout
+    assert "| pipe-1KiB | 0 |" in done.stdout
+
+
+def test_client_messages() -> None:
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import instructions
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    # Round trips: a tenth more per connection to warm up (at least one each).
+    assert instructions.client_messages("rt-32B", 2_000) == 2_200
+    assert instructions.client_messages("conc-1KiB", 2_000) == 200 * (10 + 1)
+    # Pipelined: at least a window's worth of warm-up.
+    assert instructions.client_messages("pipe-1KiB", 4_000) == 4_400
+    assert instructions.client_messages("pipe-1KiB", 200) == 300
