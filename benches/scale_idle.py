@@ -50,7 +50,6 @@ import math
 import os
 import pathlib
 import re
-import resource
 import signal
 import socket
 import subprocess
@@ -60,6 +59,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
+
+from broadcast import raise_fd_limit  # benches/, this script's directory
 
 
 BENCHES = pathlib.Path(__file__).resolve().parent
@@ -71,15 +72,6 @@ STEP_TIMEOUT = 900.0  # seconds for all the clients to connect, or to receive th
 STOP_TIMEOUT = 30.0  # seconds the server gets to stop before it is killed
 
 
-def raise_fd_limit() -> int:
-    """Raise the soft limit of open files to the hard limit; return it."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
-
-
 # ---------------------------------------------------------------------------------------------
 # Client processes.
 
@@ -87,7 +79,6 @@ def raise_fd_limit() -> int:
 async def client_main(port: int, source: str, count: int, compression: str | None) -> None:
     """Open ``count`` connections from ``source``; then obey the coordinator's lines."""
     raise_fd_limit()
-    sys.path.insert(0, str(BENCHES))
     from scale_app import payload
 
     from wsrs.asyncio.client import ClientConnection, connect
