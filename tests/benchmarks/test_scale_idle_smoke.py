@@ -15,7 +15,7 @@ import sys
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benches" / "scale_idle.py"
 SETTINGS = ["none", "deflate"]  # what --quick measures by default
-COLUMNS = 12  # setting, conns, workers, clients, then 8 figures
+COLUMNS = 13  # setting, conns, workers, clients, then 9 figures
 
 
 def workers_of_script() -> set[int]:
