@@ -22,8 +22,10 @@ most ``RLIMIT_NOFILE`` files open) whose sockets are bound to a source address o
 client has opened its connections (``ping_interval=None``: nothing happens on them
 afterwards; clients offer permessage-deflate only when the server may take it). After
 ``--idle`` seconds of idleness (wsrs frees the spare buffers and zlib state of a
-connection idle for 5 to 10 s) it measures again. A client opens ``64`` connections at a
-time; one that fails (the server closes a handshake it could not serve within its
+connection idle for 5 to 10 s) it measures again. A client has at most 64 handshakes in
+flight; its sockets are bound with ``IP_BIND_ADDRESS_NO_PORT``, so that each source
+address has the whole range of ephemeral ports (``bind()`` alone would pick ports from half
+of it, and slowly once those are taken). A connection that fails (the server closes a handshake it could not serve within its
 ``open_timeout`` of 10 s when the host is busy) is tried again up to 4 times. Reported:
 
 - ``open s``: the seconds it took to open every connection, and ``retries``, how many
@@ -72,6 +74,7 @@ BENCHES = pathlib.Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 FD_MARGIN = 100  # descriptors of a client besides its connections
 OPEN_CONCURRENCY = 64  # handshakes in flight at once per client
+IP_BIND_ADDRESS_NO_PORT = 24  # from linux/in.h (Python has no name for it)
 OPEN_ATTEMPTS = 5  # tries per connection: the server times out handshakes it is slow to serve
 START_TIMEOUT = 60.0  # seconds for the workers to listen
 STOP_TIMEOUT = 30.0  # seconds the server gets to stop before it is killed
@@ -91,33 +94,45 @@ async def client_main(port: int, source: str, count: int, compression: str | Non
 
     retries = 0
 
+    loop = asyncio.get_running_loop()
+    window = asyncio.Semaphore(OPEN_CONCURRENCY)
+
     async def dial() -> ClientConnection:
+        # Bound to the source address, with the port chosen at connect() time
+        # (IP_BIND_ADDRESS_NO_PORT): then each source address has the whole range of
+        # ephemeral ports for itself, as bind() with port 0 would not give.
+        sock = socket.socket()
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((source, 0))
+            sock.setblocking(False)
+            await loop.sock_connect(sock, (HOST, port))
+        except BaseException:
+            sock.close()
+            raise
         return await connect(
             f"ws://{HOST}:{port}/",
             compression=compression,
             ping_interval=None,
             open_timeout=120,
-            local_addr=(source, 0),
+            sock=sock,
         )
 
     async def open_one() -> ClientConnection:
         nonlocal retries
-        for attempt in range(1, OPEN_ATTEMPTS):
-            try:
-                return await dial()
-            except (OSError, TimeoutError, InvalidHandshake):
-                retries += 1
-                await asyncio.sleep(attempt)
-        return await dial()
+        async with window:
+            for attempt in range(1, OPEN_ATTEMPTS):
+                try:
+                    return await dial()
+                except (OSError, TimeoutError, InvalidHandshake):
+                    retries += 1
+                    await asyncio.sleep(attempt)
+            return await dial()
 
-    connections: list[ClientConnection] = []
-    for start in range(0, count, OPEN_CONCURRENCY):
-        size = min(OPEN_CONCURRENCY, count - start)
-        connections += await asyncio.gather(*(open_one() for _ in range(size)))
+    connections = await asyncio.gather(*(open_one() for _ in range(count)))
     extensions = [extension.name for extension in connections[0].extensions]
     report(connected=len(connections), retries=retries, extensions=extensions)
 
-    loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     last = 0.0
