@@ -274,8 +274,12 @@ class _Running:
 
 
 async def _start(config: Config, handler: AnyHandler, sock: socket.socket) -> _Running:
+    # backlog: asyncio listens again on a socket it is given, with 100 unless told.
     options: dict[str, Any] = dict(
-        sock=sock, compression=config.compression, max_size=config.max_size
+        sock=sock,
+        backlog=config.backlog,
+        compression=config.compression,
+        max_size=config.max_size,
     )
     if config.api == "legacy":
         from .server import serve as legacy_serve

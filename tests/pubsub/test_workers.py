@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from wsrs.__main__ import main
 from wsrs.asyncio.client import ClientConnection, connect, unix_connect
 from wsrs.asyncio.server import ServerConnection
 from wsrs.exceptions import ConnectionClosed
-from wsrs.workers import Config, HandlerError, _reuse_port_socket, load_handler
+from wsrs.workers import Config, HandlerError, _reuse_port_socket, _start, load_handler
 
 from .conftest import RedisServer
 
@@ -612,3 +613,26 @@ def test_usage(args: list[str], error: str, capsys: pytest.CaptureFixture[str]) 
         main(["serve", *args])
     assert exited.value.code == 2
     assert error in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("api", ["asyncio", "legacy"])
+async def test_backlog_reaches_listen(api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # asyncio listens again on the socket it is given (with 100 unless told): --backlog
+    # must reach it.
+    backlogs: list[int | None] = []
+    original = asyncio.base_events.BaseEventLoop.create_server
+
+    async def spy(self: asyncio.AbstractEventLoop, *args: Any, **kwargs: Any) -> Any:
+        backlogs.append(kwargs.get("backlog"))
+        return await original(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "create_server", spy)
+
+    async def handler(*args: Any) -> None:
+        pass
+
+    sock = _reuse_port_socket(socket.AF_INET, ("127.0.0.1", 0))
+    running = await _start(Config("app:handler", api=api, backlog=77), handler, sock)
+    running.close()
+    await running.wait_closed()
+    assert backlogs == [77]
