@@ -210,9 +210,16 @@ class Connection(BaseProtocol):
         The iterator ends without error after a normal closure (1000 or 1001) and raises
         :exc:`~wsrs.exceptions.ConnectionClosedError` otherwise.
         """
+        queue = self._queue
+        messages, take = queue.messages, queue.take
         try:
             while True:
-                yield await self.recv()
+                if messages and not self._receiving and type(messages[0]) is not Fragment:
+                    # Hot path, as in recv(): a whole message is already queued, so it is
+                    # taken without a coroutine for recv().
+                    yield take()  # type: ignore[misc]
+                else:
+                    yield await self.recv()
         except ConnectionClosedOK:
             return
 
