@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
+import weakref
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 import websockets.asyncio.client
@@ -15,6 +19,7 @@ import websockets.asyncio.server
 import wsrs
 import wsrs.asyncio.keepalive
 from wsrs import WebSocketClientProtocol, WebSocketServerProtocol, _memory
+from wsrs.connection import Connection
 
 from .utils import MS, Capture, compact_tick, eventually, run_server, server_uri
 
@@ -173,9 +178,10 @@ async def test_timer_stops_with_the_connection() -> None:
         async with wsrs.connect(server_uri(server), ping_interval=None):
             ws = await capture.get()
             compactor = ws._compactor
-            assert compactor is not None and not compactor._timer.cancelled()
+            assert compactor is not None and compactor.sweeper.active
+            assert len(compactor.sweeper) == 1
         await ws.wait_closed()
-        assert compactor._timer.cancelled()
+        assert compactor.stopped and not compactor.sweeper.active
 
 
 async def test_compaction_in_the_middle_of_a_fragmented_message() -> None:
@@ -250,7 +256,7 @@ def test_missing_libc_is_tolerated(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_idle_compaction_requests_a_trim(monkeypatch: pytest.MonkeyPatch) -> None:
     requests: list[object] = []
-    monkeypatch.setattr(wsrs.asyncio.keepalive, "request_trim", requests.append)
+    monkeypatch.setattr(_memory, "request_trim", requests.append)
     monkeypatch.setattr(_memory, "_retaining", False)  # no large message seen
     capture = Capture()
     async with wsrs.serve(
@@ -357,7 +363,7 @@ async def test_idle_connection_trims_what_large_messages_left(
     """With the heap kept for large messages, an idle connection asks for a trim even when
     it had nothing of its own to free."""
     requests: list[object] = []
-    monkeypatch.setattr(wsrs.asyncio.keepalive, "request_trim", requests.append)
+    monkeypatch.setattr(_memory, "request_trim", requests.append)
     capture = Capture()
     async with wsrs.serve(
         capture.handler, "127.0.0.1", 0, klass=ManualServer, compression=None, ping_interval=None
@@ -367,7 +373,7 @@ async def test_idle_connection_trims_what_large_messages_left(
             assert ws.connection is not None
             for retaining in (False, True):
                 monkeypatch.setattr(
-                    wsrs.asyncio.keepalive,
+                    _memory,
                     "retains_freed_memory",
                     functools.partial(bool, retaining),
                 )
@@ -400,3 +406,177 @@ async def test_lean_server_holds_no_zlib_state_while_busy(peer: str) -> None:
             assert await client.recv() == message
             assert allocated(ws) == (False, False)
         await client.close()
+
+
+# ---------------------------------------------------------------------------- the sweeper
+
+
+class FakeConnection:
+    """Counts compactions; frees ``freed`` bytes each time."""
+
+    def __init__(self, freed: int = 0) -> None:
+        self.freed = freed
+        self.compactions = 0
+
+    def compact(self) -> int:
+        self.compactions += 1
+        return self.freed
+
+
+def fake_compactors(
+    loop: asyncio.AbstractEventLoop, count: int, compact_after: float, *, freed: int = 0
+) -> tuple[list[wsrs.asyncio.keepalive.IdleCompactor], list[FakeConnection], list[int]]:
+    """``count`` compactors on fake, always idle connections; also return the connections
+    and a list that gets the index of each connection whose activity is checked."""
+    connections = [FakeConnection(freed) for _ in range(count)]
+    checked: list[int] = []
+
+    def take_activity(index: int) -> bool:
+        checked.append(index)
+        return False
+
+    compactors = [
+        wsrs.asyncio.keepalive.IdleCompactor(
+            loop,
+            cast(Connection, connection),
+            compact_after,
+            "server",
+            functools.partial(take_activity, index),
+        )
+        for index, connection in enumerate(connections)
+    ]
+    return compactors, connections, checked
+
+
+async def test_connections_share_one_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    timers: list[float] = []  # the delays of the sweepers' timers
+    call_later = loop.call_later
+
+    def counting_call_later(
+        delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> asyncio.TimerHandle:
+        if isinstance(getattr(callback, "__self__", None), wsrs.asyncio.keepalive.IdleSweeper):
+            timers.append(delay)
+        return call_later(delay, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_later", counting_call_later)
+    compactors, connections, checked = fake_compactors(loop, 500, 10 * MS)
+    sweeper = compactors[0].sweeper
+    assert all(compactor.sweeper is sweeper for compactor in compactors)
+    assert len(sweeper) == 500 and timers == [10 * MS]
+    # Another period, another sweeper; the same period on another loop too.
+    other = fake_compactors(loop, 1, 3600.0)[0][0]
+    assert other.sweeper is not sweeper and timers == [10 * MS, 3600.0]
+    other.stop()
+    # Two sweeps: the first one only notes the connections are new, the second compacts.
+    await eventually(lambda: len(checked) >= 1000)
+    await eventually(lambda: all(connection.compactions == 1 for connection in connections))
+    assert sorted(checked[:500]) == list(range(500))
+    assert len(timers) in (4, 5)  # one per sweep, whatever the number of connections
+    assert set(timers) == {10 * MS, 3600.0}
+    for compactor in compactors:
+        compactor.stop()
+    assert not sweeper.active
+
+
+async def test_real_connections_share_the_sweeper() -> None:
+    capture = Capture()
+    async with wsrs.serve(
+        capture.handler, "127.0.0.1", 0, klass=FastCompactingServer, ping_interval=None
+    ) as server:
+        async with (
+            wsrs.connect(server_uri(server), ping_interval=None),
+            wsrs.connect(server_uri(server), ping_interval=None),
+        ):
+            first, second = await capture.get(), await capture.get()
+            assert first._compactor is not None and second._compactor is not None
+            sweeper = first._compactor.sweeper
+            assert second._compactor.sweeper is sweeper and len(sweeper) == 2
+        await first.wait_closed()
+        await second.wait_closed()
+        assert len(sweeper) == 0 and not sweeper.active
+
+
+async def test_last_close_stops_the_timer() -> None:
+    loop = asyncio.get_running_loop()
+    compactors, connections, checked = fake_compactors(loop, 2, 3600.0)
+    sweeper = compactors[0].sweeper
+    handle = sweeper._handle
+    assert handle is not None
+    compactors[0].stop()
+    assert sweeper.active and not handle.cancelled()
+    compactors[1].stop()
+    compactors[1].stop()  # again: nothing to do
+    assert not sweeper.active and handle.cancelled()
+    # A new connection starts it again.
+    again = fake_compactors(loop, 1, 3600.0)[0][0]
+    assert again.sweeper is sweeper and sweeper.active
+    again.stop()
+    assert not sweeper.active
+
+
+async def test_sweep_walks_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wsrs.asyncio.keepalive, "SWEEP_SLICE", 3)
+    loop = asyncio.get_running_loop()
+    compactors, connections, checked = fake_compactors(loop, 10, 3600.0)
+    sweeper = compactors[0].sweeper
+    sweeper._sweep()  # what the timer does
+    assert len(checked) == 3  # one slice now, the others in later callbacks
+    compactors[9].stop()  # gone before its slice: skipped
+    late = fake_compactors(loop, 1, 3600.0)[0][0]  # came during the sweep: the next one
+    await asyncio.sleep(0)
+    assert len(checked) == 6
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(checked) == 9 and len(set(checked)) == 9
+    handle = sweeper._handle
+    assert isinstance(handle, asyncio.TimerHandle) and handle.when() > loop.time() + 3000
+    for compactor in [*compactors, late]:
+        compactor.stop()
+    assert not sweeper.active
+
+
+async def test_last_close_during_a_sweep_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wsrs.asyncio.keepalive, "SWEEP_SLICE", 2)
+    loop = asyncio.get_running_loop()
+    compactors, connections, checked = fake_compactors(loop, 5, 3600.0)
+    sweeper = compactors[0].sweeper
+    sweeper._sweep()
+    for compactor in compactors:
+        compactor.stop()
+    assert not sweeper.active and sweeper._walk == []
+    await asyncio.sleep(0)
+    assert len(checked) == 2
+
+
+async def test_trim_is_requested_once_per_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    requests: list[object] = []
+    monkeypatch.setattr(_memory, "request_trim", requests.append)
+    monkeypatch.setattr(wsrs.asyncio.keepalive, "SWEEP_SLICE", 4)
+    monkeypatch.setattr(_memory, "_retaining", False)
+    loop = asyncio.get_running_loop()
+    compactors, connections, checked = fake_compactors(loop, 10, 3600.0, freed=100)
+
+    async def sweep() -> None:
+        compactors[0].sweeper._sweep()
+        await eventually(lambda: len(checked) % 10 == 0)
+
+    await sweep()  # the connections are idle from the start (the fakes say so)
+    assert [connection.compactions for connection in connections] == [1] * 10
+    assert requests == [loop]  # ten connections freed memory: one request
+    await sweep()
+    assert requests == [loop]  # compacted already: nothing freed, no request
+    for compactor in compactors:
+        compactor.stop()
+
+
+def test_closed_loop_is_not_kept() -> None:
+    loop = asyncio.new_event_loop()
+    compactors = fake_compactors(loop, 3, 3600.0)[0]
+    assert loop in wsrs.asyncio.keepalive._sweepers
+    loop.close()  # with the connections still registered and the timer pending
+    reference = weakref.ref(loop)
+    del loop, compactors
+    gc.collect()
+    assert reference() is None

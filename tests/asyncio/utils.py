@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import wsrs
+import wsrs._memory
 from tests import reference as ref
 from tests.reference import (
     OP_BINARY,
@@ -89,9 +90,10 @@ async def echo(ws: wsrs.WebSocketServerProtocol, path: str) -> None:
 
 
 def compact_tick(ws: wsrs.WebSocketCommonProtocol) -> None:
-    """Run the idle-compaction check of ``ws`` now, as its timer would."""
+    """Run the idle-compaction check of ``ws`` now, as a sweep would (with its trim)."""
     assert ws._compactor is not None
-    ws._compactor._tick()
+    if ws._compactor.check():
+        wsrs._memory.request_trim(ws.loop)
 
 
 def server_uri(server: WebSocketServer, path: str = "/") -> str:
