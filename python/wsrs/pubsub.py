@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Literal, Protocol
 
@@ -67,9 +68,11 @@ __all__ = [
     "DEFAULT_BUDGET",
     "Broker",
     "BrokerUnavailable",
+    "Gap",
     "Hub",
     "HubStats",
     "SubscriberStats",
+    "report_gap",
 ]
 
 logger = logging.getLogger("wsrs.pubsub")
@@ -103,6 +106,39 @@ class HubStats(SubscriberStats):
 class BrokerUnavailable(Exception):
     """A publish a broker cannot take: it is closed, or too much waits to be sent already
     (:class:`~wsrs.pubsub_redis.RedisBroker` and :class:`~wsrs.relay.RelayBroker` raise it)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Gap:
+    """Messages of a topic that this process may not have delivered.
+
+    A broker reports it through its ``on_gap`` callback (:class:`~wsrs.pubsub_redis.RedisBroker`,
+    :class:`~wsrs.relay.RelayBroker`, :func:`wsrs.workers.broker`), so the application can
+    resynchronise the topic's subscribers (send them a snapshot, say).
+    """
+
+    topic: str
+    node: uuid.UUID | None
+    """The publishing node whose messages are missing (Redis); ``None`` when the publisher is
+    not known: after a lost connection to Redis (what any node published on the topic
+    meanwhile may be missing), or for messages the relay dropped."""
+    missing: range = range(0)
+    """The numbers of ``node``'s messages that never came (empty when ``node`` is
+    ``None``)."""
+    dropped: int = 0
+    """How many messages of the topic the relay of ``wsrs serve --workers N`` dropped for
+    this worker because it did not read them in time (0 for the gaps of Redis)."""
+
+
+def report_gap(gap: Gap, on_gap: Callable[[Gap], object] | None) -> None:
+    """Log ``gap`` and call ``on_gap`` with it; log what ``on_gap`` raises, never propagate
+    it (a broker's callbacks run in its own I/O paths)."""
+    logger.warning("messages may be missing on topic %r: %s", gap.topic, gap)
+    if on_gap is not None:
+        try:
+            on_gap(gap)
+        except Exception:
+            logger.exception("on_gap failed")
 
 
 class Broker(Protocol):

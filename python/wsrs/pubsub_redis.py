@@ -22,7 +22,7 @@ What is guaranteed:
   Redis echoes them; a receiving node drops a message whose number it has seen (a batch sent
   again after a lost connection). Messages of different nodes are not ordered between them.
 - **Gaps are reported, not repaired.** Redis pub/sub keeps nothing for a subscriber that is
-  not connected. ``on_gap`` is called with a :class:`Gap` for a topic when a number is
+  not connected. ``on_gap`` is called with a :class:`~wsrs.pubsub.Gap` for a topic when a number is
   skipped (those messages are missing), and, after the connection to Redis was lost and
   made again, once for each topic that was subscribed then (``node`` is ``None``: what any
   node published meanwhile may be missing). The application resynchronises its clients,
@@ -60,7 +60,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from . import _core
-from .pubsub import BrokerUnavailable
+from .pubsub import BrokerUnavailable, Gap, report_gap
 
 
 __all__ = [
@@ -158,19 +158,6 @@ class SequenceTracker:
 # The broker ----------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Gap:
-    """Messages of a topic that this node may not have delivered."""
-
-    topic: str
-    node: uuid.UUID | None
-    """The publishing node whose messages are missing; ``None`` after a lost connection to
-    Redis: what any node published on the topic meanwhile may be missing."""
-    missing: range = range(0)
-    """The numbers of ``node``'s messages that never came (empty when ``node`` is
-    ``None``)."""
-
-
 @dataclasses.dataclass
 class BrokerStats:
     """What a broker did."""
@@ -209,7 +196,7 @@ class RedisBroker:
         channel_prefix: Put before each topic to name its Redis channel.
         max_pending: Messages kept while Redis is unreachable or slow; a publish beyond
             them raises :exc:`~wsrs.pubsub.BrokerUnavailable`.
-        on_gap: Called with each :class:`Gap`, from the event loop.
+        on_gap: Called with each :class:`~wsrs.pubsub.Gap`, from the event loop.
         backoff: The first and the longest delay between attempts to reach Redis, in
             seconds.
         timeout: How long connecting to Redis and each command may take, in seconds.
@@ -450,15 +437,7 @@ class RedisBroker:
 
     def _report_lost(self, topics: set[str]) -> None:
         for topic in sorted(topics):
-            self._report(Gap(topic, None))
-
-    def _report(self, gap: Gap) -> None:
-        logger.warning("messages may be missing on topic %r: %s", gap.topic, gap)
-        if self.on_gap is not None:
-            try:
-                self.on_gap(gap)
-            except Exception:
-                logger.exception("on_gap failed")
+            report_gap(Gap(topic, None), self.on_gap)
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind, channel, data = message["type"], message["channel"], message["data"]
@@ -491,7 +470,7 @@ class RedisBroker:
             return
         if missing:
             self.stats.missed += len(missing)
-            self._report(Gap(topic, uuid.UUID(bytes=envelope.node), missing))
+            report_gap(Gap(topic, uuid.UUID(bytes=envelope.node), missing), self.on_gap)
         self.stats.received += 1
         assert self._deliver is not None  # bound before any topic is joined
         self._deliver(topic, envelope.data, envelope.text)

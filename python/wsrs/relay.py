@@ -14,9 +14,10 @@ The relay serves one host. Across hosts, use Redis
 
 **Frames.** Both directions carry the same frames (:func:`encode_frame`,
 :class:`FrameDecoder`): a 4-byte length (of what follows it), a kind (``JOIN``, ``LEAVE``,
-``PUBLISH``, ``READY``), flags (``TEXT``), the length of the topic (2 bytes), the topic in
-UTF-8 and, for ``PUBLISH``, the payload, network byte order. ``READY`` tells the
-supervisor that the worker listens.
+``PUBLISH``, ``READY``, ``GAP``), flags (``TEXT``), the length of the topic (2 bytes), the
+topic in UTF-8 and, for ``PUBLISH``, the payload, for ``GAP`` a count (8 bytes), network
+byte order. ``READY`` tells the supervisor that the worker listens; ``GAP`` tells a worker
+how many messages of a topic the relay dropped for it.
 
 What is guaranteed:
 
@@ -27,7 +28,17 @@ What is guaranteed:
 - **Bounded memory, the relay never waits.** The relay keeps up to ``max_buffer`` bytes
   unsent per worker (a worker whose event loop is stuck stops reading its socket); beyond
   that it drops the messages for that worker, counts them (:attr:`Relay.stats`, per worker
-  :attr:`RelayLink.dropped`) and logs once per run of drops. A worker keeps up to
+  :attr:`RelayLink.dropped`) and logs once per run of drops.
+- **Gaps are reported, not repaired.** The relay counts the dropped messages of a worker per
+  topic (:attr:`RelayLink.missed`, at most one entry per topic the worker follows: a topic
+  it leaves is forgotten). When the worker reads again (its socket buffer drains, or a new
+  message finds room), the relay sends it one ``GAP`` frame per topic with drops, before
+  anything else, and the worker's :class:`RelayBroker` objects that follow the topic call
+  their ``on_gap`` with a :class:`~wsrs.pubsub.Gap` (``node`` is ``None``,
+  :attr:`~wsrs.pubsub.Gap.dropped` the count), as :class:`~wsrs.pubsub_redis.RedisBroker`
+  does: the application resynchronises the topic's clients. Exceptions raised by
+  ``on_gap`` are logged, never propagated.
+- **Bounded buffers for publishing too.** A worker keeps up to
   ``max_buffer`` bytes for the relay too; beyond that :meth:`RelayBroker.send` raises
   :exc:`~wsrs.pubsub.BrokerUnavailable`, as a publish on a broker that cannot keep up.
 - **Frames are bounded**: a message over ``max_frame`` bytes (16 MiB) is refused when
@@ -45,7 +56,7 @@ import socket
 import struct
 from collections.abc import Callable
 
-from .pubsub import BrokerUnavailable
+from .pubsub import BrokerUnavailable, Gap, report_gap
 
 
 __all__ = [
@@ -61,6 +72,7 @@ __all__ = [
     "RelayLink",
     "RelayStats",
     "encode_frame",
+    "encode_gap",
 ]
 
 logger = logging.getLogger("wsrs.workers")
@@ -73,6 +85,7 @@ DEFAULT_MAX_BUFFER = 2**24
 # Frame length (u32, of what follows it), kind (u8), flags (u8), topic length (u16).
 _HEADER = struct.Struct("!IBBH")
 _TEXT = 0x01
+_COUNT = 8  # the payload of GAP: a count of messages, u64
 
 
 class Kind(enum.IntEnum):
@@ -86,6 +99,9 @@ class Kind(enum.IntEnum):
     """A message on the topic."""
     READY = 4
     """The worker listens (worker to supervisor; no topic)."""
+    GAP = 5
+    """Messages of the topic the relay dropped for the worker (supervisor to worker); the
+    payload is their number (8 bytes)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +121,8 @@ class RelayError(ValueError):
 
 
 def encode_frame(kind: Kind, topic: str = "", data: bytes = b"", *, text: bool = False) -> bytes:
-    """Return the frame of ``kind`` for ``topic``, with ``data`` (``PUBLISH`` only).
+    """Return the frame of ``kind`` for ``topic``, with ``data`` (``PUBLISH``; for ``GAP``,
+    the count: see :func:`encode_gap`).
 
     Raises:
         ValueError: If the topic is longer than 65,535 bytes in UTF-8.
@@ -115,6 +132,11 @@ def encode_frame(kind: Kind, topic: str = "", data: bytes = b"", *, text: bool =
         raise ValueError(f"topic has {len(name)} bytes in UTF-8, expected at most 65535")
     size = 4 + len(name) + len(data)
     return _HEADER.pack(size, kind, _TEXT if text else 0, len(name)) + name + data
+
+
+def encode_gap(topic: str, count: int) -> bytes:
+    """Return the ``GAP`` frame: ``count`` messages of ``topic`` were dropped."""
+    return encode_frame(Kind.GAP, topic, count.to_bytes(_COUNT))
 
 
 class FrameDecoder:
@@ -169,6 +191,8 @@ def _decode(raw: bytes) -> Frame:
         topic = raw[_HEADER.size : end].decode()
     except UnicodeDecodeError:
         raise RelayError("topic is not UTF-8") from None
+    if frame_kind is Kind.GAP and len(raw) - end != _COUNT:
+        raise RelayError(f"GAP frame with {len(raw) - end} bytes of count, expected {_COUNT}")
     return Frame(frame_kind, topic, bool(flags & _TEXT), raw[end:], raw)
 
 
@@ -183,6 +207,8 @@ class RelayStats:
     """Messages written to a worker."""
     dropped: int = 0
     """Messages not written to a worker that had ``max_buffer`` bytes unsent already."""
+    gaps: int = 0
+    """``GAP`` frames sent: topics reported to a worker that read again after drops."""
 
 
 class RelayLink(asyncio.Protocol):
@@ -200,18 +226,28 @@ class RelayLink(asyncio.Protocol):
         """The topics the worker follows."""
         self.dropped = 0
         """Messages dropped for this worker because it did not read them."""
+        self.missed: dict[str, int] = {}
+        """Messages dropped per topic that the worker was not told of yet (with ``GAP``);
+        only topics the worker follows."""
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Done when the worker said ``READY``."""
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         """Done when the socket is closed."""
         self.transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder(relay.max_frame)
-        self._dropping = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Keep the transport (asyncio callback)."""
+        """Keep the transport (asyncio callback); be told when its buffer drains."""
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # resume_writing() comes when the buffer is back under max_buffer // 4 after it
+        # went over max_buffer, which is where send() starts dropping.
+        transport.set_write_buffer_limits(high=self.relay.max_buffer)
+
+    def resume_writing(self) -> None:
+        """Tell the worker what it missed: it reads again (asyncio callback)."""
+        if self.missed:
+            self._report_gaps()
 
     def data_received(self, data: bytes) -> None:
         """Route what the worker sent (asyncio callback)."""
@@ -230,26 +266,32 @@ class RelayLink(asyncio.Protocol):
         self.relay._lost(self)
         self.closed.set_result(None)
 
-    def send(self, raw: bytes) -> bool:
-        """Write a frame to the worker unless ``max_buffer`` bytes wait for it already;
-        return whether it was written."""
+    def send(self, raw: bytes, topic: str) -> bool:
+        """Write a frame of ``topic`` to the worker unless ``max_buffer`` bytes wait for it
+        already (then count it in :attr:`missed`); return whether it was written."""
         transport = self.transport
         assert transport is not None
         if transport.get_write_buffer_size() > self.relay.max_buffer:
-            if not self._dropping:
-                self._dropping = True
+            if not self.missed:
                 logger.warning(
                     "%s does not read its relay socket: dropping its messages", self.name
                 )
             self.dropped += 1
             self.relay.stats.dropped += 1
+            self.missed[topic] = self.missed.get(topic, 0) + 1
             return False
-        if self._dropping:
-            self._dropping = False
-            logger.warning("%s reads again; %d messages dropped so far", self.name, self.dropped)
+        if self.missed:
+            self._report_gaps()
         transport.write(raw)
         self.relay.stats.routed += 1
         return True
+
+    def _report_gaps(self) -> None:
+        logger.warning("%s reads again; %d messages dropped so far", self.name, self.dropped)
+        assert self.transport is not None
+        self.transport.write(b"".join(encode_gap(*item) for item in self.missed.items()))
+        self.relay.stats.gaps += len(self.missed)
+        self.missed.clear()
 
 
 class Relay:
@@ -284,16 +326,20 @@ class Relay:
         if frame.kind is Kind.PUBLISH:
             for other in self._topics.get(topic, ()):
                 if other is not link:
-                    other.send(frame.raw)
+                    other.send(frame.raw, topic)
         elif frame.kind is Kind.JOIN:
             link.topics.add(topic)
             self._topics.setdefault(topic, set()).add(link)
         elif frame.kind is Kind.LEAVE:
             if topic in link.topics:
                 link.topics.discard(topic)
+                link.missed.pop(topic, None)  # it does not need to know any more
                 self._leave(link, topic)
-        elif not link.ready.done():
-            link.ready.set_result(None)
+        elif frame.kind is Kind.READY:
+            if not link.ready.done():
+                link.ready.set_result(None)
+        else:
+            logger.error("%s sent a GAP frame, which only the relay sends", link.name)
 
     def _leave(self, link: RelayLink, topic: str) -> None:
         links = self._topics[topic]
@@ -305,6 +351,7 @@ class Relay:
         for topic in link.topics:
             self._leave(link, topic)
         link.topics.clear()
+        link.missed.clear()
 
 
 # The worker's side --------------------------------------------------------------------------
@@ -383,6 +430,10 @@ class RelayChannel(asyncio.Protocol):
             if frame.kind is Kind.PUBLISH:
                 for broker in tuple(self._topics.get(frame.topic, ())):
                     broker._receive(frame.topic, frame.data, frame.text)
+            elif frame.kind is Kind.GAP:
+                gap = Gap(frame.topic, None, dropped=int.from_bytes(frame.data))
+                for broker in tuple(self._topics.get(frame.topic, ())):
+                    report_gap(gap, broker.on_gap)
 
     def ready(self) -> None:
         """Tell the supervisor that this worker listens."""
@@ -441,10 +492,16 @@ class RelayBroker:
 
     Args:
         channel: The worker's channel to the relay.
+        on_gap: Called with a :class:`~wsrs.pubsub.Gap` for each topic of this broker whose
+            messages the relay dropped for this worker (it did not read them in time), once
+            the worker reads again; from the event loop.
     """
 
-    def __init__(self, channel: RelayChannel) -> None:
+    def __init__(
+        self, channel: RelayChannel, *, on_gap: Callable[[Gap], object] | None = None
+    ) -> None:
         self.channel = channel
+        self.on_gap = on_gap
         self._deliver: Callable[[str, bytes, bool], None] | None = None
         self._topics: set[str] = set()
         self._closed = False

@@ -67,7 +67,7 @@ from typing import Any
 from .asyncio.base import BaseProtocol
 from .asyncio.server import Server, serve
 from .connection import State
-from .pubsub import Broker
+from .pubsub import Broker, Gap
 from .relay import Relay, RelayBroker, RelayChannel
 
 
@@ -174,9 +174,14 @@ class _Runtime:
 _runtime: _Runtime | None = None
 
 
-def broker() -> Broker | None:
+def broker(*, on_gap: Callable[[Gap], object] | None = None) -> Broker | None:
     """Return a broker for a :class:`~wsrs.pubsub.Hub` of this worker, so that its topics
     span every worker: see the module's docstring. Each call makes a new broker, for one hub.
+
+    Args:
+        on_gap: Called with a :class:`~wsrs.pubsub.Gap` for a topic whose messages this
+            worker may have missed: the relay dropped them (the worker did not read them in
+            time), or Redis lost them; the application resynchronises the topic's clients.
 
     Returns:
         A :class:`~wsrs.pubsub_redis.RedisBroker` under ``--redis``, a
@@ -189,9 +194,9 @@ def broker() -> Broker | None:
     if runtime.config.redis is not None:
         from .pubsub_redis import RedisBroker
 
-        made = RedisBroker(runtime.config.redis)
+        made = RedisBroker(runtime.config.redis, on_gap=on_gap)
     elif runtime.channel is not None and runtime.config.workers > 1:
-        made = RelayBroker(runtime.channel)
+        made = RelayBroker(runtime.channel, on_gap=on_gap)
     else:
         return None
     runtime.brokers.append(made)

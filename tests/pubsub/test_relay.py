@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from wsrs.pubsub import BrokerUnavailable
+from wsrs import workers as workers_module
+from wsrs.pubsub import BrokerUnavailable, Gap
 from wsrs.relay import (
     DEFAULT_MAX_FRAME,
     Frame,
@@ -23,6 +24,7 @@ from wsrs.relay import (
     RelayError,
     RelayLink,
     encode_frame,
+    encode_gap,
 )
 
 
@@ -36,6 +38,7 @@ def test_frames_round_trip() -> None:
         encode_frame(Kind.PUBLISH, "prices", b'{"eur": 1}', text=True),
         encode_frame(Kind.PUBLISH, "", b"\x00\xff"),
         encode_frame(Kind.READY),
+        encode_gap("prices", 3),
     ]
     stream = b"".join(frames)
     expected = [
@@ -44,6 +47,7 @@ def test_frames_round_trip() -> None:
         Frame(Kind.PUBLISH, "prices", True, b'{"eur": 1}', frames[2]),
         Frame(Kind.PUBLISH, "", False, b"\x00\xff", frames[3]),
         Frame(Kind.READY, "", False, b"", frames[4]),
+        Frame(Kind.GAP, "prices", False, b"\0\0\0\0\0\0\0\3", frames[5]),
     ]
     assert FrameDecoder().feed(stream) == expected
     # Byte by byte: each frame comes out when its last byte does.
@@ -68,6 +72,7 @@ def test_topic_too_long() -> None:
         (struct.pack("!IBBH", 4, 3, 2, 0), "unknown frame flags 0x02"),
         (struct.pack("!IBBH", 6, 1, 0, 3) + b"ab", "topic of 3 bytes in a frame of 10"),
         (struct.pack("!IBBH", 5, 1, 0, 1) + b"\xff", "topic is not UTF-8"),
+        (struct.pack("!IBBH", 5, 5, 0, 1) + b"t", "GAP frame with 0 bytes of count, expected 8"),
     ],
 )
 def test_invalid_frames(raw: bytes, error: str) -> None:
@@ -102,8 +107,8 @@ class Worker:
     def _on_lost(self) -> None:
         self.lost = True
 
-    def broker(self) -> RelayBroker:
-        broker = RelayBroker(self.channel)
+    def broker(self, on_gap: Callable[[Gap], object] | None = None) -> RelayBroker:
+        broker = RelayBroker(self.channel, on_gap=on_gap)
         broker.bind(lambda *message: self.received.append(message))
         return broker
 
@@ -159,7 +164,7 @@ async def test_route_to_followers_only_never_back() -> None:
     assert b.received[-1] == ("t", b"99", False)
 
 
-async def test_ready_and_odd_frames() -> None:
+async def test_ready_and_odd_frames(caplog: pytest.LogCaptureFixture) -> None:
     relay = Relay()
     (link,), (worker,) = await workers(relay, 1)
     worker.channel.ready()
@@ -167,10 +172,14 @@ async def test_ready_and_odd_frames() -> None:
     worker.channel.ready()  # said twice: nothing more
     # A LEAVE for a topic it never joined; frames other than PUBLISH sent to a worker.
     worker.channel._write(encode_frame(Kind.LEAVE, "never"))
-    link.send(encode_frame(Kind.JOIN, "t"))
+    link.send(encode_frame(Kind.JOIN, "t"), "t")
     worker.channel._write(encode_frame(Kind.JOIN, "t"))
     await eventually(lambda: relay.followers("t") == {link})
     assert worker.received == []
+    # GAP is the relay's to send: from a worker it is a bug, logged and ignored.
+    worker.channel._write(encode_gap("t", 1))
+    await eventually(lambda: "worker 0 sent a GAP frame, which only the relay sends" in caplog.text)
+    assert relay.followers("t") == {link}
 
 
 async def test_brokers_sharing_a_channel() -> None:
@@ -239,7 +248,7 @@ async def test_a_worker_that_does_not_read(caplog: pytest.LogCaptureFixture) -> 
     assert link.transport is not None
     OPEN.extend([link.transport, theirs])
     frame = encode_frame(Kind.PUBLISH, "t", bytes(2**14))
-    sent = [link.send(frame) for _ in range(200)]
+    sent = [link.send(frame, "t") for _ in range(200)]
     assert relay.stats.dropped == link.dropped == sent.count(False) > 0
     assert relay.stats.routed == sent.count(True)
     assert link.transport is not None
@@ -250,7 +259,7 @@ async def test_a_worker_that_does_not_read(caplog: pytest.LogCaptureFixture) -> 
     loop = asyncio.get_running_loop()
     while link.transport.get_write_buffer_size():
         await loop.sock_recv(theirs, 2**20)
-    assert link.send(frame)
+    assert link.send(frame, "t")
     assert f"worker 7 reads again; {link.dropped} messages dropped so far" in caplog.text
     theirs.close()
 
@@ -284,4 +293,128 @@ async def test_invalid_frames_end_the_link(caplog: pytest.LogCaptureFixture) -> 
     ours.sendall(struct.pack("!I", 0))
     await eventually(lambda: worker.lost)
     assert "closing the relay channel: frame of 4 bytes, expected 8" in caplog.text
+    ours.close()
+
+
+# Gaps -----------------------------------------------------------------------------------------
+
+
+async def test_a_worker_that_does_not_read_learns_what_it_missed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The worker stops reading; the relay drops past max_buffer and, once the worker reads
+    # again, tells it how many messages of each topic it dropped, after those it kept.
+    caplog.set_level(logging.WARNING, "wsrs")
+    relay = Relay(max_buffer=2**16)
+    links, (publisher, reader) = await workers(relay, 2)
+    events: list[object] = []
+    gaps: list[Gap] = []
+
+    def on_gap(gap: Gap) -> None:
+        events.append(gap)
+        gaps.append(gap)
+
+    source = publisher.broker()
+    follower = RelayBroker(reader.channel, on_gap=on_gap)
+    follower.bind(lambda *message: events.append(message))
+    bystander = reader.broker()  # follows another topic: told nothing
+    for topic in ("t", "u", "gone"):
+        follower.join(topic)
+    bystander.join("other")
+    link = links[1]
+    await eventually(lambda: link.topics == {"t", "u", "gone", "other"})
+    assert reader.channel.transport is not None
+    reader.channel.transport.pause_reading()
+    payload = bytes(2**14)
+    published = 0  # on each topic
+    while link.dropped < 20:
+        for topic in ("t", "u", "gone"):
+            source.send(topic, payload, False)
+        published += 1
+        await asyncio.sleep(0.001)
+    assert relay.stats.dropped == link.dropped
+    assert set(link.missed) == {"t", "u", "gone"} and sum(link.missed.values()) == link.dropped
+    # Leaving a topic forgets its drops: what the relay keeps is bounded by what it follows.
+    follower.leave("gone")
+    await eventually(lambda: "gone" not in link.missed)
+    assert set(link.missed) <= link.topics
+    expected = [Gap(topic, None, dropped=link.missed[topic]) for topic in ("t", "u")]
+    routed = 2 * published - link.missed["t"] - link.missed["u"]
+    reader.channel.transport.resume_reading()
+    await eventually(lambda: len(gaps) == 2)
+    assert gaps == expected and link.missed == {}
+    assert relay.stats.gaps == 2
+    # Every message of t and u routed came first (those of the topic left are not
+    # delivered any more), then the gaps.
+    assert events[routed:] == gaps and len(events) == routed + 2
+    assert all(message[0] in ("t", "u") for message in events[:routed])  # type: ignore[index]
+    assert reader.received == []  # the bystander
+    assert "worker 1 does not read its relay socket: dropping its messages" in caplog.text
+    assert f"worker 1 reads again; {link.dropped} messages dropped so far" in caplog.text
+    assert "messages may be missing on topic 't'" in caplog.text
+    # It reads on: a new message comes after the gaps.
+    source.send("t", b"after", False)
+    await eventually(lambda: events[-1] == ("t", b"after", False))
+
+
+async def test_gaps_before_the_next_message(caplog: pytest.LogCaptureFixture) -> None:
+    # Room again for a message before the buffer drained: its GAP frames go first.
+    relay = Relay(max_buffer=2**16)
+    ours, theirs = socket.socketpair()
+    link = await relay.attach(ours, "worker 5")
+    assert link.transport is not None
+    OPEN.extend([link.transport, theirs])
+    relay._received(link, Frame(Kind.JOIN, "t", False, b"", b""))
+    frame = encode_frame(Kind.PUBLISH, "t", bytes(2**14))
+    sent = [link.send(frame, "t") for _ in range(200)]
+    assert link.missed == {"t": sent.count(False)}
+    relay.max_buffer = 2**30  # as if the worker had read enough for one more
+    marker = encode_frame(Kind.PUBLISH, "t", b"next")
+    assert link.send(marker, "t") and link.missed == {}
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+    decoder, frames = FrameDecoder(), list[Frame]()
+    while not frames or frames[-1].raw != marker:
+        frames += decoder.feed(await loop.sock_recv(theirs, 2**20))
+    assert [frame.kind for frame in frames[-2:]] == [Kind.GAP, Kind.PUBLISH]
+    assert int.from_bytes(frames[-2].data) == sent.count(False) == link.dropped
+    assert relay.stats.gaps == 1
+    theirs.close()
+
+
+async def test_gap_for_every_broker_of_the_topic(caplog: pytest.LogCaptureFixture) -> None:
+    # Each broker of the worker that follows the topic is told; one whose on_gap raises
+    # does not stop the others (logged).
+    ours, theirs = socket.socketpair()
+    worker = Worker(await RelayChannel.open(theirs))
+    assert worker.channel.transport is not None
+    OPEN.extend([worker.channel.transport, ours])
+    told: list[Gap] = []
+
+    def broken(gap: Gap) -> None:
+        raise RuntimeError("a bug in on_gap")
+
+    worker.broker(on_gap=broken).join("t")
+    worker.broker().join("t")  # no on_gap: logged only
+    worker.broker(on_gap=told.append).join("t")
+    worker.broker(on_gap=told.append).join("u")
+    ours.sendall(encode_gap("t", 7) + encode_gap("nobody", 1))
+    await eventually(lambda: len(told) == 1)
+    await asyncio.sleep(0.01)
+    assert told == [Gap("t", None, dropped=7)]
+    assert "on_gap failed" in caplog.text and "a bug in on_gap" in caplog.text
+    ours.close()
+
+
+async def test_workers_broker_passes_on_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    ours, theirs = socket.socketpair()
+    channel = await RelayChannel.open(theirs)
+    assert channel.transport is not None
+    OPEN.extend([channel.transport, ours])
+    config = workers_module.Config("app:handler", workers=2)
+    monkeypatch.setattr(workers_module, "_runtime", workers_module._Runtime(config, channel))
+    told: list[Gap] = []
+    made = workers_module.broker(on_gap=told.append)
+    assert isinstance(made, RelayBroker) and made.on_gap == told.append
+    assert workers_module.broker().on_gap is None  # type: ignore[union-attr]
     ours.close()
