@@ -49,18 +49,11 @@ def idle() -> bool:
 class PerConnectionTimer:
     """The former design: each connection re-arms its own ``call_later``."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        connection: Connection,
-        compact_after: float,
-        side: str,
-        take_activity: Callable[[], bool],
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, compact_after: float) -> None:
         self.loop = loop
-        self.connection = connection
+        self.connection = FakeConnection()
         self.compact_after = compact_after
-        self.take_activity = take_activity
+        self.take_activity = idle
         self.compacted = False
         self.timer = loop.call_later(compact_after, self.tick)
 
@@ -76,7 +69,12 @@ class PerConnectionTimer:
         self.timer.cancel()
 
 
-Design = Callable[..., Any]
+def sweeper_design(loop: asyncio.AbstractEventLoop, compact_after: float) -> IdleCompactor:
+    """The current design: the connection joins the loop's sweeper."""
+    return IdleCompactor(loop, cast(Connection, FakeConnection()), compact_after, "server", idle)
+
+
+Design = Callable[[asyncio.AbstractEventLoop, float], PerConnectionTimer | IdleCompactor]
 
 
 def longest(owner: type, name: str, longest_call: list[float]) -> Callable[[], None]:
@@ -103,9 +101,7 @@ async def measure(
         batches = 100
         for _batch in range(batches):
             for _ in range(connections // batches):
-                made.append(
-                    design(loop, cast(Connection, FakeConnection()), compact_after, "server", idle)
-                )
+                made.append(design(loop, compact_after))
             await asyncio.sleep(compact_after / batches)
         await asyncio.sleep(compact_after)  # every connection compacted once: steady state
     cpu, wall = time.process_time(), time.perf_counter()
@@ -133,7 +129,7 @@ def run(
     designs: list[tuple[str, Design | None]] = [
         ("empty loop", None),
         ("timer per connection", PerConnectionTimer),
-        ("sweeper per loop", IdleCompactor),
+        ("sweeper per loop", sweeper_design),
     ]
     for name, design in designs:
         with asyncio.Runner(loop_factory=loop_factory) as runner:

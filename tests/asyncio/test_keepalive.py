@@ -516,14 +516,23 @@ async def test_last_close_stops_the_timer() -> None:
     assert not sweeper.active
 
 
+def start_sweep(
+    monkeypatch: pytest.MonkeyPatch, slice_size: int, count: int
+) -> tuple[list[wsrs.asyncio.keepalive.IdleCompactor], list[int]]:
+    """Start a sweep of ``count`` fake compactors, ``slice_size`` per callback, as the timer
+    would; return the compactors and the indexes checked."""
+    monkeypatch.setattr(wsrs.asyncio.keepalive, "SWEEP_SLICE", slice_size)
+    compactors, _, checked = fake_compactors(asyncio.get_running_loop(), count, 3600.0)
+    compactors[0].sweeper._sweep()
+    return compactors, checked
+
+
 async def test_sweep_walks_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wsrs.asyncio.keepalive, "SWEEP_SLICE", 3)
-    loop = asyncio.get_running_loop()
-    compactors, connections, checked = fake_compactors(loop, 10, 3600.0)
+    compactors, checked = start_sweep(monkeypatch, 3, 10)
     sweeper = compactors[0].sweeper
-    sweeper._sweep()  # what the timer does
     assert len(checked) == 3  # one slice now, the others in later callbacks
     compactors[9].stop()  # gone before its slice: skipped
+    loop = asyncio.get_running_loop()
     late = fake_compactors(loop, 1, 3600.0)[0][0]  # came during the sweep: the next one
     await asyncio.sleep(0)
     assert len(checked) == 6
@@ -538,11 +547,8 @@ async def test_sweep_walks_in_slices(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_last_close_during_a_sweep_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wsrs.asyncio.keepalive, "SWEEP_SLICE", 2)
-    loop = asyncio.get_running_loop()
-    compactors, connections, checked = fake_compactors(loop, 5, 3600.0)
+    compactors, checked = start_sweep(monkeypatch, 2, 5)
     sweeper = compactors[0].sweeper
-    sweeper._sweep()
     for compactor in compactors:
         compactor.stop()
     assert not sweeper.active and sweeper._walk == []
