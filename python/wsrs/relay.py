@@ -33,11 +33,11 @@ What is guaranteed:
   topic (:attr:`RelayLink.missed`, at most one entry per topic the worker follows: a topic
   it leaves is forgotten). When the worker reads again (its socket buffer drains, or a new
   message finds room), the relay sends it one ``GAP`` frame per topic with drops (after
-  the messages it kept, before any later one), and the worker's :class:`RelayBroker` objects that follow the topic call
-  their ``on_gap`` with a :class:`~wsrs.pubsub.Gap` (``node`` is ``None``,
-  :attr:`~wsrs.pubsub.Gap.dropped` the count), as :class:`~wsrs.pubsub_redis.RedisBroker`
-  does: the application resynchronises the topic's clients. Exceptions raised by
-  ``on_gap`` are logged, never propagated.
+  the messages it kept, before any later one), and the worker's :class:`RelayBroker`
+  objects that follow the topic call their ``on_gap`` with a :class:`~wsrs.pubsub.Gap`
+  (``node`` is ``None``, :attr:`~wsrs.pubsub.Gap.dropped` the count), as
+  :class:`~wsrs.pubsub_redis.RedisBroker` does: the application resynchronises the topic's
+  clients. Exceptions raised by ``on_gap`` are logged, never propagated.
 - **Bounded buffers for publishing too.** A worker keeps up to ``max_buffer`` bytes for
   the relay; beyond that :meth:`RelayBroker.send` raises
   :exc:`~wsrs.pubsub.BrokerUnavailable`, as a publish on a broker that cannot keep up.
