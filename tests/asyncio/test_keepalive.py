@@ -578,6 +578,28 @@ async def test_trim_is_requested_once_per_sweep(monkeypatch: pytest.MonkeyPatch)
         compactor.stop()
 
 
+async def test_a_failing_check_does_not_stop_the_sweep(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = asyncio.get_running_loop()
+    compactors, connections, checked = fake_compactors(loop, 3, 3600.0)
+
+    def broken() -> int:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(connections[1], "compact", broken)
+    sweeper = compactors[0].sweeper
+    with caplog.at_level(logging.ERROR, logger="wsrs.protocol"):
+        sweeper._sweep()
+    assert [connection.compactions for connection in connections] == [1, 0, 1]
+    assert "idle compaction failed" in caplog.text
+    # The next sweep is scheduled as usual.
+    handle = sweeper._handle
+    assert isinstance(handle, asyncio.TimerHandle) and handle.when() > loop.time() + 3000
+    for compactor in compactors:
+        compactor.stop()
+
+
 def test_closed_loop_is_not_kept() -> None:
     loop = asyncio.new_event_loop()
     compactors = fake_compactors(loop, 3, 3600.0)[0]

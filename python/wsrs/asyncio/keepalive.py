@@ -235,8 +235,14 @@ class IdleSweeper:
         end = self._next = start + SWEEP_SLICE
         trim = False
         for compactor in walk[start:end]:
-            if not compactor.stopped and compactor.check():
-                trim = True
+            if compactor.stopped:
+                continue
+            try:
+                if compactor.check():
+                    trim = True
+            except Exception:
+                # One connection's failure must not stop the checks of all the others.
+                logger.exception("%s - idle compaction failed", compactor.side)
         self._trim = self._trim or trim
         if end < len(walk):
             self._handle = self.loop.call_soon(self._slice)
