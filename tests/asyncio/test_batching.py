@@ -73,7 +73,10 @@ async def test_round_trips_of_the_new_api_schedule_nothing() -> None:
             await connection.send(message)
 
     async with wsrs.asyncio.server.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
-        async with wsrs.asyncio.client.connect(server_uri(server), ping_interval=None) as client:
+        host, port = server.sockets[0].getsockname()[:2]
+        async with wsrs.asyncio.client.connect(
+            f"ws://{host}:{port}/", ping_interval=None
+        ) as client:
             await client.send("hello")
             assert await client.recv() == "hello"
             (ws,) = connections
