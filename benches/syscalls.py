@@ -22,7 +22,6 @@ Needs ``strace`` (``apt-get install strace``) and a kernel that lets it trace it
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import subprocess
