@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import cast
 
 import wsrs
 import wsrs.asyncio.client
 import wsrs.asyncio.server
-from wsrs import WebSocketServerProtocol
+from wsrs import WebSocketClientProtocol, WebSocketServerProtocol
 from wsrs.asyncio.base import BaseProtocol
 
 from .utils import MS, Capture, server_uri
@@ -27,6 +28,15 @@ def record_writes(ws: BaseProtocol) -> list[bytes]:
 
     ws.transport.write = recording  # type: ignore[method-assign]
     return writes
+
+
+@contextlib.asynccontextmanager
+async def connected() -> AsyncIterator[tuple[WebSocketServerProtocol, WebSocketClientProtocol]]:
+    """A server-side connection and its client, without keepalive."""
+    capture = Capture()
+    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
+        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
+            yield await capture.get(), client
 
 
 def count_flushes(ws: BaseProtocol) -> list[int]:
@@ -47,20 +57,17 @@ def count_flushes(ws: BaseProtocol) -> list[int]:
 
 async def test_round_trips_write_at_once_without_an_extra_loop_iteration() -> None:
     """One message in, one out: each end writes once per message and schedules nothing."""
-    capture = Capture()
-    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
-        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
-            ws = await capture.get()
-            ends = [ws, client]
-            writes = [record_writes(end) for end in ends]
-            flushes = [count_flushes(end) for end in ends]
-            for i in range(20):
-                await client.send(f"request {i}")
-                assert await ws.recv() == f"request {i}"
-                await ws.send(f"reply {i}")
-                assert await client.recv() == f"reply {i}"
-            assert [len(w) for w in writes] == [20, 20]
-            assert flushes == [[0], [0]]
+    async with connected() as (ws, client):
+        ends = [ws, client]
+        writes = [record_writes(end) for end in ends]
+        flushes = [count_flushes(end) for end in ends]
+        for i in range(20):
+            await client.send(f"request {i}")
+            assert await ws.recv() == f"request {i}"
+            await ws.send(f"reply {i}")
+            assert await client.recv() == f"reply {i}"
+        assert [len(w) for w in writes] == [20, 20]
+        assert flushes == [[0], [0]]
 
 
 async def test_round_trips_of_the_new_api_schedule_nothing() -> None:
@@ -91,42 +98,34 @@ async def test_round_trips_of_the_new_api_schedule_nothing() -> None:
 
 
 async def test_a_burst_in_reply_to_a_message_is_two_writes() -> None:
-    capture = Capture()
-    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
-        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
-            ws = await capture.get()
-            writes = record_writes(ws)
-            flushes = count_flushes(ws)
-            for burst in range(3):
-                await client.send("more")
-                assert await ws.recv() == "more"
-                for i in range(10):
-                    await ws.send(f"{burst}.{i}")
-                assert [await client.recv() for _ in range(10)] == [
-                    f"{burst}.{i}" for i in range(10)
-                ]
-            # Each burst: the first message at once, the other nine in one batch.
-            assert len(writes) == 6
-            assert flushes == [3]
+    async with connected() as (ws, client):
+        writes = record_writes(ws)
+        flushes = count_flushes(ws)
+        for burst in range(3):
+            await client.send("more")
+            assert await ws.recv() == "more"
+            for i in range(10):
+                await ws.send(f"{burst}.{i}")
+            assert [await client.recv() for _ in range(10)] == [f"{burst}.{i}" for i in range(10)]
+        # Each burst: the first message at once, the other nine in one batch.
+        assert len(writes) == 6
+        assert flushes == [3]
 
 
 async def test_burst_is_one_write_after_the_first() -> None:
-    capture = Capture()
-    async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
-        async with wsrs.connect(server_uri(server), ping_interval=None) as client:
-            ws = await capture.get()
-            writes = record_writes(ws)
-            for i in range(100):
-                await ws.send(f"message {i}")
-            # The first message went out at once; the other 99 wait for the iteration's end.
-            assert len(writes) == 1
-            await asyncio.sleep(0)
-            assert len(writes) == 2
-            assert [await client.recv() for _ in range(100)] == [f"message {i}" for i in range(100)]
-            # Next iteration, next burst: a new batch.
-            await ws.send("again")
-            assert len(writes) == 3
-            assert await client.recv() == "again"
+    async with connected() as (ws, client):
+        writes = record_writes(ws)
+        for i in range(100):
+            await ws.send(f"message {i}")
+        # The first message went out at once; the other 99 wait for the iteration's end.
+        assert len(writes) == 1
+        await asyncio.sleep(0)
+        assert len(writes) == 2
+        assert [await client.recv() for _ in range(100)] == [f"message {i}" for i in range(100)]
+        # Next iteration, next burst: a new batch.
+        await ws.send("again")
+        assert len(writes) == 3
+        assert await client.recv() == "again"
 
 
 async def test_other_frames_flush_the_batch_first() -> None:
