@@ -3,15 +3,17 @@
 Rules, the same for every asyncio front end:
 
 1. Messages are batched lazily (:meth:`FrameWriter.write_message`). A message sent while the
-   writer is :attr:`~FrameWriter.fresh` (nothing written since the connection last received
-   data or the last batch was written) is written at once, and nothing is scheduled: a
-   round trip (one message in, one out) costs one system call and no extra event-loop
-   iteration. A second message before the next read or flush opens a batch: it and the ones
-   that follow are joined and written by one callback at the end of the loop iteration, or
-   as soon as they reach ``write_limit`` so that flow control sees them. A burst of
-   ``send()`` calls costs two system calls, not one each. A producer that only sends, one
-   message per iteration (a timer), has every other message batched, since no read marks
-   the writer fresh between them.
+   writer is :attr:`~FrameWriter.fresh` (no message went out at once since the connection
+   last received data, or since the last flush, which every :meth:`~FrameWriter.write_now`
+   does) is written at once, and nothing is scheduled: a round trip (one message in, one
+   out) costs one system call and no extra event-loop iteration. A second message before
+   the next read or flush opens a batch: it and the ones that follow are joined and written
+   by one callback at the end of the loop iteration, or as soon as they reach
+   ``write_limit`` so that flow control sees them. A burst of ``send()`` calls costs two
+   system calls, not one each. While a batch is open every message joins it, data received
+   or not: none overtakes another. A producer that only sends, one message per iteration
+   (a timer), has every other message batched, since no read marks the writer fresh
+   between them.
 2. Every other write (pings, pongs, close frames, large messages, closing TCP) goes through
    :meth:`FrameWriter.write_now`, which writes the batch first: frames always leave in the
    order they were made.
