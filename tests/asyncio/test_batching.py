@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import cast
 
 import wsrs
-from wsrs import WebSocketServerProtocol
+import wsrs.asyncio.client
+import wsrs.asyncio.server
+from wsrs import WebSocketClientProtocol, WebSocketServerProtocol
+from wsrs.asyncio.base import BaseProtocol
 
 from .utils import MS, Capture, server_uri
 
 
-def record_writes(ws: wsrs.WebSocketCommonProtocol) -> list[bytes]:
+def record_writes(ws: BaseProtocol) -> list[bytes]:
     """Make ``ws`` record the size and bytes of every ``transport.write``."""
     assert ws.transport is not None
     writes: list[bytes] = []
@@ -25,23 +30,102 @@ def record_writes(ws: wsrs.WebSocketCommonProtocol) -> list[bytes]:
     return writes
 
 
-async def test_burst_is_one_write_after_the_first() -> None:
+@contextlib.asynccontextmanager
+async def connected() -> AsyncIterator[tuple[WebSocketServerProtocol, WebSocketClientProtocol]]:
+    """A server-side connection and its client, without keepalive."""
     capture = Capture()
     async with wsrs.serve(capture.handler, "127.0.0.1", 0, ping_interval=None) as server:
         async with wsrs.connect(server_uri(server), ping_interval=None) as client:
-            ws = await capture.get()
-            writes = record_writes(ws)
-            for i in range(100):
-                await ws.send(f"message {i}")
-            # The first message went out at once; the other 99 wait for the iteration's end.
-            assert len(writes) == 1
-            await asyncio.sleep(0)
-            assert len(writes) == 2
-            assert [await client.recv() for _ in range(100)] == [f"message {i}" for i in range(100)]
-            # Next iteration, next burst: a new batch.
-            await ws.send("again")
-            assert len(writes) == 3
-            assert await client.recv() == "again"
+            yield await capture.get(), client
+
+
+def count_flushes(ws: BaseProtocol) -> list[int]:
+    """Make ``ws``'s writer count the batches it opens (the flushes it schedules)."""
+    writer = ws._writer
+    assert writer is not None
+    opened = [0]
+    call_soon = writer.loop.call_soon
+
+    class Loop:
+        def call_soon(self, callback: Callable[[], object]) -> asyncio.Handle:
+            opened[0] += 1
+            return call_soon(callback)
+
+    writer.loop = cast(asyncio.AbstractEventLoop, Loop())
+    return opened
+
+
+async def test_round_trips_write_at_once_without_an_extra_loop_iteration() -> None:
+    """One message in, one out: each end writes once per message and schedules nothing."""
+    async with connected() as (ws, client):
+        ends = [ws, client]
+        writes = [record_writes(end) for end in ends]
+        flushes = [count_flushes(end) for end in ends]
+        for i in range(20):
+            await client.send(f"request {i}")
+            assert await ws.recv() == f"request {i}"
+            await ws.send(f"reply {i}")
+            assert await client.recv() == f"reply {i}"
+        assert [len(w) for w in writes] == [20, 20]
+        assert flushes == [[0], [0]]
+
+
+async def test_round_trips_of_the_new_api_schedule_nothing() -> None:
+    """The same for wsrs.asyncio: an echo server and its client."""
+    connections: list[wsrs.asyncio.server.ServerConnection] = []
+
+    async def echo(connection: wsrs.asyncio.server.ServerConnection) -> None:
+        connections.append(connection)
+        async for message in connection:
+            await connection.send(message)
+
+    async with wsrs.asyncio.server.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        async with wsrs.asyncio.client.connect(
+            f"ws://{host}:{port}/", ping_interval=None
+        ) as client:
+            await client.send("hello")
+            assert await client.recv() == "hello"
+            (ws,) = connections
+            ends: list[BaseProtocol] = [ws, client]
+            writes = [record_writes(end) for end in ends]
+            flushes = [count_flushes(end) for end in ends]
+            for i in range(20):
+                await client.send(f"message {i}")
+                assert await client.recv() == f"message {i}"
+            assert [len(w) for w in writes] == [20, 20]
+            assert flushes == [[0], [0]]
+
+
+async def test_a_burst_in_reply_to_a_message_is_two_writes() -> None:
+    async with connected() as (ws, client):
+        writes = record_writes(ws)
+        flushes = count_flushes(ws)
+        for burst in range(3):
+            await client.send("more")
+            assert await ws.recv() == "more"
+            for i in range(10):
+                await ws.send(f"{burst}.{i}")
+            assert [await client.recv() for _ in range(10)] == [f"{burst}.{i}" for i in range(10)]
+        # Each burst: the first message at once, the other nine in one batch.
+        assert len(writes) == 6
+        assert flushes == [3]
+
+
+async def test_burst_is_one_write_after_the_first() -> None:
+    async with connected() as (ws, client):
+        writes = record_writes(ws)
+        for i in range(100):
+            await ws.send(f"message {i}")
+        # The first message went out at once; the other 99 wait for the iteration's end.
+        assert len(writes) == 1
+        await asyncio.sleep(0)
+        assert len(writes) == 2
+        assert [await client.recv() for _ in range(100)] == [f"message {i}" for i in range(100)]
+        # Next iteration, next burst: a new batch.
+        await ws.send("again")
+        assert len(writes) == 3
+        assert await client.recv() == "again"
 
 
 async def test_other_frames_flush_the_batch_first() -> None:

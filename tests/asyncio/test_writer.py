@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 import pytest
@@ -35,8 +35,99 @@ class Vectored(Recording):
         self.writes.append(b"|".join(bytes(data) for data in list_of_data))
 
 
+class Scheduling:
+    """An event loop stand-in that records the callbacks scheduled with ``call_soon``."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[Callable[[], object]] = []
+        self.ran = 0
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        self.scheduled.append(callback)
+
+    def run_once(self) -> None:
+        """Run the callbacks scheduled so far, as one loop iteration does."""
+        callbacks, self.scheduled = self.scheduled, []
+        for callback in callbacks:
+            callback()
+        self.ran += len(callbacks)
+
+
 def writer(transport: Recording, write_limit: int = 1024) -> FrameWriter:
     return FrameWriter(asyncio.get_running_loop(), cast(asyncio.Transport, transport), write_limit)
+
+
+def scheduling_writer(
+    transport: Recording, write_limit: int = 1024
+) -> tuple[FrameWriter, Scheduling]:
+    loop = Scheduling()
+    frames = FrameWriter(
+        cast(asyncio.AbstractEventLoop, loop), cast(asyncio.Transport, transport), write_limit
+    )
+    return frames, loop
+
+
+def test_a_lone_message_is_written_at_once_and_schedules_nothing() -> None:
+    transport = Recording()
+    frames, loop = scheduling_writer(transport)
+    frames.write_message(b"reply 1")
+    assert transport.writes == [b"reply 1"]
+    assert loop.scheduled == []  # no extra loop iteration for a round trip
+    for i in range(2, 5):
+        frames.fresh = True  # the connection received the next request
+        frames.write_message(b"reply %d" % i)
+    assert transport.writes == [b"reply 1", b"reply 2", b"reply 3", b"reply 4"]
+    assert loop.scheduled == []
+
+
+def test_a_second_message_opens_one_batch_for_the_rest() -> None:
+    transport = Recording()
+    frames, loop = scheduling_writer(transport)
+    for i in range(5):
+        frames.write_message(b"%d" % i)
+    assert transport.writes == [b"0"]
+    assert loop.scheduled == [frames.flush]  # one callback for the whole burst
+    loop.run_once()
+    assert transport.writes == [b"0", b"1234"]
+    assert frames.fresh
+    frames.write_message(b"5")  # after the flush: out at once
+    assert transport.writes == [b"0", b"1234", b"5"]
+    assert loop.scheduled == []
+
+
+def test_a_producer_that_only_sends_has_every_other_message_batched() -> None:
+    transport = Recording()
+    frames, loop = scheduling_writer(transport)
+    for i in range(6):  # one message per loop iteration, no read in between
+        frames.write_message(b"%d" % i)
+        loop.run_once()
+    assert transport.writes == [b"%d" % i for i in range(6)]
+    assert loop.ran == 3  # messages 1, 3 and 5 each waited for a flush
+
+
+def test_data_received_during_a_batch_does_not_overtake_it() -> None:
+    transport = Recording()
+    frames, loop = scheduling_writer(transport)
+    frames.write_message(b"first")
+    frames.write_message(b"batched")
+    frames.fresh = True  # a read while the batch is open
+    frames.write_message(b"after the read")
+    assert transport.writes == [b"first"]
+    loop.run_once()
+    assert transport.writes == [b"first", b"batchedafter the read"]
+
+
+def test_a_message_opening_a_batch_at_write_limit_is_written_at_once() -> None:
+    transport = Recording()
+    frames, loop = scheduling_writer(transport, write_limit=4)
+    frames.write_message(b"first")
+    frames.write_message(b"large")  # over write_limit alone: flow control must see it
+    assert transport.writes == [b"first", b"large"]
+    frames.write_message(b"x")  # the batch stays open until the end of the iteration
+    assert transport.writes == [b"first", b"large"]
+    loop.run_once()
+    assert transport.writes == [b"first", b"large", b"x"]
+    assert frames.fresh
 
 
 async def test_first_message_goes_out_at_once_the_rest_at_the_end_of_the_iteration() -> None:

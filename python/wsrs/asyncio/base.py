@@ -297,6 +297,10 @@ class BaseProtocol(asyncio.BufferedProtocol):
 
     def _process_events(self, connection: Connection, events: list[_core.Event]) -> None:
         """Deliver messages and act on control frames."""
+        # Data came in: the next message sent (a reply) goes out at once (writer.py, rule 1).
+        writer = self._writer
+        assert writer is not None  # the connection exists: so does the transport
+        writer.fresh = True
         control = False
         for event in events:
             kind = type(event)

@@ -2,11 +2,18 @@
 
 Rules, the same for every asyncio front end:
 
-1. Messages are batched per event-loop iteration (:meth:`FrameWriter.write_message`): the
-   first one sent in an iteration is written at once; the ones that follow in the same
-   iteration are joined and written by one callback at its end, or as soon as they reach
-   ``write_limit`` so that flow control sees them. A burst of ``send()`` calls costs one
-   system call, not one each.
+1. Messages are batched lazily (:meth:`FrameWriter.write_message`). A message sent while the
+   writer is :attr:`~FrameWriter.fresh` (no message went out at once since the connection
+   last received data, or since the last flush, which every :meth:`~FrameWriter.write_now`
+   does) is written at once, and nothing is scheduled: a round trip (one message in, one
+   out) costs one system call and no extra event-loop iteration. A second message before
+   the next read or flush opens a batch: it and the ones that follow are joined and written
+   by one callback at the end of the loop iteration, or as soon as they reach
+   ``write_limit`` so that flow control sees them. A burst of ``send()`` calls costs two
+   system calls, not one each. While a batch is open every message joins it, data received
+   or not: none overtakes another. A producer that only sends, one message per iteration
+   (a timer), has every other message batched, since no read marks the writer fresh
+   between them.
 2. Every other write (pings, pongs, close frames, large messages, closing TCP) goes through
    :meth:`FrameWriter.write_now`, which writes the batch first: frames always leave in the
    order they were made.
@@ -39,7 +46,7 @@ class FrameWriter:
         write_limit: Bytes batched at most before they are written.
     """
 
-    __slots__ = ("_batch", "_batch_size", "_vectored", "loop", "transport", "write_limit")
+    __slots__ = ("_batch", "_batch_size", "_vectored", "fresh", "loop", "transport", "write_limit")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, write_limit: int
@@ -47,7 +54,11 @@ class FrameWriter:
         self.loop = loop
         self.transport = transport
         self.write_limit = write_limit
-        # Frames batched in this loop iteration (None: no batch open) and their size.
+        self.fresh = True
+        """Whether the next message is written at once: nothing was written since the last
+        flush, or since the connection last received data (the protocol sets it then)."""
+        # Frames batched until the end of this loop iteration (None: no batch open) and
+        # their size.
         self._batch: list[bytes] | None = None
         self._batch_size = 0
         # Whether writelines() sends buffers as they are (uvloop, TLS, asyncio sockets on
@@ -57,20 +68,24 @@ class FrameWriter:
         self._vectored = writelines is not asyncio.WriteTransport.writelines
 
     def write_message(self, frame: bytes) -> None:
-        """Write ``frame`` now if it is the first of this loop iteration, else batch it."""
+        """Write ``frame`` at once if the writer is :attr:`fresh`, else batch it."""
         batch = self._batch
         if batch is None:
-            # First message of this loop iteration: out at once; open a batch for the rest.
-            self.transport.write(frame)
-            self._batch = []
-            self._batch_size = 0
+            if self.fresh:
+                # A lone message (a reply, the first of a burst): out at once, nothing
+                # scheduled.
+                self.fresh = False
+                self.transport.write(frame)
+                return
+            # A second message before the next read or flush: batch it and the rest of this
+            # loop iteration's. (The batch size is 0 whenever no frame is batched.)
+            batch = self._batch = []
             self.loop.call_soon(self.flush)
-        else:
-            batch.append(frame)
-            self._batch_size += len(frame)
-            if self._batch_size >= self.write_limit:
-                # Let flow control see it: the transport may pause writing now.
-                self._write_batch()
+        batch.append(frame)
+        self._batch_size += len(frame)
+        if self._batch_size >= self.write_limit:
+            # Let flow control see it: the transport may pause writing now.
+            self._write_batch()
 
     def write_now(self, frame: bytes | bytearray) -> None:
         """Write the batch, then ``frame``, unless the transport is closing."""
@@ -112,6 +127,8 @@ class FrameWriter:
             self._batch_size = 0
 
     def flush(self) -> None:
-        """Write the frames batched in this loop iteration and close the batch."""
+        """Write the frames batched in this loop iteration and close the batch: the next
+        message goes out at once."""
         self._write_batch()
         self._batch = None
+        self.fresh = True
