@@ -17,8 +17,10 @@ import sys
 
 import pytest
 
+from . import BENCHES, run_bench
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benches" / "instructions.py"
+
+SCRIPT = BENCHES / "instructions.py"
 FAKE_VALGRIND = """#!{python}
 import os, subprocess, sys
 args = [a for a in sys.argv[1:] if not a.startswith("--callgrind") and a != "--tool=callgrind"]
@@ -42,13 +44,7 @@ print("==1== Collected : 1000", file=sys.stderr)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-    )
+    return run_bench(SCRIPT, *args, env=env, timeout=120)
 
 
 @pytest.mark.parametrize("workload", ["rt-32B", "pipe-1KiB", "conc-1KiB", "deflate-dflt"])

@@ -18,8 +18,10 @@ import sys
 
 import pytest
 
+from . import BENCHES, run_bench
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benches" / "syscalls.py"
+
+SCRIPT = BENCHES / "syscalls.py"
 # The client's stand-in knows its round trips (--count) and leaves them in a file for the
 # server's, which the script stops after the client is done.
 FAKE_STRACE = """#!{python}
@@ -51,13 +53,7 @@ sys.exit(done.returncode)
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
+    return run_bench(SCRIPT, *args, env=env, timeout=300)
 
 
 def fake_strace(tmp_path: pathlib.Path, script: str) -> dict[str, str]:
