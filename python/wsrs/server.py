@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any, TypeAlias
 
+from .asyncio.accept import NativeServer, create_server
 from .datastructures import Headers, HeadersLike
 from .exceptions import (
     AbortHandshake,
@@ -300,7 +301,7 @@ class WebSocketServer:
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop if loop is not None else asyncio.get_running_loop()
-        self.server: asyncio.base_events.Server | None = None
+        self.server: asyncio.Server | NativeServer | None = None
         self.websockets: set[WebSocketServerProtocol] = set()
         """The connections of this server, from handshake to close."""
         self.closing = False
@@ -308,7 +309,7 @@ class WebSocketServer:
         self._close_task: asyncio.Task[None] | None = None
         self._timeout: float | None = 10
 
-    def wrap(self, server: asyncio.base_events.Server) -> None:
+    def wrap(self, server: asyncio.Server | NativeServer) -> None:
         """Attach the listening asyncio server."""
         self.server = server
 
@@ -474,10 +475,12 @@ class Serve:
         factory = functools.partial(
             self._create_protocol, self._ws_handler, ws_server, **self._protocol_options
         )
+        kind = getattr(self._create_protocol, "transport_kind", None)
+        server: asyncio.Server | NativeServer
         if self._path is not None:
-            server = await loop.create_unix_server(factory, self._path, **self._kwds)
+            server = await create_server(factory, kind, self._path, unix=True, **self._kwds)
         else:
-            server = await loop.create_server(factory, self._host, self._port, **self._kwds)
+            server = await create_server(factory, kind, self._host, self._port, **self._kwds)
         ws_server.wrap(server)
         self.ws_server = ws_server
         return ws_server

@@ -39,6 +39,7 @@ from ..opening import (
 )
 from ..server import _apply_compression
 from ..version import USER_AGENT
+from .accept import NativeServer, create_server as create_listener
 from .connection import Connection, DataLike, LoggerLike, MaxQueue, WriteLimit
 
 
@@ -214,15 +215,16 @@ class Server:
 
     def __init__(
         self,
-        create_server: Callable[[], Awaitable[asyncio.Server]],
+        create_server: Callable[[], Awaitable[asyncio.Server | NativeServer]],
         handler: Callable[[ServerConnection], Coroutine[Any, Any, None]],
         logger: LoggerLike,
     ) -> None:
         self._create_server = create_server
         self.handler = handler
         self.logger = logger
-        self.server: asyncio.Server | None = None
-        """The underlying :class:`asyncio.Server`."""
+        self.server: asyncio.Server | NativeServer | None = None
+        """The underlying :class:`asyncio.Server`, or :class:`~.accept.NativeServer` when
+        connections are accepted onto the native transport."""
         self.handlers: set[asyncio.Task[None]] = set()
         self.all_connections: set[ServerConnection] = set()
         self._closing: asyncio.Task[None] | None = None
@@ -417,11 +419,11 @@ def serve(
         finally:
             server.all_connections.discard(connection)
 
-    async def create_server() -> asyncio.Server:
-        loop = asyncio.get_running_loop()
+    async def create_server() -> asyncio.Server | NativeServer:
+        kind = connection_class.transport_kind
         if unix:
-            return await loop.create_unix_server(factory, **kwargs)
-        return await loop.create_server(factory, host, port, **kwargs)
+            return await create_listener(factory, kind, unix=True, **kwargs)
+        return await create_listener(factory, kind, host, port, **kwargs)
 
     server = Server(create_server, run, server_logger)
     return server

@@ -40,9 +40,13 @@ import os
 import socket
 from asyncio import trsock
 from collections.abc import Callable
-from typing import Any, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from .. import _core
+
+
+if TYPE_CHECKING:
+    from .accept import NativeServer
 
 
 __all__ = ["ENVIRONMENT_VARIABLE", "NativeTransport", "TransportKind", "take_over", "use_native"]
@@ -129,6 +133,8 @@ class NativeTransport(asyncio.Transport):
             :class:`~wsrs.asyncio.base.BaseProtocol` has), readiness events go there with the
             :class:`wsrs._core.Socket`; otherwise through ``get_buffer``/``buffer_updated``.
         extra: ``get_extra_info`` values (``peername``, ``sockname``); ``socket`` is added.
+        server: The server that accepted the connection, if it was accepted natively; told
+            when the connection starts and when it is lost.
     """
 
     def __init__(
@@ -137,6 +143,7 @@ class NativeTransport(asyncio.Transport):
         sock: socket.socket,
         protocol: asyncio.BufferedProtocol,
         extra: dict[str, Any],
+        server: NativeServer | None = None,
     ) -> None:
         super().__init__({**extra, "socket": trsock.TransportSocket(sock)})
         self._loop = loop
@@ -153,7 +160,10 @@ class NativeTransport(asyncio.Transport):
         self._eof = False  # write_eof() called
         self._protocol_paused = False  # pause_writing() called, resume_writing() not yet
         self._lost = False  # connection_lost() scheduled or called
+        self._server = server
         loop.add_reader(self._fd, self._read_ready)
+        if server is not None:
+            server._attach()
 
     # ------------------------------------------------------------------ reading
 
@@ -346,6 +356,9 @@ class NativeTransport(asyncio.Transport):
         finally:
             self._io.close()
             self._sock.close()
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach()
 
     # ------------------------------------------------------------------ protocol
 
