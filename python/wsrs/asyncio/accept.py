@@ -102,7 +102,7 @@ class NativeServer(asyncio.AbstractServer):
         self._serving = False
         self._active = 0  # connections whose connection_lost() has not run yet
         self._waiters: list[asyncio.Future[None]] | None = []
-        self._retries: list[asyncio.TimerHandle] = []
+        self._retries: dict[int, asyncio.TimerHandle] = {}  # by descriptor
         self._serving_forever: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
@@ -136,14 +136,16 @@ class NativeServer(asyncio.AbstractServer):
                     }
                 )
                 self._loop.remove_reader(sock.fileno())
-                self._retries.append(self._loop.call_later(ACCEPT_RETRY_DELAY, self._retry, sock))
+                self._retries[sock.fileno()] = self._loop.call_later(
+                    ACCEPT_RETRY_DELAY, self._retry, sock
+                )
                 return
             self._connection(conn, address)
 
     def _retry(self, sock: socket.socket) -> None:
-        self._retries = [handle for handle in self._retries if not handle.cancelled()]
-        if self._serving:
-            self._loop.add_reader(sock.fileno(), self._accept_ready, sock)
+        """Accept again after :data:`ACCEPT_RETRY_DELAY` (:meth:`close` cancels it)."""
+        del self._retries[sock.fileno()]
+        self._loop.add_reader(sock.fileno(), self._accept_ready, sock)
 
     def _connection(self, conn: socket.socket, address: Any) -> None:
         """Give the accepted socket ``conn`` a protocol and a native transport."""
@@ -183,7 +185,7 @@ class NativeServer(asyncio.AbstractServer):
     def _wakeup(self) -> None:
         waiters, self._waiters = self._waiters, None
         for waiter in waiters or ():
-            if not waiter.done():  # pragma: no branch
+            if not waiter.done():  # else a wait_closed() was cancelled
                 waiter.set_result(None)
 
     # ------------------------------------------------------------------ asyncio.AbstractServer
@@ -198,9 +200,9 @@ class NativeServer(asyncio.AbstractServer):
             if self._serving:
                 self._loop.remove_reader(sock.fileno())
             sock.close()
-        for handle in self._retries:
+        for handle in self._retries.values():
             handle.cancel()
-        self._retries = []
+        self._retries.clear()
         self._serving = False
         self._bound.close()
         if self._serving_forever is not None and not self._serving_forever.done():
