@@ -253,6 +253,6 @@ class NativeServer(asyncio.AbstractServer):
         await waiter
 
     @property
-    def sockets(self) -> tuple[trsock.TransportSocket, ...]:
+    def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets; empty once the server is closed."""
         return () if self._listening is None else tuple(self._bound.sockets)
