@@ -10,6 +10,7 @@ from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
+from .asyncio.connect import create_connection
 from .datastructures import Headers, HeadersLike
 from .extensions.base import ClientExtensionFactory, Extension
 from .http11 import Response, parse_response
@@ -221,17 +222,20 @@ class Connect:
         if self._loop is not None and self._loop is not loop:
             raise ValueError("loop must be the running event loop (or None)")
         kwds = dict(self._kwds)
+        kind = getattr(self._factory.func, "transport_kind", None)
         if self._path is not None:
             if kwds.get("ssl") and "server_hostname" not in kwds:
                 kwds["server_hostname"] = self._wsuri.host
-            _, protocol = await loop.create_unix_connection(self._factory, self._path, **kwds)
+            _, protocol = await create_connection(
+                self._factory, kind, unix=True, path=self._path, **kwds
+            )
         elif "sock" in kwds:
             if kwds.get("ssl") and "server_hostname" not in kwds:
                 kwds["server_hostname"] = self._wsuri.host
-            _, protocol = await loop.create_connection(self._factory, **kwds)
+            _, protocol = await create_connection(self._factory, kind, **kwds)
         else:
-            _, protocol = await loop.create_connection(
-                self._factory, self._wsuri.host, self._wsuri.port, **kwds
+            _, protocol = await create_connection(
+                self._factory, kind, host=self._wsuri.host, port=self._wsuri.port, **kwds
             )
         assert isinstance(protocol, WebSocketClientProtocol)
         try:

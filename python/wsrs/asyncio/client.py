@@ -35,6 +35,7 @@ from ..opening import check_extensions, check_response, check_subprotocol, conne
 from ..proxy import Proxy, get_proxy, parse_proxy
 from ..uri import WebSocketURI, parse_uri
 from ..version import USER_AGENT
+from .connect import create_connection
 from .connection import Connection, LoggerLike, MaxQueue, WriteLimit
 from .proxy import connect_http_proxy, connect_socks_proxy
 
@@ -255,7 +256,6 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
         self.connection: ClientConnection | None = None
 
     async def _open_tcp(self) -> ClientConnection:
-        loop = asyncio.get_running_loop()
         kwargs = dict(self._kwargs)
         wsuri = self.ws_uri
         if wsuri.secure:
@@ -271,16 +271,17 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
         elif proxy is True:
             proxy = get_proxy(wsuri)
         factory = functools.partial(self._create_connection, **self._connection_options)
+        kind = self._create_connection.transport_kind
         if kwargs.pop("unix", False):
-            _, connection = await loop.create_unix_connection(factory, **kwargs)
+            _, connection = await create_connection(factory, kind, unix=True, **kwargs)
         elif proxy is not None:
             connection = await self._open_through_proxy(parse_proxy(proxy), factory, kwargs)
         elif kwargs.get("sock") is not None:
-            _, connection = await loop.create_connection(factory, **kwargs)
+            _, connection = await create_connection(factory, kind, **kwargs)
         else:
-            host = kwargs.pop("host", wsuri.host)
-            port = kwargs.pop("port", wsuri.port)
-            _, connection = await loop.create_connection(factory, host, port, **kwargs)
+            kwargs.setdefault("host", wsuri.host)
+            kwargs.setdefault("port", wsuri.port)
+            _, connection = await create_connection(factory, kind, **kwargs)
         assert isinstance(connection, ClientConnection)
         connection.wsuri = wsuri
         return connection
