@@ -9,3 +9,11 @@ import pytest
 def on_both_transports(transport_kind: str) -> str:
     """Every test of this package runs on asyncio's transport and on the native one."""
     return transport_kind
+
+
+@pytest.fixture
+def native_only(transport_kind: str) -> None:
+    """Tests of code only the native transport runs (accepting, connecting): skipped on
+    asyncio's."""
+    if transport_kind != "native":
+        pytest.skip("only the native transport runs this code")

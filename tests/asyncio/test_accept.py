@@ -23,13 +23,6 @@ from .test_transport import Recorder
 from .utils import MS, eventually
 
 
-@pytest.fixture
-def native_only(transport_kind: str) -> None:
-    """Tests of the accept loop itself: only where it runs."""
-    if transport_kind != "native":
-        pytest.skip("the native accept loop is not used on asyncio's transport")
-
-
 class Accepted(Recorder):
     """A :class:`Recorder` that keeps its transport."""
 
