@@ -32,7 +32,7 @@ import os
 import socket
 from asyncio import trsock
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any
 
 from .transport import NativeTransport, TransportKind, use_native
 
@@ -45,11 +45,9 @@ ACCEPT_RETRY_DELAY = 1.0
 # accept() errors that mean "out of resources, try again later", as asyncio's.
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
-ProtocolFactory: TypeAlias = Callable[[], asyncio.BufferedProtocol]
-
 
 async def create_server(
-    factory: ProtocolFactory,
+    factory: Callable[[], asyncio.BufferedProtocol],
     kind: TransportKind | None,
     *args: Any,
     unix: bool = False,
@@ -86,7 +84,7 @@ class NativeServer(asyncio.AbstractServer):
         self,
         loop: asyncio.AbstractEventLoop,
         bound: asyncio.Server,
-        factory: ProtocolFactory,
+        factory: Callable[[], asyncio.BufferedProtocol],
         backlog: int,
     ) -> None:
         self._loop = loop

@@ -19,9 +19,13 @@ uses, with asyncio's semantics: write buffer limits and ``pause_writing``/``resu
 ``OSError`` that ended the connection if one did. So the protocol code and the Sans-I/O rules
 are the same on both transports: the transport only moves bytes.
 
-How a connection gets one (:func:`take_over`): asyncio (or uvloop) accepts or connects as
-usual and calls ``connection_made``; there, before its transport has read or written
-anything, the protocol duplicates the socket, detaches asyncio's transport and aborts it
+How a connection gets one: the servers of both front ends accept their connections
+themselves (:mod:`wsrs.asyncio.accept`) and their clients connect the socket themselves
+(:mod:`wsrs.asyncio.connect`), giving each connection a :class:`NativeTransport` from the
+start. Elsewhere (:mod:`wsrs.uvicorn`, proxies, ``create_connection`` options those modules
+leave to asyncio) asyncio or uvloop makes the connection as usual and it is taken over
+(:func:`take_over`) in ``connection_made``, before its transport has read or written
+anything: the protocol duplicates the socket, detaches asyncio's transport and aborts it
 (closing its descriptor only: the duplicate keeps the connection), and runs on a
 :class:`NativeTransport` from then on. TLS connections, and transports other than asyncio's
 and uvloop's socket transports, keep asyncio's transport.
