@@ -9,6 +9,11 @@ and one out at each end), start-up, handshake and closing cancelled out::
     python benches/syscalls.py                                 # both transports, asyncio loop
     python benches/syscalls.py --loop uvloop --libs wsrs.asyncio --transports native
     PYTHONPATH=/tmp/before/python python benches/syscalls.py   # another build of wsrs
+    python benches/syscalls.py --workload churn-64B            # per connection instead
+
+With ``--workload churn-64B`` the unit is a connection instead (``churn-64B`` of
+``echo_compare.py``, one client at a time): open it, one round trip of 64 bytes, close it;
+``N`` connections then ``2 N``, the difference divided by ``N``.
 
 One table per library, transport and loop: the system calls per round trip by name, for
 the server and the client, and their total. ``epoll_wait`` is the event loop's wake-up
@@ -37,6 +42,7 @@ import echo_compare as ec  # noqa: E402
 
 
 WORKLOAD = "rt-32B"
+CHURN = "churn-64B"
 DEFAULT_LIBS = "wsrs,wsrs.asyncio"
 DEFAULT_TRANSPORTS = "asyncio,native"
 TRANSPORTS = ("asyncio", "native")
@@ -45,12 +51,15 @@ ENDS = ("server", "client")
 SUMMARY_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
 
 
-async def client(lib: str, port: int, count: int) -> None:
-    """Connect to the echo server on ``port`` and make ``count`` round trips."""
+async def client(lib: str, port: int, count: int, workload: str) -> None:
+    """Connect to the echo server on ``port`` and make ``count`` round trips, or, for
+    :data:`CHURN`, ``count`` connections of one round trip each, one after the other."""
     adapter = ec.ADAPTERS[lib]
-    payload = ec.WORKLOADS[WORKLOAD].payload()
-    async with adapter.connect(ec.HOST, port, "off") as channel:
-        await ec.round_trips(channel, payload, count)
+    payload = ec.WORKLOADS[workload].payload()
+    connections, per_connection = (count, 1) if workload == CHURN else (1, count)
+    for _ in range(connections):
+        async with adapter.connect(ec.HOST, port, "off") as channel:
+            await ec.round_trips(channel, payload, per_connection)
 
 
 def parse_summary(text: str) -> Counter[str]:
@@ -70,8 +79,11 @@ def traced(role: str, lib: str, loop_name: str, out: str, *extra: str) -> list[s
     return ["strace", "-f", "-c", "-o", out, "--", *command, *extra]
 
 
-def count_calls(lib: str, transport: str, loop_name: str, count: int) -> dict[str, Counter[str]]:
-    """System calls of the server and of the client for ``count`` round trips."""
+def count_calls(
+    lib: str, transport: str, loop_name: str, count: int, workload: str
+) -> dict[str, Counter[str]]:
+    """System calls of the server and of the client for ``count`` round trips (or
+    connections, for :data:`CHURN`)."""
     env = dict(os.environ, WSRS_TRANSPORT=transport)
     with tempfile.TemporaryDirectory() as scratch:
         outs = {end: os.path.join(scratch, end) for end in ENDS}
@@ -90,7 +102,13 @@ def count_calls(lib: str, transport: str, loop_name: str, count: int) -> dict[st
             port = line.split()[1]
             done = subprocess.run(
                 traced(
-                    "client", lib, loop_name, outs["client"], f"--port={port}", f"--count={count}"
+                    "client",
+                    lib,
+                    loop_name,
+                    outs["client"],
+                    f"--port={port}",
+                    f"--count={count}",
+                    f"--workload={workload}",
                 ),
                 capture_output=True,
                 text=True,
@@ -114,11 +132,12 @@ def count_calls(lib: str, transport: str, loop_name: str, count: int) -> dict[st
 
 
 def per_message(
-    lib: str, transport: str, loop_name: str, count: int
+    lib: str, transport: str, loop_name: str, count: int, workload: str = WORKLOAD
 ) -> dict[str, dict[str, float]]:
-    """System calls per round trip, by end and name: ``(calls(2 N) - calls(N)) / N``."""
-    short = count_calls(lib, transport, loop_name, count)
-    long = count_calls(lib, transport, loop_name, 2 * count)
+    """System calls per round trip (or connection), by end and name:
+    ``(calls(2 N) - calls(N)) / N``."""
+    short = count_calls(lib, transport, loop_name, count, workload)
+    long = count_calls(lib, transport, loop_name, 2 * count, workload)
     return {
         end: {
             name: (long[end][name] - short[end][name]) / count
@@ -152,7 +171,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--transports", default=DEFAULT_TRANSPORTS, help=f"WSRS_TRANSPORT ({DEFAULT_TRANSPORTS})"
     )
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--count", type=int, default=2000, help="round trips of the short run")
+    parser.add_argument("--workload", choices=(WORKLOAD, CHURN), default=WORKLOAD)
+    parser.add_argument(
+        "--count", type=int, default=2000, help="round trips (connections) of the short run"
+    )
     parser.add_argument("--role", choices=("main", "server", "client"), default="main")
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -172,14 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ec.run_in_loop(ec.server_main(ec.ADAPTERS[libs[0]], "off"), args.loop)
         return 0
     if args.role == "client":
-        ec.run_in_loop(client(libs[0], args.port, args.count), args.loop)
+        ec.run_in_loop(client(libs[0], args.port, args.count, args.workload), args.loop)
         return 0
     for lib in libs:
         for transport in transports:
-            costs = per_message(lib, transport, args.loop, args.count)
+            costs = per_message(lib, transport, args.loop, args.count, args.workload)
+            unit = "connection" if args.workload == CHURN else "round trip"
             title = (
-                f"system calls per round trip of {WORKLOAD}, {lib}, transport {transport}, "
-                f"loop {args.loop}; strace -c -f, {args.count} and {2 * args.count} round trips"
+                f"system calls per {unit} of {args.workload}, {lib}, transport {transport}, "
+                f"loop {args.loop}; strace -c -f, {args.count} and {2 * args.count} {unit}s"
             )
             print(format_table(title, costs) + "\n", flush=True)
     return 0

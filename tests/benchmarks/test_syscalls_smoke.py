@@ -88,6 +88,19 @@ def test_report(tmp_path: pathlib.Path, lib: str) -> None:
     }
 
 
+def test_churn_report(tmp_path: pathlib.Path) -> None:
+    """Per connection: the client opens, echoes once and closes ``N`` then ``2 N`` times."""
+    env = fake_strace(tmp_path, FAKE_STRACE.format(python=sys.executable))
+    done = run("--libs=wsrs.asyncio", "--workload=churn-64B", "--count=10", env=env)
+    assert done.returncode == 0, done.stderr
+    for transport in ("asyncio", "native"):
+        assert (
+            f"per connection of churn-64B, wsrs.asyncio, transport {transport}, loop asyncio; "
+            "strace -c -f, 10 and 20 connections" in done.stdout
+        )
+    assert rows(done.stdout)["**total**"] == ("**5.00**", "**4.00**")
+
+
 def test_client_failure_is_reported(tmp_path: pathlib.Path) -> None:
     failing = FAKE_STRACE.replace(
         "done = subprocess.run(command)",
