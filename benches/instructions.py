@@ -11,6 +11,10 @@ and reports ``(instructions(2 N) - instructions(N)) / N``, the cost of one more 
     python benches/instructions.py                                # wsrs vs wsrs.asyncio
     python benches/instructions.py --libs wsrs,wsrs.asyncio,websockets --workloads rt-32B
     python benches/instructions.py --loop uvloop --count 2000
+    python benches/instructions.py --workloads churn-64B             # per connection
+
+``churn-64B`` is counted per connection instead: ``N`` then ``2 N`` connections one after the
+other, each opened, echoing one 64-byte message and closed (both ends, in one process).
 
 ``--asgi`` counts the server alone, for the ASGI servers of ``uvicorn_compare.py``: each
 server runs under Valgrind in its own process (uvicorn with wsrs.uvicorn, websockets-sansio
@@ -60,6 +64,7 @@ COUNTS = {
     "pipe-1KiB": 4_000,
     "pipe-1MiB": 40,
     "conc-1KiB": 2_000,
+    "churn-64B": 200,  # connections
     "deflate-dflt": 100,
     "deflate-L6": 100,
 }
@@ -74,6 +79,11 @@ async def echo(lib: str, name: str, count: int) -> None:
     connections = workload.connections
     async with contextlib.AsyncExitStack() as stack:
         port = await stack.enter_async_context(adapter.serve(ec.HOST, 0, workload.compression))
+        if workload.churn:
+            for _ in range(count):  # one connection at a time, ``count`` of them
+                async with adapter.connect(ec.HOST, port, workload.compression) as channel:
+                    await ec.round_trips(channel, payload, 1)
+            return
         channels: list[ec.Channel] = []
         while len(channels) < connections:
             # A few at a time: under Valgrind, 50 handshakes at once outlast open_timeout.
@@ -118,8 +128,9 @@ def instructions(lib: str, name: str, count: int, loop_name: str) -> int:
 
 
 def per_message(lib: str, name: str, count: int, loop_name: str) -> float:
-    """Instructions for one more round trip of workload ``name``."""
-    if ec.WORKLOADS[name].connections > 1:
+    """Instructions for one more round trip of workload ``name`` (one more connection for
+    a churn workload)."""
+    if ec.WORKLOADS[name].connections > 1 and not ec.WORKLOADS[name].churn:
         count -= count % ec.WORKLOADS[name].connections
     short = instructions(lib, name, count, loop_name)
     long = instructions(lib, name, 2 * count, loop_name)
@@ -242,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ec.run_in_loop(echo(libs[0], names[0], args.count), args.loop)
         return 0
     if args.asgi:
+        if any(ec.WORKLOADS[name].churn for name in names):
+            raise SystemExit("churn workloads are counted in one process only, not with --asgi")
         servers = args.asgi.split(",")
         print_table(
             f"server instructions per round trip, loop {args.loop}, client {args.client}; "

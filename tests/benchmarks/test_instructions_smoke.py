@@ -47,7 +47,9 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return run_bench(SCRIPT, *args, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("workload", ["rt-32B", "pipe-1KiB", "conc-1KiB", "deflate-dflt"])
+@pytest.mark.parametrize(
+    "workload", ["rt-32B", "pipe-1KiB", "conc-1KiB", "deflate-dflt", "churn-64B"]
+)
 @pytest.mark.parametrize("lib", ["wsrs", "wsrs.asyncio"])
 def test_child_echoes(lib: str, workload: str) -> None:
     done = run("--role=child", f"--libs={lib}", f"--workloads={workload}", "--count=200")
@@ -67,6 +69,12 @@ def test_report(tmp_path: pathlib.Path) -> None:
     }
     assert rows["rt-32B"] == ("7", "7", "1.000")
     assert rows["conc-1KiB"] == ("7", "7", "1.000")
+
+
+def test_churn_not_with_asgi() -> None:
+    done = run("--asgi=wsrs", "--workloads=churn-64B")
+    assert done.returncode != 0
+    assert "not with --asgi" in done.stderr
 
 
 def test_unknown_workload() -> None:
