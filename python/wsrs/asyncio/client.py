@@ -296,7 +296,9 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
             sock = await connect_socks_proxy(proxy, wsuri, local_addr=local_addr)
             if wsuri.secure:
                 kwargs.setdefault("server_hostname", wsuri.host)
-            _, connection = await loop.create_connection(factory, sock=sock, **kwargs)
+            kind = self._create_connection.transport_kind
+            _, connection = await create_connection(factory, kind, sock=sock, **kwargs)
+            assert isinstance(connection, ClientConnection)
             return connection
         # HTTP(S) proxy: TLS options (ssl*, server_hostname) are for the server, proxy_*
         # options for TLS to an https:// proxy, the rest for the TCP connection to the proxy.
