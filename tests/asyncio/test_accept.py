@@ -134,6 +134,21 @@ async def test_close_semantics_as_asyncio(
     await server.server.wait_closed()  # once closed, at once
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+async def test_addresses(transport_kind: str, host: str, clients: list[socket.socket]) -> None:
+    """The local address is the listening one, or the connection's behind a wildcard."""
+    server = await start(host, 0)
+    sock = connect(clients, server.port)
+    await eventually(lambda: len(server.protocols) == 1)
+    transport = server.protocols[0].transport
+    assert transport is not None
+    assert transport.get_extra_info("sockname") == sock.getpeername()
+    assert transport.get_extra_info("peername") == sock.getsockname()
+    server.server.close()
+    sock.close()
+    await server.server.wait_closed()
+
+
 async def test_wait_closed_cancelled(transport_kind: str) -> None:
     server = await start()
     waiting = asyncio.ensure_future(server.server.wait_closed())
@@ -189,6 +204,8 @@ async def test_unix(transport_kind: str, tmp_path: Any) -> None:
     assert server.server.sockets[0].family == socket.AF_UNIX
     reader, writer = await asyncio.open_unix_connection(path)
     await eventually(lambda: len(server.protocols) == 1)
+    transport = server.protocols[0].transport
+    assert transport is not None and transport.get_extra_info("sockname") == path
     writer.write(b"unix")
     await eventually(lambda: server.protocols[0].data == b"unix")
     writer.close()
@@ -208,7 +225,7 @@ async def test_many_connections_in_one_event(
         connect(clients, server.port)
     listening = server.server._listening
     assert listening is not None
-    server.server._accept_ready(listening[0])
+    server.server._accept_ready(listening[0], None)
     assert len(server.protocols) == 3
     await eventually(lambda: len(server.protocols) == 4)
     assert all(isinstance(p.transport, NativeTransport) for p in server.protocols)
@@ -291,7 +308,7 @@ async def test_other_accept_errors_are_raised(
     listening = server.server._listening
     assert listening is not None
     with pytest.raises(OSError, match="Invalid argument"):
-        server.server._accept_ready(listening[0])
+        server.server._accept_ready(listening[0], None)
     server.server.close()
     await server.server.wait_closed()
 

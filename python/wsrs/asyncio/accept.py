@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import os
 import socket
 from asyncio import trsock
@@ -114,10 +115,11 @@ class NativeServer(asyncio.AbstractServer):
         self._serving = True
         for sock in self._listening:
             sock.listen(self._backlog)
-            self._loop.add_reader(sock.fileno(), self._accept_ready, sock)
+            self._loop.add_reader(sock.fileno(), self._accept_ready, sock, _local_name(sock))
 
-    def _accept_ready(self, sock: socket.socket) -> None:
-        """Accept up to ``backlog`` connections waiting on ``sock``."""
+    def _accept_ready(self, sock: socket.socket, local: Any) -> None:
+        """Accept up to ``backlog`` connections waiting on ``sock``, whose local address
+        is ``local`` (``None``: ask each)."""
         for _ in range(self._backlog):
             try:
                 conn, address = sock.accept()
@@ -135,17 +137,17 @@ class NativeServer(asyncio.AbstractServer):
                 )
                 self._loop.remove_reader(sock.fileno())
                 self._retries[sock.fileno()] = self._loop.call_later(
-                    ACCEPT_RETRY_DELAY, self._retry, sock
+                    ACCEPT_RETRY_DELAY, self._retry, sock, local
                 )
                 return
-            self._connection(conn, address)
+            self._connection(conn, address, local)
 
-    def _retry(self, sock: socket.socket) -> None:
+    def _retry(self, sock: socket.socket, local: Any) -> None:
         """Accept again after :data:`ACCEPT_RETRY_DELAY` (:meth:`close` cancels it)."""
         del self._retries[sock.fileno()]
-        self._loop.add_reader(sock.fileno(), self._accept_ready, sock)
+        self._loop.add_reader(sock.fileno(), self._accept_ready, sock, local)
 
-    def _connection(self, conn: socket.socket, address: Any) -> None:
+    def _connection(self, conn: socket.socket, address: Any, local: Any) -> None:
         """Give the accepted socket ``conn`` a protocol and a native transport."""
         try:
             conn.setblocking(False)
@@ -156,7 +158,7 @@ class NativeServer(asyncio.AbstractServer):
                 self._loop,
                 conn,
                 protocol,
-                {"peername": address, "sockname": conn.getsockname()},
+                {"peername": address, "sockname": conn.getsockname() if local is None else local},
                 self,
             )
         except Exception as exc:
@@ -254,3 +256,13 @@ class NativeServer(asyncio.AbstractServer):
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets; empty once the server is closed."""
         return () if self._listening is None else tuple(self._bound.sockets)
+
+
+def _local_name(sock: socket.socket) -> Any:
+    """The local address of every connection ``sock`` accepts, if it is known in advance:
+    the listening address, unless it is a wildcard (``0.0.0.0``, ``::``), where it depends
+    on the connection; ``None`` then."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX or not ipaddress.ip_address(name[0]).is_unspecified:
+        return name
+    return None
