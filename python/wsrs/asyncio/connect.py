@@ -48,8 +48,11 @@ async def create_connection(
         return await loop.create_connection(factory, **kwargs)
     kwargs.pop("ssl", None)
     sock = kwargs.pop("sock", None)
-    if sock is None:
-        sock = await (_unix_socket(loop, **kwargs) if unix else _tcp_socket(loop, **kwargs))
+    peer = None  # the address connected to, when known without asking
+    if sock is None and unix:
+        sock = await _unix_socket(loop, **kwargs)
+    elif sock is None:
+        sock, peer = await _tcp_socket(loop, **kwargs)
     elif kwargs.get("host") is not None or kwargs.get("port") is not None or kwargs.get("path"):
         raise ValueError("host/port and sock can not be specified at the same time")
     else:
@@ -58,7 +61,10 @@ async def create_connection(
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         protocol = factory()
-        extra = {"peername": sock.getpeername(), "sockname": sock.getsockname()}
+        extra = {
+            "peername": sock.getpeername() if peer is None else peer,
+            "sockname": sock.getsockname(),
+        }
         transport = NativeTransport(loop, sock, protocol, extra)
     except BaseException:
         sock.close()
@@ -80,8 +86,9 @@ async def _tcp_socket(
     family: int = 0,
     proto: int = 0,
     flags: int = 0,
-) -> socket.socket:
-    """A socket connected to ``host`` and ``port``: each address in turn, as asyncio."""
+) -> tuple[socket.socket, Any]:
+    """A socket connected to ``host`` and ``port`` (each address in turn, as asyncio), and
+    the address it is connected to."""
     infos = await loop.getaddrinfo(
         host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
     )
@@ -99,7 +106,8 @@ async def _tcp_socket(
                 if not matching:
                     raise OSError(f"no matching local address with family={af!r} found")
                 bind = matching[0]
-            return await _connected(loop, socket.socket(af, kind, protocol), address, bind)
+            sock = socket.socket(af, kind, protocol)
+            return await _connected(loop, sock, address, bind), address
         except OSError as exc:
             errors.append(exc)
     if len({str(exc) for exc in errors}) == 1:
