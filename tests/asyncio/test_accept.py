@@ -33,16 +33,12 @@ class Accepted(Recorder):
 
 
 class Server:
-    """A server of :class:`Accepted` protocols made by :func:`create_server`."""
+    """A server made by :func:`create_server`, and the :class:`Accepted` protocols of its
+    connections."""
 
-    def __init__(self, server: asyncio.Server | NativeServer) -> None:
+    def __init__(self, server: asyncio.Server | NativeServer, protocols: list[Accepted]) -> None:
         self.server = server
-        self.protocols: list[Accepted] = []
-
-    def factory(self) -> Accepted:
-        protocol = Accepted()
-        self.protocols.append(protocol)
-        return protocol
+        self.protocols = protocols
 
     @property
     def port(self) -> int:
@@ -52,14 +48,14 @@ class Server:
 
 async def start(*args: Any, kind: Any = None, **kwargs: Any) -> Server:
     """Start a server on 127.0.0.1 (unless ``args`` say where) with a recording factory."""
-    holder: list[Server] = []
+    protocols: list[Accepted] = []
 
     def factory() -> Accepted:
-        return holder[0].factory()
+        protocols.append(Accepted())
+        return protocols[-1]
 
     server = await create_server(factory, kind, *(args or ("127.0.0.1", 0)), **kwargs)
-    holder.append(Server(server))
-    return holder[0]
+    return Server(server, protocols)
 
 
 @pytest.fixture
