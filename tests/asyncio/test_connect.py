@@ -14,7 +14,7 @@ import pytest
 import wsrs
 from wsrs.asyncio import base, transport
 from wsrs.asyncio.client import connect
-from wsrs.asyncio.connect import create_connection
+from wsrs.asyncio.connect import _numeric, create_connection
 from wsrs.asyncio.transport import NativeTransport
 
 from .test_accept import Accepted, start
@@ -191,3 +191,18 @@ async def test_both_front_ends(transport_kind: str, no_take_over: list[object]) 
         async with wsrs.connect(uri) as legacy:
             assert isinstance(legacy.transport, NativeTransport) is (transport_kind == "native")
     assert no_take_over == []
+
+
+def test_numeric_addresses_are_not_resolved() -> None:
+    """An IP address and a port number need no getaddrinfo (a thread round trip)."""
+    tcp = socket.IPPROTO_TCP
+    assert _numeric("127.0.0.1", 80, 0, 0) == [
+        (socket.AF_INET, socket.SOCK_STREAM, tcp, "", ("127.0.0.1", 80))
+    ]
+    assert _numeric("::1", 80, socket.AF_INET6, 0) == [
+        (socket.AF_INET6, socket.SOCK_STREAM, tcp, "", ("::1", 80, 0, 0))
+    ]
+    assert _numeric("localhost", 80, 0, 0) == []
+    assert _numeric(None, 80, 0, 0) == []
+    assert _numeric("127.0.0.1", "http", 0, 0) == []
+    assert _numeric("127.0.0.1", 80, socket.AF_INET6, 0) == []

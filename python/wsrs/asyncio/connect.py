@@ -15,6 +15,7 @@ Anything else goes to the loop's own method, and the connection may then be take
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -89,7 +90,7 @@ async def _tcp_socket(
 ) -> tuple[socket.socket, Any]:
     """A socket connected to ``host`` and ``port`` (each address in turn, as asyncio), and
     the address it is connected to."""
-    infos = await loop.getaddrinfo(
+    infos = _numeric(host, port, family, proto) or await loop.getaddrinfo(
         host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
     )
     local: list[tuple[Any, ...]] = []
@@ -113,6 +114,20 @@ async def _tcp_socket(
     if len({str(exc) for exc in errors}) == 1:
         raise errors[0]
     raise OSError(f"Multiple exceptions: {', '.join(str(exc) for exc in errors)}")
+
+
+def _numeric(host: str | None, port: int | str | None, family: int, proto: int) -> list[Any]:
+    """What ``getaddrinfo`` answers for an IP address and a port number, without asking it
+    (from a thread, as the loop does), as asyncio; ``[]`` for anything else."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return []
+    af = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    if not isinstance(port, int) or family not in (0, af):
+        return []
+    sockaddr = (host, port) if af == socket.AF_INET else (host, port, 0, 0)
+    return [(af, socket.SOCK_STREAM, proto or socket.IPPROTO_TCP, "", sockaddr)]
 
 
 async def _connected(
