@@ -139,6 +139,36 @@ async def ask(connection: ClientConnection, command: str) -> str:
     return answer
 
 
+async def routed(subscriber: ClientConnection, publisher: ClientConnection) -> int:
+    """Return once the relay has read the topics the subscriber's worker joined so far;
+    return how many messages the relay routed for it.
+
+    A worker sends its JOIN to the relay before it answers ``subscribed``, but the relay
+    reads each worker's socket in its own time: a message published later in another worker
+    can be read first and find no follower (as a Redis SUBSCRIBE racing a PUBLISH). Frames of
+    one worker are read in order, so once a message on a topic joined after them reaches the
+    subscriber, the relay knows its earlier topics. The publisher follows no ``sync``.
+    """
+    assert await ask(subscriber, "subscribe sync") == "subscribed sync"
+    for _ in range(300):
+        assert await ask(publisher, "publish sync 1") == "published"
+        try:
+            message = await asyncio.wait_for(subscriber.recv(), 0.1)
+        except TimeoutError:
+            continue
+        assert isinstance(message, str) and message.endswith(" sync 0")
+        break
+    else:
+        raise AssertionError("the relay never routed a message to the subscriber's worker")
+    # Late copies of earlier tries come before the answer; none after it.
+    routed = 1
+    await subscriber.send("unsubscribe sync")
+    while (message := await asyncio.wait_for(subscriber.recv(), TIMEOUT)) != "unsubscribed sync":
+        assert isinstance(message, str) and message.endswith(" sync 0")
+        routed += 1
+    return routed
+
+
 async def closed_with(connection: ClientConnection) -> int | None:
     """Read until the connection closes; return its close code. Nothing may come first."""
     with pytest.raises(ConnectionClosed):
@@ -181,9 +211,9 @@ async def test_workers_share_the_port_and_their_topics(
     for connection, _ in clients:
         assert await ask(connection, "subscribe news") == "subscribed news"
     # A publisher in each worker, at the same time: every subscriber, in both workers, gets
-    # every message once, in order per publisher. (Each worker sent its JOIN to the relay
-    # before answering "subscribed", so before any publish: the relay has read it.)
+    # every message once, in order per publisher.
     publishers = [connections[0] for connections in by_pid.values()]
+    synced = await routed(publishers[0], publishers[1]) + await routed(publishers[1], publishers[0])
     await asyncio.gather(*(p.send("publish news 200") for p in publishers))
     for connection, _ in clients:
         received: dict[int, list[int]] = {}
@@ -202,7 +232,7 @@ async def test_workers_share_the_port_and_their_topics(
     assert all(gone(pid) for pid in by_pid)
     assert "SIGTERM: stopping the workers" in supervisor.log
     # Each message went to the other worker only.
-    assert "stopped (relay: 400 messages routed, 0 dropped)" in supervisor.log
+    assert f"stopped (relay: {400 + synced} messages routed, 0 dropped)" in supervisor.log
 
 
 async def test_a_worker_that_dies_is_replaced(
@@ -227,6 +257,7 @@ async def test_a_worker_that_dies_is_replaced(
     for connection in seen.values():
         assert await ask(connection, "subscribe t") == "subscribed t"
     other = next(pid for pid in seen if pid != new_pid)
+    await routed(seen[new_pid], seen[other])
     await seen[other].send("publish t 1")
     assert await asyncio.wait_for(seen[new_pid].recv(), TIMEOUT) == f"{other} t 0"
     # SIGTERM to a worker: it drains (1001) and exits with 0; the supervisor replaces it,
@@ -363,6 +394,7 @@ async def test_legacy_api(supervisors: Start) -> None:
     a, b = seen
     for connection in seen.values():
         assert await ask(connection, "subscribe t") == "subscribed t"
+    await routed(seen[b], seen[a])
     assert await ask(seen[a], "publish t 1") == f"{a} t 0"  # its own subscriber
     assert await asyncio.wait_for(seen[a].recv(), TIMEOUT) == "published"
     assert await asyncio.wait_for(seen[b].recv(), TIMEOUT) == f"{a} t 0"

@@ -4,6 +4,7 @@
 A client first receives ``pid PID`` (the worker's), then sends commands, one per message:
 
 - ``subscribe TOPIC``: answered ``subscribed TOPIC``;
+- ``unsubscribe TOPIC``: answered ``unsubscribed TOPIC``;
 - ``publish TOPIC COUNT``: publishes ``PID TOPIC i`` for i in 0..COUNT-1, answered
   ``published``;
 - ``sleep``: the handler stops reading and sleeps for an hour (it ignores the close).
@@ -56,6 +57,9 @@ async def commands(connection: ServerConnection | WebSocketServerProtocol) -> No
         if command[0] == "subscribe":
             hub.subscribe(connection, command[1])
             await connection.send(f"subscribed {command[1]}")
+        elif command[0] == "unsubscribe":
+            hub.unsubscribe(connection, command[1])
+            await connection.send(f"unsubscribed {command[1]}")
         elif command[0] == "publish":
             for i in range(int(command[2])):
                 hub.publish(command[1], f"{pid} {command[1]} {i}")
