@@ -170,7 +170,13 @@ class WebSocketCommonProtocol(BaseProtocol):
             return queue.take()  # type: ignore[return-value]
         if self.state is State.CONNECTING:
             raise InvalidState("the opening handshake isn't finished")
-        message = await queue.get()
+        # Awaited here rather than through queue.get(): one coroutine less.
+        waiter = queue.wait()
+        try:
+            message = await waiter
+        except asyncio.CancelledError:
+            queue.give_back(waiter)
+            raise
         if message is None:
             await asyncio.shield(self.connection_lost_waiter)
             if self.legacy_recv:

@@ -214,22 +214,22 @@ async def test_a_message_for_a_waiting_get_does_not_pause_reading() -> None:
     assert reading.calls == ["pause", "resume"]
 
 
-async def test_a_promised_message_whose_get_is_cancelled_counts_again() -> None:
+async def test_a_handed_message_whose_get_is_cancelled_is_queued_again() -> None:
     reading = Reading()
     queue = reading.queue(1)
     task = asyncio.create_task(queue.get())
     await asyncio.sleep(0)
-    queue.put("promised")
+    queue.put("handed")
     assert reading.calls == []
-    task.cancel()  # woken, then cancelled before it took the message
+    task.cancel()  # handed the message, then cancelled before it returned it
     with pytest.raises(asyncio.CancelledError):
         await task
     assert reading.calls == ["pause"]  # an ordinary unread message now
-    assert await queue.get() == "promised"
+    assert await queue.get() == "handed"
     assert reading.calls == ["pause", "resume"]
 
 
-async def test_a_promise_passes_to_the_next_waiter_on_cancellation() -> None:
+async def test_a_handed_message_passes_to_the_next_waiter_on_cancellation() -> None:
     reading = Reading()
     queue = reading.queue(1)
     first = asyncio.create_task(queue.get())
@@ -241,3 +241,32 @@ async def test_a_promise_passes_to_the_next_waiter_on_cancellation() -> None:
         await first
     assert await second == "one"
     assert reading.calls == []
+
+
+async def test_a_get_cancelled_after_the_end_gives_nothing_back() -> None:
+    reading = Reading()
+    queue = reading.queue(1)
+    task = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    queue.end()  # the waiter is told None
+    task.cancel()  # then cancelled before it returned
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not queue.messages
+    assert await queue.get() is None
+    assert reading.calls == []
+
+
+async def test_a_handed_message_skips_cancelled_waiters() -> None:
+    reading = Reading()
+    queue = reading.queue(1)
+    first, second, third = (asyncio.create_task(queue.get()) for _ in range(3))
+    await asyncio.sleep(0)
+    queue.put("one")  # handed to the first
+    second.cancel()  # its waiter is cancelled at once
+    first.cancel()  # gives "one" back: past the cancelled second, to the third
+    for task in (first, second):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert await third == "one"
+    assert not queue.messages

@@ -264,7 +264,16 @@ class Connection(BaseProtocol):
             )
         self._receiving = True
         try:
-            message = await queue.get()
+            if messages:  # a fragment first, or decode is set
+                message = queue.take()
+            else:
+                # Awaited here rather than through queue.get(): one coroutine less.
+                waiter = queue.wait()
+                try:
+                    message = await waiter
+                except asyncio.CancelledError:
+                    queue.give_back(waiter)
+                    raise
             if type(message) is Fragment:
                 message = await self._queue.join(message)
         finally:

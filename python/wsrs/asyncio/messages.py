@@ -2,10 +2,11 @@
 
 Rules, the same for every asyncio front end:
 
-1. :meth:`MessageQueue.put` appends a message and wakes one waiting :meth:`~MessageQueue.get`.
-   When ``max_queue`` messages are waiting, it calls ``pause()``: reading from the peer stops
-   (:class:`wsrs.flow.ReadGate.QUEUE`) until :meth:`~MessageQueue.get` brings the queue
-   below half of ``max_queue``, then ``resume()``.
+1. :meth:`MessageQueue.put` hands a message to the oldest receiver waiting for one (the
+   future of :meth:`~MessageQueue.wait`, which :meth:`~MessageQueue.get` awaits), or else
+   appends it. When ``max_queue`` messages are waiting, it calls ``pause()``: reading from
+   the peer stops (:class:`wsrs.flow.ReadGate.QUEUE`) until :meth:`~MessageQueue.take`
+   brings the queue below half of ``max_queue``, then ``resume()``.
 2. After this side sent its close frame (:meth:`~MessageQueue.close_sent`), reading goes on
    so that the peer's close frame gets through; a message that does not fit in the full
    queue is dropped, so memory stays bounded while closing. A fragment that does not fit
@@ -14,9 +15,9 @@ Rules, the same for every asyncio front end:
 3. After :meth:`~MessageQueue.end` (close frame received, failure or TCP lost) no message
    arrives any more: :meth:`~MessageQueue.get` returns the messages still queued, then
    ``None``.
-4. Cancelling :meth:`~MessageQueue.get` loses nothing: the message it would have returned
-   stays queued for the next call. Several coroutines may wait at once; each message goes
-   to exactly one of them.
+4. Cancelling :meth:`~MessageQueue.get` loses nothing: a message handed to it goes back to
+   the next waiting receiver, or to the front of the queue (:meth:`~MessageQueue.give_back`).
+   Several coroutines may wait at once; each message goes to exactly one of them.
 5. A fragmented message may come frame by frame, as :class:`~wsrs._core.Fragment` objects
    (a front end that streams fragments, :attr:`BaseProtocol.stream_fragments
    <wsrs.asyncio.base.BaseProtocol.stream_fragments>`): each is one item of the queue, so
@@ -24,10 +25,11 @@ Rules, the same for every asyncio front end:
    fragments off the queue as they arrive, so a message of more fragments than ``max_queue``
    never stalls reading; cancelling it loses nothing either (what it joined so far goes back
    to the front of the queue as one fragment).
-6. A message that arrives while :meth:`~MessageQueue.get` waits is promised to it and does
-   not count against ``max_queue``: an application that reads as fast as messages come
-   never makes reading pause (with ``max_queue=1``, uvicorn's rule, pausing and resuming
-   the transport for every message cost 40 % of a busy server's time).
+6. A message that arrives while :meth:`~MessageQueue.get` waits is handed to it, never
+   queued, so it does not count against ``max_queue``: an application that reads as fast as
+   messages come never makes reading pause (with ``max_queue=1``, uvicorn's rule, pausing
+   and resuming the transport for every message cost 40 % of a busy server's time). The
+   receiver wakes with the message: it does not take it off the queue in a second step.
 """
 
 from __future__ import annotations
@@ -69,7 +71,6 @@ class MessageQueue:
         "_low",
         "_paused",
         "_pause",
-        "_promised",
         "_resume",
         "_waiters",
         "ended",
@@ -95,11 +96,9 @@ class MessageQueue:
         """Messages (or fragments of messages) received and not read yet, oldest first."""
         self.ended = False
         """Whether no message will arrive any more."""
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Item | None]] = collections.deque()
         self._paused = False
         self._closing = False
-        # Messages queued for a get() that put() woke: they leave the queue at once.
-        self._promised = 0
         # While closing: a fragment was dropped, so nothing after it is queued.
         self._cut = False
 
@@ -113,16 +112,20 @@ class MessageQueue:
                 self._cut = True
             logger.debug("closing: message dropped, the queue is full")
             return
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # else cancelled
+                waiter.set_result(message)
+                return
         messages.append(message)
-        if self._wake_one():
-            self._promised += 1
         self._maybe_pause()
 
     def _maybe_pause(self) -> None:
         max_queue = self.max_queue
         if (
             max_queue
-            and len(self.messages) - self._promised >= max_queue
+            and len(self.messages) >= max_queue
             and not self._paused
             and not self._closing
             and not self.ended
@@ -133,22 +136,47 @@ class MessageQueue:
     async def get(self) -> Item | None:
         """Return the next message (or fragment), waiting for one; ``None`` once the queue
         has ended and is empty."""
-        messages = self.messages
-        while not messages:
-            if self.ended:
-                return None
-            waiter = self.loop.create_future()
+        if self.messages:
+            return self.take()
+        waiter = self.wait()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self.give_back(waiter)
+            raise
+
+    def wait(self) -> asyncio.Future[Item | None]:
+        """Return a future of the next message (or fragment), for a receiver that found the
+        queue empty: :meth:`put` hands it the next one, :meth:`end` ``None`` (at once if the
+        queue has ended).
+
+        What :meth:`get` awaits; a receiver may await it itself, without a coroutine for
+        :meth:`get`, if it gives a cancelled wait's message back with :meth:`give_back`.
+        """
+        waiter: asyncio.Future[Item | None] = self.loop.create_future()
+        if self.ended:
+            waiter.set_result(None)
+        else:
             self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled() and not self._wake_one():
-                    # Woken for a message, cancelled before taking it, and nobody else
-                    # waits: it is an ordinary queued message now.
-                    self._promised = max(self._promised - 1, 0)
-                    self._maybe_pause()
-                raise
-        return self.take()
+        return waiter
+
+    def give_back(self, waiter: asyncio.Future[Item | None]) -> None:
+        """The receiver awaiting ``waiter`` (from :meth:`wait`) was cancelled: if a message
+        was handed to it already, hand it to the next waiting receiver, or else put it back
+        at the front of the queue."""
+        if not waiter.done() or waiter.cancelled():
+            return
+        message = waiter.result()
+        if message is None:
+            return
+        waiters = self._waiters
+        while waiters:
+            other = waiters.popleft()
+            if not other.done():
+                other.set_result(message)
+                return
+        self.messages.appendleft(message)
+        self._maybe_pause()
 
     def take(self) -> Item:
         """Return the next message (or fragment) now; the queue must not be empty.
@@ -158,8 +186,6 @@ class MessageQueue:
         """
         messages = self.messages
         message = messages.popleft()
-        if self._promised:
-            self._promised -= 1
         if self._paused and len(messages) < self._low:
             self._paused = False
             self._resume()
@@ -192,15 +218,6 @@ class MessageQueue:
             self.messages.appendleft(Fragment(bytes(data), first.text, False))
             raise
         return data.decode() if first.text else bytes(data)
-
-    def _wake_one(self) -> bool:
-        """Wake the oldest waiting :meth:`get`; return whether there was one."""
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return True
-        return False
 
     def close_sent(self) -> None:
         """This side sent its close frame: keep reading, drop what does not fit."""
