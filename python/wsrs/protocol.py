@@ -194,14 +194,29 @@ class WebSocketCommonProtocol(BaseProtocol):
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Data]:
+        # recv() inline, without a coroutine per message; recv() itself only at the end.
+        queue = self._queue
+        messages = queue.messages
         while True:
+            if messages:
+                yield queue.take()  # type: ignore[misc]
+                continue
+            if self.state is not State.CONNECTING and not queue.ended:
+                waiter = queue.wait()
+                try:
+                    message = await waiter
+                except asyncio.CancelledError:
+                    queue.give_back(waiter)
+                    raise
+                if message is not None:
+                    yield message  # type: ignore[misc]
+                    continue
+            # Not open yet, or the end: recv() raises, or returns None (legacy_recv).
             try:
-                message = await self.recv()
+                await self.recv()
             except ConnectionClosedOK:
-                return
-            if message is None:  # legacy_recv
-                return
-            yield message
+                pass
+            return
 
     # ------------------------------------------------------------------ sending
 

@@ -217,6 +217,43 @@ async def test_cancelled_recv_does_not_lose_messages() -> None:
             assert received == [str(i) for i in range(count)]
 
 
+async def test_cancelled_iteration_does_not_lose_messages() -> None:
+    async def first(ws: WebSocketClientProtocol) -> str | bytes:
+        async for message in ws:
+            return message
+        raise AssertionError("the connection closed")  # pragma: no cover
+
+    cap = Capture()
+    async with run_server(cap.handler) as uri:
+        async with connect(uri) as ws:
+            server_ws = await cap.get()
+            # An iteration cancelled while waiting.
+            task = asyncio.create_task(first(ws))
+            await asyncio.sleep(10 * MS)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await server_ws.send("first")
+            assert await asyncio.wait_for(first(ws), 1000 * MS) == "first"
+
+            # Cancellations racing with deliveries: every message arrives once, in order.
+            count = 200
+            sender = asyncio.create_task(_send_numbers(server_ws, count))
+            received: list[str | bytes] = []
+            rng = random.Random(7)
+            while len(received) < count:
+                task = asyncio.create_task(first(ws))
+                for _ in range(rng.randrange(3)):
+                    await asyncio.sleep(0)
+                task.cancel()
+                try:
+                    received.append(await task)
+                except asyncio.CancelledError:
+                    pass
+            await sender
+            assert received == [str(i) for i in range(count)]
+
+
 async def _send_numbers(ws: WebSocketServerProtocol, count: int) -> None:
     for i in range(count):
         await ws.send(str(i))

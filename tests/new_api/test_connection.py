@@ -94,7 +94,8 @@ async def test_recv_decode(api: API) -> None:
             assert await client.recv() == "bytes"
 
 
-async def test_concurrent_recv_is_an_error(api: API) -> None:
+@pytest.mark.parametrize("second", ["recv", "async for"])
+async def test_concurrent_recv_is_an_error(api: API, second: str) -> None:
     async def silent(connection: ServerConnection) -> None:
         await connection.wait_closed()
 
@@ -103,8 +104,31 @@ async def test_concurrent_recv_is_an_error(api: API) -> None:
             first = asyncio.create_task(client.recv())
             await asyncio.sleep(10 * MS)
             with pytest.raises(api.exceptions.ConcurrencyError):
-                await client.recv()
+                if second == "recv":
+                    await client.recv()
+                else:
+                    async for _ in client:
+                        pass  # pragma: no cover
             first.cancel()
+
+
+async def test_iteration_cancelled_while_waiting_loses_nothing(api: API) -> None:
+    async def first_message() -> object:
+        async for message in client:
+            return message
+        return None  # pragma: no cover
+
+    async with api.serve(echo, "127.0.0.1", 0) as server:  # type: ignore[operator]
+        async with api.connect(uri_of(server)) as client:  # type: ignore[operator]
+            waiting = asyncio.create_task(first_message())
+            await asyncio.sleep(10 * MS)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await client.send("after")
+            assert await client.recv() == "after"
+            await client.send("again")
+            assert await first_message() == "again"
 
 
 async def test_ping_resolves_to_the_latency(api: API) -> None:

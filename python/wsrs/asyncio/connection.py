@@ -26,7 +26,7 @@ from ..exceptions import (
 from ..frames import Close
 from ..http11 import Request, Response
 from .base import SPLIT_WRITE_SIZE, BaseProtocol
-from .messages import Data
+from .messages import Data, Item
 
 
 __all__ = ["Connection", "Data", "DataLike", "LoggerLike", "MaxQueue", "WriteLimit"]
@@ -214,12 +214,33 @@ class Connection(BaseProtocol):
         messages, take = queue.messages, queue.take
         try:
             while True:
-                if messages and not self._receiving and type(messages[0]) is not Fragment:
-                    # Hot path, as in recv(): a whole message is already queued, so it is
-                    # taken without a coroutine for recv().
-                    yield take()  # type: ignore[misc]
+                if self._receiving:
+                    yield await self.recv()  # raises ConcurrencyError
+                elif messages:
+                    if type(messages[0]) is Fragment:
+                        yield await self.recv()  # joins the fragments
+                    else:
+                        # Hot path, as in recv(): a whole message is already queued, so it
+                        # is taken without a coroutine for recv().
+                        yield take()  # type: ignore[misc]
                 else:
-                    yield await self.recv()
+                    # Waiting, as recv() does, without a coroutine for it.
+                    self._receiving = True
+                    waiter = queue.wait()
+                    try:
+                        message = await waiter
+                    except asyncio.CancelledError:
+                        queue.give_back(waiter)
+                        raise
+                    finally:
+                        self._receiving = False
+                    if type(message) is str or type(message) is bytes:
+                        yield message
+                    else:
+                        # A fragment, for recv() to join, or None: the end, which recv()
+                        # turns into the exception.
+                        queue.give_back(waiter)
+                        yield await self.recv()
         except ConnectionClosedOK:
             return
 
@@ -263,6 +284,7 @@ class Connection(BaseProtocol):
                 "cannot call recv while another coroutine is already running recv or recv_streaming"
             )
         self._receiving = True
+        message: Item | None
         try:
             if messages:  # a fragment first, or decode is set
                 message = queue.take()

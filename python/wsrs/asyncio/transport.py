@@ -216,7 +216,17 @@ class NativeTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now; queue what the kernel does not take."""
-        self._send(self._io.write, data, "write")
+        if self._eof or self._lost:
+            self._send(self._io.write, data, "write")  # raises, or does nothing
+            return
+        # What _send() does, inline: this is the path of every message.
+        try:
+            done = self._io.write(data)
+        except OSError as exc:
+            self._fatal_error(exc, "fatal write error on native transport")
+            return
+        if not done:
+            self._queued()
 
     def writelines(self, list_of_data: Any) -> None:
         """Send the buffers of ``list_of_data`` now, in one system call; queue what the kernel
