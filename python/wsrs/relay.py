@@ -25,6 +25,12 @@ What is guaranteed:
   are read in order, routed as they come and written in order; the relay never sends a
   message back to the worker that published it (that worker delivered it to its own
   subscribers already).
+- **A topic is joined when the relay reads the JOIN.** A worker writes its ``JOIN`` to the
+  relay as its hub subscribes, but the relay reads each worker's socket in its own time: a
+  message published in another worker soon after (even one a client sent after it was told
+  it was subscribed) can be read first and miss the new follower, as a Redis ``SUBSCRIBE``
+  can miss a racing ``PUBLISH``. Frames of one worker are read in order: once a message of
+  a topic a worker joined reaches it, the relay routes every topic it joined before.
 - **Bounded memory, the relay never waits.** The relay keeps up to ``max_buffer`` bytes
   unsent per worker (a worker whose event loop is stuck stops reading its socket); beyond
   that it drops the messages for that worker, counts them (:attr:`Relay.stats`, per worker
