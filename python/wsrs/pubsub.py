@@ -130,15 +130,17 @@ class Gap:
     this worker because it did not read them in time (0 for the gaps of Redis)."""
 
 
-def report_gap(gap: Gap, on_gap: Callable[[Gap], object] | None) -> None:
-    """Log ``gap`` and call ``on_gap`` with it; log what ``on_gap`` raises, never propagate
-    it (a broker's callbacks run in its own I/O paths)."""
+def report_gap(gap: Gap, *on_gap: Callable[[Gap], object] | None) -> None:
+    """Log ``gap`` once and call each ``on_gap`` callback (``None`` is skipped) with it; log
+    what a callback raises, never propagate it (a broker's callbacks run in its own I/O
+    paths), and go on with the next."""
     logger.warning("messages may be missing on topic %r: %s", gap.topic, gap)
-    if on_gap is not None:
-        try:
-            on_gap(gap)
-        except Exception:
-            logger.exception("on_gap failed")
+    for callback in on_gap:
+        if callback is not None:
+            try:
+                callback(gap)
+            except Exception:
+                logger.exception("on_gap failed")
 
 
 class Broker(Protocol):

@@ -438,8 +438,9 @@ class RelayChannel(asyncio.Protocol):
                     broker._receive(frame.topic, frame.data, frame.text)
             elif frame.kind is Kind.GAP:
                 gap = Gap(frame.topic, None, dropped=int.from_bytes(frame.data))
-                for broker in tuple(self._topics.get(frame.topic, ())):
-                    report_gap(gap, broker.on_gap)
+                brokers = self._topics.get(frame.topic, ())
+                if brokers:
+                    report_gap(gap, *(broker.on_gap for broker in brokers))
 
     def ready(self) -> None:
         """Tell the supervisor that this worker listens."""

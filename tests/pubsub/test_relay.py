@@ -403,6 +403,9 @@ async def test_gap_for_every_broker_of_the_topic(caplog: pytest.LogCaptureFixtur
     await asyncio.sleep(0.01)
     assert told == [Gap("t", None, dropped=7)]
     assert "on_gap failed" in caplog.text and "a bug in on_gap" in caplog.text
+    # Logged once for the worker, not once per broker.
+    assert caplog.text.count("messages may be missing on topic 't'") == 1
+    assert "topic 'nobody'" not in caplog.text
     ours.close()
 
 
