@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 
 from .datastructures import Headers
 from .exceptions import (
@@ -103,6 +104,16 @@ def parse_proxy(proxy: str) -> Proxy:
     return Proxy(parsed.scheme, host, port, username, password)
 
 
+# urllib's no_proxy check over given proxies (undocumented, so looked up), and whether
+# proxy settings come from the environment alone on this platform.
+_bypass_environment: Callable[[str, dict[str, str]], bool] | None = getattr(
+    urllib.request, "proxy_bypass_environment", None
+)
+_ENVIRONMENT_ONLY = (
+    _bypass_environment is not None and urllib.request.proxy_bypass is _bypass_environment
+)
+
+
 def get_proxy(wsuri: WebSocketURI) -> str | None:
     """The address of the proxy that the system configures for ``wsuri``, or ``None``.
 
@@ -112,9 +123,18 @@ def get_proxy(wsuri: WebSocketURI) -> str | None:
     ``ws://`` the HTTP proxy last. A SOCKS proxy given as ``http://host:port`` (how some
     systems declare it) means ``socks5h://host:port``.
     """
-    if urllib.request.proxy_bypass(f"{wsuri.host}:{wsuri.port}"):
-        return None
     proxies = urllib.request.getproxies()
+    address = f"{wsuri.host}:{wsuri.port}"
+    # One scan of the environment, not two: where the system has no proxy settings of its
+    # own (not macOS, not Windows), urllib's proxy_bypass() is proxy_bypass_environment()
+    # over the proxies getproxies() just read (a scan costs as much as a WebSocket round
+    # trip with a few hundred variables).
+    if _ENVIRONMENT_ONLY:
+        assert _bypass_environment is not None
+        if _bypass_environment(address, proxies):
+            return None
+    elif urllib.request.proxy_bypass(address):  # pragma: no cover (macOS, Windows)
+        return None
     schemes = ("wss", "socks", "https") if wsuri.secure else ("ws", "socks", "https", "http")
     for scheme in schemes:
         proxy = proxies.get(scheme)
