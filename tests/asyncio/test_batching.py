@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import cast
+from typing import Any, cast
 
 import wsrs
 import wsrs.asyncio.client
@@ -369,3 +369,56 @@ async def test_header_and_payload_in_one_vectored_write() -> None:
             await ws.send(payload)
             assert len(calls) == 1
             assert await client.recv() == payload
+
+
+async def test_an_echo_leaves_inside_the_callback_that_read_the_message() -> None:
+    """messages.py, rule 7: the handler waiting in ``async for`` wakes before the readiness
+    callback returns, so its reply is written in the same loop iteration."""
+    connections: list[wsrs.asyncio.server.ServerConnection] = []
+
+    async def echo(connection: wsrs.asyncio.server.ServerConnection) -> None:
+        connections.append(connection)
+        async for message in connection:
+            await connection.send(message)
+
+    async with wsrs.asyncio.server.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        async with wsrs.asyncio.client.connect(
+            f"ws://{host}:{port}/", ping_interval=None
+        ) as client:
+            await client.send("hello")
+            assert await client.recv() == "hello"
+            (ws,) = connections
+            writes = record_writes(ws)
+            written_on_return: list[int] = []
+            process_events = ws._process_events
+
+            def recording(*args: Any) -> None:
+                process_events(*args)
+                written_on_return.append(len(writes))
+
+            ws._process_events = recording  # type: ignore[method-assign]
+            for i in range(5):
+                await client.send(f"message {i}")
+                assert await client.recv() == f"message {i}"
+            assert written_on_return == [1, 2, 3, 4, 5]
+
+
+async def test_a_client_recv_returns_inside_the_callback_that_read_the_reply() -> None:
+    """The same for the 4.0 API's ``recv()`` at the client."""
+    async with connected() as (ws, client):
+        done_on_return: list[bool] = []
+        process_events = client._process_events
+        receiving: list[asyncio.Task[object]] = []
+
+        def recording(*args: Any) -> None:
+            process_events(*args)
+            done_on_return.append(receiving[-1].done())
+
+        client._process_events = recording  # type: ignore[method-assign]
+        for i in range(5):
+            receiving.append(asyncio.create_task(client.recv()))
+            await asyncio.sleep(0)
+            await ws.send(f"reply {i}")
+            assert await receiving[-1] == f"reply {i}"
+        assert done_on_return == [True] * 5

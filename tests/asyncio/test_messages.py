@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -270,3 +271,131 @@ async def test_a_handed_message_skips_cancelled_waiters() -> None:
             await task
     assert await third == "one"
     assert not queue.messages
+
+
+# ---------------------------------------------------------------- rule 7: wake-ups deferred
+
+
+def deliver(queue: MessageQueue, *messages: str) -> None:
+    """What a front end does with the messages of one read."""
+    queue.defer = True
+    for message in messages:
+        queue.put(message)
+    queue.defer = False
+    queue.wake()
+
+
+async def in_a_loop_callback(function: Callable[[], object]) -> None:
+    """Run ``function`` in a callback of the loop, outside of any task."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def callback() -> None:
+        try:
+            function()
+        except BaseException as exc:  # noqa: BLE001 (for the test to see it)
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+    loop.call_soon(callback)
+    await done
+
+
+async def test_a_receiver_wakes_before_the_callback_returns() -> None:
+    queue = Reading().queue(0)
+    task = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    seen: list[bool] = []
+
+    def read() -> None:
+        queue.defer = True
+        queue.put("now")
+        queue.defer = False
+        seen.append(task.done())  # handed, not woken yet
+        queue.wake()
+        seen.append(task.done())  # woken: get() returned
+
+    await in_a_loop_callback(read)
+    assert seen == [False, True]
+    assert task.result() == "now"
+    assert queue.wake_inline  # asyncio's own loop
+
+
+async def test_inside_a_task_the_wake_up_is_scheduled() -> None:
+    queue = Reading().queue(0)
+    task = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    deliver(queue, "later")  # from this test's task: it can't step another task
+    assert not task.done()
+    assert await task == "later"
+
+
+async def test_a_receiver_cancelled_by_one_woken_before_it_loses_nothing() -> None:
+    queue = Reading().queue(0)
+
+    async def first() -> str | bytes | Fragment | None:
+        message = await queue.get()
+        second.cancel()  # handed "two" already, not woken yet
+        return message
+
+    one = asyncio.create_task(first())
+    second = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    await in_a_loop_callback(lambda: deliver(queue, "one", "two"))
+    assert one.result() == "one"
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert await queue.get() == "two"  # given back to the queue
+
+
+async def test_a_failing_wake_up_goes_to_the_exception_handler() -> None:
+    loop = asyncio.get_running_loop()
+    queue = Reading().queue(0)
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        waiter = queue.wait()
+
+        def failing(_: object) -> None:
+            raise ValueError("boom")
+
+        waiter.add_done_callback(failing)
+        await in_a_loop_callback(lambda: deliver(queue, "one"))
+    finally:
+        loop.set_exception_handler(None)
+    (context,) = reported
+    assert isinstance(context["exception"], ValueError)
+    assert context["future"] is waiter
+    assert "failing" in str(context["message"])
+
+
+async def test_keyboard_interrupt_in_a_wake_up_propagates() -> None:
+    queue = Reading().queue(0)
+    waiter = queue.wait()
+
+    def interrupted(_: object) -> None:
+        raise KeyboardInterrupt
+
+    waiter.add_done_callback(interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        await in_a_loop_callback(lambda: deliver(queue, "one"))
+    assert waiter.result() == "one"
+
+
+async def test_a_waiter_without_a_receiver_needs_no_wake_up() -> None:
+    queue = Reading().queue(0)
+    waiter = queue.wait()  # nobody awaits it: no callback to take off
+    await in_a_loop_callback(lambda: deliver(queue, "one"))
+    assert waiter.result() == "one"
+    assert not queue.woken
+
+
+def test_other_loops_run_the_futures_callbacks() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    loop = uvloop.new_event_loop()
+    try:
+        queue = MessageQueue(loop, 0, lambda: None, lambda: None)
+        assert not queue.wake_inline
+    finally:
+        loop.close()

@@ -301,21 +301,31 @@ class BaseProtocol(asyncio.BufferedProtocol):
         writer = self._writer
         assert writer is not None  # the connection exists: so does the transport
         writer.fresh = True
-        control = False
-        for event in events:
-            kind = type(event)
-            if kind is str or kind is bytes:
-                if len(event) >= SPLIT_WRITE_SIZE:  # type: ignore[arg-type]
-                    keep_heap_for_large_messages()
-                self._queue.put(event)  # type: ignore[arg-type]
-            elif kind is _Fragment:
-                self._queue.put(event)  # type: ignore[arg-type]
-            else:
-                control = True
-                if kind is _Pong:
-                    self._on_pong(event)  # type: ignore[arg-type]
-        if control:
-            self._after_events(connection)
+        queue = self._queue
+        # Receivers handed a message wake at the end of this call, not in the next loop
+        # iteration (messages.py, rule 7).
+        defer = queue.defer = queue.wake_inline
+        try:
+            control = False
+            for event in events:
+                kind = type(event)
+                if kind is str or kind is bytes:
+                    if len(event) >= SPLIT_WRITE_SIZE:  # type: ignore[arg-type]
+                        keep_heap_for_large_messages()
+                    queue.put(event)  # type: ignore[arg-type]
+                elif kind is _Fragment:
+                    queue.put(event)  # type: ignore[arg-type]
+                else:
+                    control = True
+                    if kind is _Pong:
+                        self._on_pong(event)  # type: ignore[arg-type]
+            if control:
+                self._after_events(connection)
+        finally:
+            if defer:
+                queue.defer = False
+                if queue.woken:
+                    queue.wake()
 
     def _after_events(self, connection: Connection) -> None:
         """Write what the connection produced; end the stream and close TCP if it says so."""
