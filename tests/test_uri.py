@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from wsrs.exceptions import InvalidURI
-from wsrs.uri import WebSocketURI, parse_uri
+from wsrs.uri import WebSocketURI, ip_version, parse_uri
 
 
 @pytest.mark.parametrize(
@@ -84,3 +84,20 @@ def test_parse_invalid_uri(uri: str, reason: str) -> None:
     assert raised.value.uri == uri
     assert raised.value.msg == reason
     assert str(raised.value) == f"{uri} isn't a valid URI: {reason}"
+
+
+@pytest.mark.parametrize(
+    ("host", "version"),
+    [
+        ("127.0.0.1", 4),
+        ("::1", 6),
+        ("fe80::1%eth0", 6),
+        ("example.com", None),
+        ("localhost", None),
+        ("", None),
+        ("1.2.3", None),
+    ],
+)
+def test_ip_version(host: str, version: int | None) -> None:
+    assert ip_version(host) == version
+    assert ip_version(host) == version  # from the cache

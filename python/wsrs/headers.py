@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeAlias, TypeVar
 
 from .datastructures import ows_re, protocol_re, quoted_string_re, token_re, unquote_re
 from .exceptions import InvalidHeaderFormat
+from .uri import ip_version
 
 
 __all__ = [
@@ -293,11 +293,8 @@ def build_host(host: str, port: int, secure: bool, *, always_include_port: bool 
     An IPv6 address goes in brackets (RFC 3986 §3.2.2); the port is left out when it is the
     default of the scheme (80 for ``ws``, 443 for ``wss``), unless ``always_include_port``.
     """
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            host = f"[{host}]"
-    except ValueError:  # a host name
-        pass
+    if ip_version(host) == 6:
+        host = f"[{host}]"
     if always_include_port or port != (443 if secure else 80):
         host = f"{host}:{port}"
     return host

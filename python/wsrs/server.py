@@ -284,12 +284,26 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
 
 
 def _takes_path(handler: Handler) -> bool:
-    """Whether the handler takes ``(websocket, path)`` rather than ``(websocket)``."""
+    """Whether the handler takes ``(websocket, path)`` rather than ``(websocket)``.
+
+    Asked once per connection: the answer is cached per handler (``inspect.signature``
+    costs as much as the rest of a connection's handshake), unless it is unhashable.
+    """
+    try:
+        return _takes_path_cached(handler)
+    except TypeError:  # unhashable
+        return _signature_takes_path(handler)
+
+
+def _signature_takes_path(handler: Handler) -> bool:
     try:
         inspect.signature(handler).bind(None, None)
     except TypeError:
         return False
     return True
+
+
+_takes_path_cached = functools.lru_cache(maxsize=64)(_signature_takes_path)
 
 
 class WebSocketServer:

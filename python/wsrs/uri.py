@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import urllib.parse
@@ -13,7 +14,7 @@ from typing import NamedTuple
 from .exceptions import InvalidURI
 
 
-__all__ = ["WebSocketURI", "parse_uri"]
+__all__ = ["WebSocketURI", "ip_version", "parse_uri"]
 
 
 class WebSocketURI(NamedTuple):
@@ -124,3 +125,17 @@ def parse_uri(uri: str, *, user_info: bool = False) -> WebSocketURI:
     if not resource_name.isascii():
         resource_name = urllib.parse.quote(resource_name, safe=_safe_chars)
     return WebSocketURI(secure, host, port, resource_name, credentials)
+
+
+@functools.lru_cache(maxsize=256)
+def ip_version(host: str) -> int | None:
+    """Return 4 or 6 if ``host`` is an IP address (IPv6 without brackets, with an optional
+    ``%`` zone), ``None`` if it is a host name.
+
+    Cached: a client asks it twice per connection (the ``Host`` header, and whether the
+    address needs resolving), and parsing an address costs more than a connection's frames.
+    """
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None

@@ -397,7 +397,7 @@ async def test_an_echo_leaves_inside_the_callback_that_read_the_message() -> Non
                 process_events(*args)
                 written_on_return.append(len(writes))
 
-            ws._process_events = recording  # type: ignore[method-assign]
+            ws._process_events = recording  # type: ignore[method-assign,assignment]
             for i in range(5):
                 await client.send(f"message {i}")
                 assert await client.recv() == f"message {i}"
@@ -415,7 +415,7 @@ async def test_a_client_recv_returns_inside_the_callback_that_read_the_reply() -
             process_events(*args)
             done_on_return.append(receiving[-1].done())
 
-        client._process_events = recording  # type: ignore[method-assign]
+        client._process_events = recording  # type: ignore[method-assign,assignment]
         for i in range(5):
             receiving.append(asyncio.create_task(client.recv()))
             await asyncio.sleep(0)

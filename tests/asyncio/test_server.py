@@ -87,6 +87,32 @@ async def test_handler_without_path() -> None:
             assert await ws.recv() == "/x"
 
 
+async def test_handlers_that_cannot_be_hashed_still_get_the_path_they_ask_for() -> None:
+    class Handler:
+        """Callable, with ``__eq__`` and so no hash: the signature is read each time."""
+
+        def __init__(self, with_path: bool) -> None:
+            self.with_path = with_path
+
+        def __eq__(self, other: object) -> bool:
+            return other is self
+
+        __hash__ = None  # type: ignore[assignment]
+
+        async def __call__(self, ws: WebSocketServerProtocol, *path: str) -> None:
+            await ws.send(repr(path))
+
+    class WithoutPath(Handler):
+        async def __call__(self, ws: WebSocketServerProtocol) -> None:  # type: ignore[override]
+            await ws.send("no path")
+
+    for handler, expected in [(Handler(True), "('/a',)"), (WithoutPath(False), "no path")]:
+        async with run_server(handler) as uri:
+            for _ in range(2):
+                async with connect(uri + "a") as ws:
+                    assert await ws.recv() == expected
+
+
 async def test_handler_return_closes_with_1000() -> None:
     async def handler(ws: WebSocketServerProtocol, path: str) -> None:
         await ws.send("bye")

@@ -15,11 +15,11 @@ Anything else goes to the loop's own method, and the connection may then be take
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
 
+from ..uri import ip_version
 from .transport import NativeTransport, TransportKind, use_native
 
 
@@ -119,11 +119,10 @@ async def _tcp_socket(
 def _numeric(host: str | None, port: int | str | None, family: int, proto: int) -> list[Any]:
     """What ``getaddrinfo`` answers for an IP address and a port number, without asking it
     (from a thread, as the loop does), as asyncio; ``[]`` for anything else."""
-    try:
-        address = ipaddress.ip_address(host or "")
-    except ValueError:
+    version = ip_version(host or "")
+    if version is None:
         return []
-    af = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    af = socket.AF_INET if version == 4 else socket.AF_INET6
     if not isinstance(port, int) or family not in (0, af):
         return []
     sockaddr = (host, port) if af == socket.AF_INET else (host, port, 0, 0)
