@@ -15,6 +15,7 @@ proxies need the ``python-socks`` package. The asyncio side is in
 from __future__ import annotations
 
 import dataclasses
+import os
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -114,6 +115,21 @@ _ENVIRONMENT_ONLY = (
 )
 
 
+def _proxy_variables() -> bool:
+    """Whether an environment variable's name ends in ``_proxy``, in any case: else
+    urllib's ``getproxies()`` finds none (where the environment is all it reads).
+
+    One pass in C over the names as ``os.environ`` keeps them (bytes on POSIX), where
+    urllib decodes every variable in Python: most machines have no proxy variable, and the
+    scan cost a client connection more than its opening handshake.
+    """
+    try:
+        names = b"\0".join(getattr(os.environ, "_data", None)).lower()  # type: ignore[arg-type]
+    except TypeError:  # pragma: no cover (not POSIX, or not CPython's os.environ)
+        return True
+    return b"_proxy\0" in names + b"\0"
+
+
 def get_proxy(wsuri: WebSocketURI) -> str | None:
     """The address of the proxy that the system configures for ``wsuri``, or ``None``.
 
@@ -123,6 +139,8 @@ def get_proxy(wsuri: WebSocketURI) -> str | None:
     ``ws://`` the HTTP proxy last. A SOCKS proxy given as ``http://host:port`` (how some
     systems declare it) means ``socks5h://host:port``.
     """
+    if _ENVIRONMENT_ONLY and not _proxy_variables():
+        return None
     proxies = urllib.request.getproxies()
     address = f"{wsuri.host}:{wsuri.port}"
     # One scan of the environment, not two: where the system has no proxy settings of its

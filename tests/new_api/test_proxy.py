@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import pathlib
 import socket
 import ssl
 import sys
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -95,6 +97,34 @@ def test_get_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert get_proxy(wss) == "http://w:4" and get_proxy(ws) == "socks4://socks:3"
     monkeypatch.setenv("no_proxy", "example.com")
     assert get_proxy(ws) is None and get_proxy(wss) is None
+
+
+def test_get_proxy_reads_no_settings_without_proxy_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    read: list[bool] = []
+    getproxies = urllib.request.getproxies
+
+    def recording() -> dict[str, str]:
+        read.append(True)
+        return getproxies()
+
+    monkeypatch.setattr(urllib.request, "getproxies", recording)
+    ws = parse_uri("ws://example.com/")
+    monkeypatch.setenv("NOT_A_PROXY_SETTING", "x")
+    monkeypatch.setenv("PROXY", "http://h:1")  # not a proxy variable either
+    assert get_proxy(ws) is None
+    assert read == []  # the environment has no proxy variable: urllib isn't asked
+    monkeypatch.setenv("HTTP_PROXY", "http://h:1")  # upper case counts
+    assert get_proxy(ws) == "http://h:1"
+    assert read == [True]
+    monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.setenv("Ws_Proxy", "http://w:2")
+    assert get_proxy(ws) == "http://w:2"
+    assert read == [True, True]
 
 
 def test_prepare_connect_request() -> None:
