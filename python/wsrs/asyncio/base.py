@@ -291,6 +291,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
                 # The handshake may be waiting on the application (process_request):
                 # a peer must not pile up bytes meanwhile.
                 self._pause_reading(ReadGate.HANDSHAKE)
+            self._handshake.wake()
             return
         self._active = True
         self._process_events(connection, connection.receive_data(data))

@@ -34,23 +34,24 @@ Rules, the same for every asyncio front end:
    not in the next loop iteration. While :attr:`~MessageQueue.defer` is set (the front end
    sets it around the events of one read), :meth:`~MessageQueue.put` takes the receiving
    task's wake-up off its future before resolving it, and :meth:`~MessageQueue.wake` runs
-   it once the whole read is processed: the task sees the connection as it would in the
-   next iteration, a reply goes out inside the callback, and a round trip costs each end
-   one loop iteration and one ``epoll_wait`` instead of two. Inside a task (bytes fed by a
-   coroutine) the wake-up is scheduled with ``call_soon`` as usual. Only on asyncio's own
-   loops, whose iterations are Python code (:attr:`~MessageQueue.wake_inline`).
+   it once the whole read is processed (:mod:`wsrs.asyncio.wakeup`): the task sees the
+   connection as it would in the next iteration, a reply goes out inside the callback, and
+   a round trip costs each end one loop iteration and one ``epoll_wait`` instead of two.
+   Inside a task (bytes fed by a coroutine) the wake-up is scheduled with ``call_soon`` as
+   usual. Only on asyncio's own loops, whose iterations are Python code
+   (:attr:`~MessageQueue.wake_inline`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextvars
 import logging
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from .._core import Fragment
+from .wakeup import Wakeup, inline_wakeups, resolve_deferred, run_wakeups
 
 
 __all__ = ["Data", "Item", "MessageQueue"]
@@ -62,13 +63,6 @@ Data: TypeAlias = str | bytes
 
 Item: TypeAlias = str | bytes | Fragment
 """What the queue holds: a whole message, or one frame of a fragmented message."""
-
-
-_Callback: TypeAlias = tuple[Callable[..., object], contextvars.Context]
-
-_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
-    asyncio.tasks, "_current_tasks", None
-)
 
 
 class MessageQueue:
@@ -117,13 +111,13 @@ class MessageQueue:
         self.ended = False
         """Whether no message will arrive any more."""
         self._waiters: collections.deque[asyncio.Future[Item | None]] = collections.deque()
-        self.wake_inline = isinstance(loop, asyncio.BaseEventLoop)
+        self.wake_inline = inline_wakeups(loop)
         """Whether the front end defers wake-ups to :meth:`wake` (rule 7): on asyncio's own
         loops, where each loop iteration runs Python code; other loops (uvloop) run a
         future's callbacks for less than :meth:`wake` costs."""
         self.defer = False
         """Whether :meth:`put` leaves running a receiver's wake-up to :meth:`wake`."""
-        self.woken: list[tuple[asyncio.Future[Item | None], list[_Callback]]] = []
+        self.woken: list[Wakeup] = []
         """Receivers handed a message and not woken yet, with their futures' callbacks."""
         self._paused = False
         self._closing = False
@@ -145,16 +139,9 @@ class MessageQueue:
             waiter = waiters.popleft()
             if not waiter.done():  # else cancelled
                 if self.defer:
-                    # Rule 7: take the receiver's wake-up off the future, for wake() to
-                    # run. ``_callbacks`` (asyncio's own repr reads it) is None or a list,
-                    # which the pure-Python future's remove_done_callback() empties.
-                    callbacks = waiter._callbacks
-                    if callbacks:
-                        callbacks = callbacks.copy()
-                        for callback, _ in callbacks:
-                            waiter.remove_done_callback(callback)
-                        self.woken.append((waiter, callbacks))
-                waiter.set_result(message)
+                    resolve_deferred(waiter, message, self.woken)
+                else:
+                    waiter.set_result(message)
                 return
         messages.append(message)
         self._maybe_pause()
@@ -185,36 +172,10 @@ class MessageQueue:
 
     def wake(self) -> None:
         """Run the wake-ups of the receivers :meth:`put` handed a message while
-        :attr:`defer` was set (rule 7).
-
-        Now, if no task is running (a readiness callback of the loop): each receiving task
-        steps before this returns. Else (bytes fed from a coroutine) with ``call_soon``, as
-        the future would have: a task can't step inside another one.
-        """
-        loop = self.loop
-        if _CURRENT_TASKS is not None:
-            # Python 3.11-3.13: asyncio.current_task() is Python code over this dict.
-            inline = loop not in _CURRENT_TASKS
-        else:  # pragma: no cover (Python 3.14)
-            inline = asyncio.current_task(loop) is None
+        :attr:`defer` was set (rule 7): now in a readiness callback, with ``call_soon``
+        inside a task (:func:`~wsrs.asyncio.wakeup.run_wakeups`)."""
         woken, self.woken = self.woken, []
-        for waiter, callbacks in woken:
-            for callback, context in callbacks:
-                if not inline:
-                    loop.call_soon(callback, waiter, context=context)
-                    continue
-                try:
-                    context.run(callback, waiter)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:  # as asyncio's Handle reports it
-                    loop.call_exception_handler(
-                        {
-                            "message": f"Exception in callback {callback!r}",
-                            "exception": exc,
-                            "future": waiter,
-                        }
-                    )
+        run_wakeups(self.loop, woken)
 
     def wait(self) -> asyncio.Future[Item | None]:
         """Return a future of the next message (or fragment), for a receiver that found the

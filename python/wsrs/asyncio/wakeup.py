@@ -1,0 +1,86 @@
+"""Waking a task in the readiness callback that resolved its future, not in the next loop
+iteration.
+
+An :class:`asyncio.Future` runs its callbacks with ``call_soon``: bytes read in one loop
+iteration wake the task that waits for them in the next one, and on asyncio's own loops
+each iteration is Python code and one more ``epoll_wait``. A front end that resolves a
+future in a readiness callback instead takes the callbacks off the future first
+(:func:`resolve_deferred`), finishes processing what it read, then runs them
+(:func:`run_wakeups`): the task steps before the callback returns, and sees the connection
+as it would have in the next iteration. Inside a task (bytes fed from a coroutine), where a
+task can't step inside another one, the callbacks are scheduled with ``call_soon`` as the
+future would have.
+
+Used by :class:`~wsrs.asyncio.messages.MessageQueue` (receivers of messages) and
+:class:`~wsrs.asyncio.handshake.HandshakeBuffer` (the opening handshake).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from typing import Any, TypeAlias, TypeVar
+
+
+__all__ = ["Wakeup", "inline_wakeups", "resolve_deferred", "run_wakeups"]
+
+T = TypeVar("T")
+
+Callback: TypeAlias = tuple[Callable[..., object], contextvars.Context]
+
+Wakeup: TypeAlias = tuple["asyncio.Future[Any]", list[Callback]]
+"""A resolved future and the callbacks taken off it, to run with :func:`run_wakeups`."""
+
+_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
+    asyncio.tasks, "_current_tasks", None
+)
+
+
+def inline_wakeups(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether deferring wake-ups pays on ``loop``: on asyncio's own loops, whose
+    iterations are Python code; other loops (uvloop) run a future's callbacks for less
+    than taking them off costs."""
+    return isinstance(loop, asyncio.BaseEventLoop)
+
+
+def resolve_deferred(future: asyncio.Future[T], result: T, woken: list[Wakeup]) -> None:
+    """Resolve the pending ``future`` with ``result`` without scheduling its callbacks:
+    append them to ``woken``, for :func:`run_wakeups`."""
+    # ``_callbacks`` (asyncio's own repr reads it) is None or a list, which the pure-Python
+    # future's remove_done_callback() empties.
+    callbacks = future._callbacks
+    if callbacks:
+        callbacks = callbacks.copy()
+        for callback, _ in callbacks:
+            future.remove_done_callback(callback)
+        woken.append((future, callbacks))
+    future.set_result(result)
+
+
+def run_wakeups(loop: asyncio.AbstractEventLoop, woken: list[Wakeup]) -> None:
+    """Run the callbacks of ``woken`` now if no task of ``loop`` is running (a readiness
+    callback), else schedule them with ``call_soon``. An exception from a callback goes to
+    the loop's exception handler, as from a callback the loop runs."""
+    if _CURRENT_TASKS is not None:
+        # Python 3.11-3.13: asyncio.current_task() is Python code over this dict.
+        inline = loop not in _CURRENT_TASKS
+    else:  # pragma: no cover (Python 3.14)
+        inline = asyncio.current_task(loop) is None
+    for future, callbacks in woken:
+        for callback, context in callbacks:
+            if not inline:
+                loop.call_soon(callback, future, context=context)
+                continue
+            try:
+                context.run(callback, future)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # as asyncio's Handle reports it
+                loop.call_exception_handler(
+                    {
+                        "message": f"Exception in callback {callback!r}",
+                        "exception": exc,
+                        "future": future,
+                    }
+                )
