@@ -299,11 +299,9 @@ async def test_tls_default_context_rejects_self_signed(server_context: ssl.SSLCo
             await connect(f"wss://127.0.0.1:{port}/")
 
 
-async def test_tls_server_closing_right_after_its_101(
+async def server_closing_right_after_its_101(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
-    # The 101 response and TLS close_notify arrive in the same read: the handshake
-    # completes with EOF already received, and the connection ends at once.
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pass  # raw_ws_server closes the connection
 
@@ -314,6 +312,24 @@ async def test_tls_server_closing_right_after_its_101(
         assert exc_info.value.code == 1006
         await asyncio.wait_for(ws.wait_closed(), 1000 * MS)
         assert ws.closed
+
+
+async def test_tls_server_closing_right_after_its_101(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # The 101 response and TLS close_notify arrive in the same read. On asyncio's loops
+    # the client's handshake wakes as the 101 is fed (wsrs.asyncio.wakeup), before EOF.
+    await server_closing_right_after_its_101(server_context, client_context)
+
+
+def test_tls_server_closing_right_after_its_101_on_uvloop(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # On uvloop the handshake wakes in a later iteration: it completes with EOF already
+    # received, and the connection ends at once.
+    uvloop = pytest.importorskip("uvloop")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(server_closing_right_after_its_101(server_context, client_context))
 
 
 async def test_tls_plain_client_to_tls_server(server_context: ssl.SSLContext) -> None:

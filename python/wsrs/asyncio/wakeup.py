@@ -11,8 +11,9 @@ as it would have in the next iteration. Inside a task (bytes fed from a coroutin
 task can't step inside another one, the callbacks are scheduled with ``call_soon`` as the
 future would have.
 
-Used by :class:`~wsrs.asyncio.messages.MessageQueue` (receivers of messages) and
-:class:`~wsrs.asyncio.handshake.HandshakeBuffer` (the opening handshake).
+Used by the queue of received messages (``MessageQueue`` in ``wsrs/asyncio/messages.py``)
+and the opening handshake's buffer (``HandshakeBuffer`` in ``wsrs/asyncio/handshake.py``),
+for the 4.0 API and :mod:`wsrs.asyncio` alike.
 """
 
 from __future__ import annotations
