@@ -70,8 +70,11 @@ async def test_round_trips_write_at_once_without_an_extra_loop_iteration() -> No
         assert flushes == [[0], [0]]
 
 
-async def test_round_trips_of_the_new_api_schedule_nothing() -> None:
-    """The same for wsrs.asyncio: an echo server and its client."""
+@contextlib.asynccontextmanager
+async def new_api_echo() -> AsyncIterator[
+    tuple[wsrs.asyncio.server.ServerConnection, wsrs.asyncio.client.ClientConnection]
+]:
+    """A wsrs.asyncio echo server's connection and its client, after one round trip."""
     connections: list[wsrs.asyncio.server.ServerConnection] = []
 
     async def echo(connection: wsrs.asyncio.server.ServerConnection) -> None:
@@ -87,14 +90,20 @@ async def test_round_trips_of_the_new_api_schedule_nothing() -> None:
             await client.send("hello")
             assert await client.recv() == "hello"
             (ws,) = connections
-            ends: list[BaseProtocol] = [ws, client]
-            writes = [record_writes(end) for end in ends]
-            flushes = [count_flushes(end) for end in ends]
-            for i in range(20):
-                await client.send(f"message {i}")
-                assert await client.recv() == f"message {i}"
-            assert [len(w) for w in writes] == [20, 20]
-            assert flushes == [[0], [0]]
+            yield ws, client
+
+
+async def test_round_trips_of_the_new_api_schedule_nothing() -> None:
+    """The same for wsrs.asyncio: an echo server and its client."""
+    async with new_api_echo() as (ws, client):
+        ends: list[BaseProtocol] = [ws, client]
+        writes = [record_writes(end) for end in ends]
+        flushes = [count_flushes(end) for end in ends]
+        for i in range(20):
+            await client.send(f"message {i}")
+            assert await client.recv() == f"message {i}"
+        assert [len(w) for w in writes] == [20, 20]
+        assert flushes == [[0], [0]]
 
 
 async def test_a_burst_in_reply_to_a_message_is_two_writes() -> None:
@@ -374,34 +383,20 @@ async def test_header_and_payload_in_one_vectored_write() -> None:
 async def test_an_echo_leaves_inside_the_callback_that_read_the_message() -> None:
     """messages.py, rule 7: the handler waiting in ``async for`` wakes before the readiness
     callback returns, so its reply is written in the same loop iteration."""
-    connections: list[wsrs.asyncio.server.ServerConnection] = []
+    async with new_api_echo() as (ws, client):
+        writes = record_writes(ws)
+        written_on_return: list[int] = []
+        process_events = ws._process_events
 
-    async def echo(connection: wsrs.asyncio.server.ServerConnection) -> None:
-        connections.append(connection)
-        async for message in connection:
-            await connection.send(message)
+        def recording(*args: Any) -> None:
+            process_events(*args)
+            written_on_return.append(len(writes))
 
-    async with wsrs.asyncio.server.serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
-        host, port = server.sockets[0].getsockname()[:2]
-        async with wsrs.asyncio.client.connect(
-            f"ws://{host}:{port}/", ping_interval=None
-        ) as client:
-            await client.send("hello")
-            assert await client.recv() == "hello"
-            (ws,) = connections
-            writes = record_writes(ws)
-            written_on_return: list[int] = []
-            process_events = ws._process_events
-
-            def recording(*args: Any) -> None:
-                process_events(*args)
-                written_on_return.append(len(writes))
-
-            ws._process_events = recording  # type: ignore[method-assign,assignment]
-            for i in range(5):
-                await client.send(f"message {i}")
-                assert await client.recv() == f"message {i}"
-            assert written_on_return == [1, 2, 3, 4, 5]
+        ws._process_events = recording  # type: ignore[method-assign,assignment]
+        for i in range(5):
+            await client.send(f"message {i}")
+            assert await client.recv() == f"message {i}"
+        assert written_on_return == [1, 2, 3, 4, 5]
 
 
 async def test_a_client_recv_returns_inside_the_callback_that_read_the_reply() -> None:
