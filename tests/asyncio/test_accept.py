@@ -16,8 +16,10 @@ import pytest
 import wsrs
 from wsrs.asyncio import accept
 from wsrs.asyncio.accept import NativeServer, create_server
-from wsrs.asyncio.server import serve
+from wsrs.asyncio.client import connect as ws_connect
+from wsrs.asyncio.server import ServerConnection, serve
 from wsrs.asyncio.transport import NativeTransport
+from wsrs.exceptions import ConnectionClosedError
 
 from .test_transport import Recorder
 from .utils import MS, eventually
@@ -348,3 +350,51 @@ async def test_wsrs_server_on_both_front_ends(transport_kind: str) -> None:
         port = legacy_server.sockets[0].getsockname()[1]
         async with wsrs.connect(f"ws://127.0.0.1:{port}/path") as ws:
             assert await ws.recv() == "/path"
+
+
+@pytest.mark.parametrize("method", ["close_clients", "abort_clients"])
+async def test_close_and_abort_clients(
+    method: str, clients: list[socket.socket], native_only: None
+) -> None:
+    """As asyncio.Server's (Python 3.13): every open connection's transport is closed, or
+    aborted; the server keeps listening."""
+    server = await start(kind="native")
+    assert isinstance(server.server, NativeServer)
+    socks = [connect(clients, server.port) for _ in range(2)]
+    await eventually(lambda: len(server.protocols) == 2)
+    for sock in socks:
+        sock.setblocking(False)
+    getattr(server.server, method)()
+    for protocol in server.protocols:
+        assert await asyncio.wait_for(protocol.lost, 1) is None
+    for sock in socks:
+        if method == "close_clients":
+            assert await asyncio.get_running_loop().sock_recv(sock, 10) == b""
+        else:  # an abort may reset the connection
+            try:
+                assert await asyncio.get_running_loop().sock_recv(sock, 10) == b""
+            except ConnectionResetError:
+                pass
+    assert server.server.is_serving()
+    connect(clients, server.port)
+    await eventually(lambda: len(server.protocols) == 3)
+    server.server.close()
+    getattr(server.server, method)()
+    await asyncio.wait_for(server.server.wait_closed(), 1)
+
+
+async def test_close_clients_on_a_wsrs_server_ends_connections_with_1006(
+    native_only: None,
+) -> None:
+    async def handler(connection: ServerConnection) -> None:
+        await connection.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        native = server.server
+        assert isinstance(native, NativeServer)
+        port = server.sockets[0].getsockname()[1]
+        async with ws_connect(f"ws://127.0.0.1:{port}/") as client:
+            native.close_clients()
+            with pytest.raises(ConnectionClosedError):
+                await asyncio.wait_for(client.recv(), 1)
+            assert client.close_code == 1006

@@ -99,7 +99,8 @@ class NativeServer(asyncio.AbstractServer):
         for sock in self._listening:
             sock.setblocking(False)
         self._serving = False
-        self._active = 0  # connections whose connection_lost() has not run yet
+        # The transports of the connections whose connection_lost() has not run yet.
+        self._clients: set[NativeTransport] = set()
         self._waiters: list[asyncio.Future[None]] | None = []
         self._retries: dict[int, asyncio.TimerHandle] = {}  # by descriptor
         self._serving_forever: asyncio.Future[None] | None = None
@@ -172,14 +173,14 @@ class NativeServer(asyncio.AbstractServer):
             return
         protocol.connection_made(transport)
 
-    def _attach(self) -> None:
+    def _attach(self, transport: NativeTransport) -> None:
         """A connection starts (called by its transport)."""
-        self._active += 1
+        self._clients.add(transport)
 
-    def _detach(self) -> None:
+    def _detach(self, transport: NativeTransport) -> None:
         """A connection is lost (called by its transport)."""
-        self._active -= 1
-        if self._active == 0 and self._listening is None:
+        self._clients.discard(transport)
+        if not self._clients and self._listening is None:
             self._wakeup()
 
     def _wakeup(self) -> None:
@@ -208,8 +209,22 @@ class NativeServer(asyncio.AbstractServer):
         if self._serving_forever is not None and not self._serving_forever.done():
             self._serving_forever.cancel()
             self._serving_forever = None
-        if self._active == 0:
+        if not self._clients:
             self._wakeup()
+
+    def close_clients(self) -> None:
+        """Close the transport of every open connection, as
+        :meth:`asyncio.Server.close_clients` (Python 3.13) does: what is queued is sent
+        first. The protocols see ``connection_lost()``; WebSocket connections end with
+        1006, without a closing handshake."""
+        for transport in list(self._clients):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        """Abort the transport of every open connection at once, discarding what is
+        queued, as :meth:`asyncio.Server.abort_clients` (Python 3.13) does."""
+        for transport in list(self._clients):
+            transport.abort()
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         """Return the event loop the server runs on."""

@@ -167,7 +167,7 @@ class NativeTransport(asyncio.Transport):
         self._server = server
         loop.add_reader(self._fd, self._read_ready)
         if server is not None:
-            server._attach()
+            server._attach(self)
 
     # ------------------------------------------------------------------ reading
 
@@ -372,7 +372,7 @@ class NativeTransport(asyncio.Transport):
             self._sock.close()
             server, self._server = self._server, None
             if server is not None:
-                server._detach()
+                server._detach(self)
 
     # ------------------------------------------------------------------ protocol
 
