@@ -214,7 +214,7 @@ class NativeServer(asyncio.AbstractServer):
 
     def close_clients(self) -> None:
         """Close the transport of every open connection, as
-        :meth:`asyncio.Server.close_clients` (Python 3.13) does: what is queued is sent
+        ``asyncio.Server.close_clients()`` (Python 3.13) does: what is queued is sent
         first. The protocols see ``connection_lost()``; WebSocket connections end with
         1006, without a closing handshake."""
         for transport in list(self._clients):
@@ -222,7 +222,7 @@ class NativeServer(asyncio.AbstractServer):
 
     def abort_clients(self) -> None:
         """Abort the transport of every open connection at once, discarding what is
-        queued, as :meth:`asyncio.Server.abort_clients` (Python 3.13) does."""
+        queued, as ``asyncio.Server.abort_clients()`` (Python 3.13) does."""
         for transport in list(self._clients):
             transport.abort()
 
