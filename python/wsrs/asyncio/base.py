@@ -303,10 +303,9 @@ class BaseProtocol(asyncio.BufferedProtocol):
         assert writer is not None  # the connection exists: so does the transport
         writer.fresh = True
         queue = self._queue
-        wakeups = queue.wakeups
         # Receivers handed a message wake at the end of this call, not in the next loop
         # iteration (messages.py, rule 7).
-        defer = queue.defer = wakeups.inline
+        defer = queue.defer = queue.wake_inline
         try:
             control = False
             for event in events:
@@ -326,8 +325,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
         finally:
             if defer:
                 queue.defer = False
-                if wakeups.pending:
-                    wakeups.run()
+                if queue.woken:
+                    queue.wake()
 
     def _after_events(self, connection: Connection) -> None:
         """Write what the connection produced; end the stream and close TCP if it says so."""
