@@ -282,7 +282,7 @@ def deliver(queue: MessageQueue, *messages: str) -> None:
     for message in messages:
         queue.put(message)
     queue.defer = False
-    queue.wake()
+    queue.wakeups.run()
 
 
 async def in_a_loop_callback(function: Callable[[], object]) -> None:
@@ -313,13 +313,13 @@ async def test_a_receiver_wakes_before_the_callback_returns() -> None:
         queue.put("now")
         queue.defer = False
         seen.append(task.done())  # handed, not woken yet
-        queue.wake()
+        queue.wakeups.run()
         seen.append(task.done())  # woken: get() returned
 
     await in_a_loop_callback(read)
     assert seen == [False, True]
     assert task.result() == "now"
-    assert queue.wake_inline  # asyncio's own loop
+    assert queue.wakeups.inline  # asyncio's own loop
 
 
 async def test_inside_a_task_the_wake_up_is_scheduled() -> None:
@@ -388,7 +388,7 @@ async def test_a_waiter_without_a_receiver_needs_no_wake_up() -> None:
     waiter = queue.wait()  # nobody awaits it: no callback to take off
     await in_a_loop_callback(lambda: deliver(queue, "one"))
     assert waiter.result() == "one"
-    assert not queue.woken
+    assert not queue.wakeups.pending
 
 
 def test_other_loops_run_the_futures_callbacks() -> None:
@@ -396,6 +396,6 @@ def test_other_loops_run_the_futures_callbacks() -> None:
     loop = uvloop.new_event_loop()
     try:
         queue = MessageQueue(loop, 0, lambda: None, lambda: None)
-        assert not queue.wake_inline
+        assert not queue.wakeups.inline
     finally:
         loop.close()

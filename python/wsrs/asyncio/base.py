@@ -303,9 +303,10 @@ class BaseProtocol(asyncio.BufferedProtocol):
         assert writer is not None  # the connection exists: so does the transport
         writer.fresh = True
         queue = self._queue
+        wakeups = queue.wakeups
         # Receivers handed a message wake at the end of this call, not in the next loop
         # iteration (messages.py, rule 7).
-        defer = queue.defer = queue.wake_inline
+        defer = queue.defer = wakeups.inline
         try:
             control = False
             for event in events:
@@ -325,8 +326,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
         finally:
             if defer:
                 queue.defer = False
-                if queue.woken:
-                    queue.wake()
+                if wakeups.pending:
+                    wakeups.run()
 
     def _after_events(self, connection: Connection) -> None:
         """Write what the connection produced; end the stream and close TCP if it says so."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import SecurityError
-from .wakeup import Wakeup, inline_wakeups, resolve_deferred, run_wakeups
+from .wakeup import Wakeups
 
 
 __all__ = ["HandshakeBuffer"]
@@ -26,7 +26,7 @@ class HandshakeBuffer:
         read_limit: Largest request or response accepted, in bytes.
     """
 
-    __slots__ = ("_inline", "_waiter", "_woken", "data", "eof", "loop", "read_limit")
+    __slots__ = ("_waiter", "_wakeups", "data", "eof", "loop", "read_limit")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, read_limit: int) -> None:
         self.loop = loop
@@ -36,8 +36,7 @@ class HandshakeBuffer:
         self.eof = False
         """Whether the peer closed its side (or TCP is lost)."""
         self._waiter: asyncio.Future[None] | None = None
-        self._inline = inline_wakeups(loop)
-        self._woken: list[Wakeup] = []
+        self._wakeups = Wakeups(loop)
 
     def feed(self, data: bytes | bytearray | memoryview) -> bool:
         """Keep ``data``; return whether the buffer holds more than ``read_limit`` bytes, so
@@ -49,18 +48,13 @@ class HandshakeBuffer:
         self.data += data
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            if self._inline:
-                resolve_deferred(waiter, None, self._woken)
-            else:
-                waiter.set_result(None)
+            self._wakeups.resolve(waiter, None)
         return len(self.data) > self.read_limit
 
     def wake(self) -> None:
         """Wake the reader :meth:`feed` handed bytes to: now in a readiness callback, with
         ``call_soon`` inside a task."""
-        if self._woken:
-            woken, self._woken = self._woken, []
-            run_wakeups(self.loop, woken)
+        self._wakeups.run()
 
     def feed_eof(self) -> None:
         """Note that no more bytes will come."""

@@ -33,13 +33,13 @@ Rules, the same for every asyncio front end:
 7. A receiver handed a message in a readiness callback wakes before that callback returns,
    not in the next loop iteration. While :attr:`~MessageQueue.defer` is set (the front end
    sets it around the events of one read), :meth:`~MessageQueue.put` takes the receiving
-   task's wake-up off its future before resolving it, and :meth:`~MessageQueue.wake` runs
-   it once the whole read is processed (:mod:`wsrs.asyncio.wakeup`): the task sees the
-   connection as it would in the next iteration, a reply goes out inside the callback, and
-   a round trip costs each end one loop iteration and one ``epoll_wait`` instead of two.
+   task's wake-up off its future before resolving it, and the front end runs it once the
+   whole read is processed (:attr:`~MessageQueue.wakeups`, :mod:`wsrs.asyncio.wakeup`): the
+   task sees the connection as it would in the next iteration, a reply goes out inside the
+   callback, and a round trip costs each end one loop iteration and one ``epoll_wait``
+   instead of two.
    Inside a task (bytes fed by a coroutine) the wake-up is scheduled with ``call_soon`` as
-   usual. Only on asyncio's own loops, whose iterations are Python code
-   (:attr:`~MessageQueue.wake_inline`).
+   usual. Only on asyncio's own loops, whose iterations are Python code.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from .._core import Fragment
-from .wakeup import Wakeup, inline_wakeups, resolve_deferred, run_wakeups
+from .wakeup import Wakeups
 
 
 __all__ = ["Data", "Item", "MessageQueue"]
@@ -85,8 +85,7 @@ class MessageQueue:
         "_resume",
         "_waiters",
         "defer",
-        "wake_inline",
-        "woken",
+        "wakeups",
         "ended",
         "loop",
         "max_queue",
@@ -111,14 +110,12 @@ class MessageQueue:
         self.ended = False
         """Whether no message will arrive any more."""
         self._waiters: collections.deque[asyncio.Future[Item | None]] = collections.deque()
-        self.wake_inline = inline_wakeups(loop)
-        """Whether the front end defers wake-ups to :meth:`wake` (rule 7): on asyncio's own
-        loops, where each loop iteration runs Python code; other loops (uvloop) run a
-        future's callbacks for less than :meth:`wake` costs."""
+        self.wakeups = Wakeups(loop)
+        """The wake-ups of receivers handed a message while :attr:`defer` was set (rule 7);
+        the front end runs them (``wakeups.run()``) at the end of the read. Deferred only
+        on asyncio's own loops (``wakeups.inline``)."""
         self.defer = False
-        """Whether :meth:`put` leaves running a receiver's wake-up to :meth:`wake`."""
-        self.woken: list[Wakeup] = []
-        """Receivers handed a message and not woken yet, with their futures' callbacks."""
+        """Whether :meth:`put` hands messages through :attr:`wakeups`."""
         self._paused = False
         self._closing = False
         # While closing: a fragment was dropped, so nothing after it is queued.
@@ -139,7 +136,7 @@ class MessageQueue:
             waiter = waiters.popleft()
             if not waiter.done():  # else cancelled
                 if self.defer:
-                    resolve_deferred(waiter, message, self.woken)
+                    self.wakeups.resolve(waiter, message)
                 else:
                     waiter.set_result(message)
                 return
@@ -169,13 +166,6 @@ class MessageQueue:
         except asyncio.CancelledError:
             self.give_back(waiter)
             raise
-
-    def wake(self) -> None:
-        """Run the wake-ups of the receivers :meth:`put` handed a message while
-        :attr:`defer` was set (rule 7): now in a readiness callback, with ``call_soon``
-        inside a task (:func:`~wsrs.asyncio.wakeup.run_wakeups`)."""
-        woken, self.woken = self.woken, []
-        run_wakeups(self.loop, woken)
 
     def wait(self) -> asyncio.Future[Item | None]:
         """Return a future of the next message (or fragment), for a receiver that found the

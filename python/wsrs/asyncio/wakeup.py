@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
 
-__all__ = ["Wakeup", "inline_wakeups", "resolve_deferred", "run_wakeups"]
+__all__ = ["Wakeup", "Wakeups", "resolve_deferred", "run_wakeups"]
 
 T = TypeVar("T")
 
@@ -38,11 +38,37 @@ _CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = geta
 )
 
 
-def inline_wakeups(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether deferring wake-ups pays on ``loop``: on asyncio's own loops, whose
-    iterations are Python code; other loops (uvloop) run a future's callbacks for less
-    than taking them off costs."""
-    return isinstance(loop, asyncio.BaseEventLoop)
+class Wakeups:
+    """The wake-ups of one connection's waiting tasks, taken off their futures during a
+    readiness callback and run at its end (:meth:`run`).
+
+    Only on asyncio's own loops (:attr:`inline`), whose iterations are Python code; other
+    loops (uvloop) run a future's callbacks for less than taking them off costs, so there
+    :meth:`resolve` resolves the future as usual.
+    """
+
+    __slots__ = ("inline", "loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.inline = isinstance(loop, asyncio.BaseEventLoop)
+        """Whether wake-ups are deferred to :meth:`run` on this loop."""
+        self.pending: list[Wakeup] = []
+        """The futures resolved since the last :meth:`run`, with their callbacks."""
+
+    def resolve(self, future: asyncio.Future[T], result: T) -> None:
+        """Resolve the pending ``future``; on asyncio's loops, its callbacks wait for
+        :meth:`run`."""
+        if self.inline:
+            resolve_deferred(future, result, self.pending)
+        else:
+            future.set_result(result)
+
+    def run(self) -> None:
+        """Run the wake-ups :meth:`resolve` deferred (:func:`run_wakeups`)."""
+        if self.pending:
+            pending, self.pending = self.pending, []
+            run_wakeups(self.loop, pending)
 
 
 def resolve_deferred(future: asyncio.Future[T], result: T, woken: list[Wakeup]) -> None:
