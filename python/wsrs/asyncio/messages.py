@@ -51,7 +51,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from .._core import Fragment
-from .wakeup import Wakeups
+from .wakeup import Wakeups, resolve_deferred
 
 
 __all__ = ["Data", "Item", "MessageQueue"]
@@ -135,8 +135,8 @@ class MessageQueue:
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():  # else cancelled
-                if self.defer:
-                    self.wakeups.resolve(waiter, message)
+                if self.defer:  # set only where wakeups.inline is
+                    resolve_deferred(waiter, message, self.wakeups.pending)
                 else:
                     waiter.set_result(message)
                 return
