@@ -37,6 +37,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::reader::ReceiveBuffer>()?;
     m.add_class::<py::writer::Writer>()?;
     m.add_class::<py::shared::SharedMessage>()?;
+    m.add_class::<py::inbox::Inbox>()?;
+    m.add_function(wrap_pyfunction!(py::inbox::resolve_deferred, m)?)?;
     #[cfg(unix)]
     m.add_class::<py::socket::Socket>()?;
     m.add("LARGE_MESSAGE_SIZE", config::LARGE_MESSAGE_SIZE)?;

@@ -4,7 +4,8 @@ Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray`
 ``memoryview``) are copied once. Every result is a new object.
 
 ``python/wsrs`` uses :class:`Reader`, :class:`Writer`, :class:`SharedMessage`, :class:`Socket`
-(the native transport's system calls), the events
+(the native transport's system calls), :class:`Inbox` and :func:`resolve_deferred` (the
+asyncio front ends' queue of received messages), the events
 :class:`Ping`, :class:`Pong` and :class:`Close`, :class:`ProtocolError` and
 :data:`LARGE_MESSAGE_SIZE`. The
 other names (marked "tests and benchmarks only") exist for ``tests/`` and ``benches/``: they
@@ -14,11 +15,18 @@ check each codec piece against the pure-Python reference and craft frames a well
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import sys
-from collections.abc import Iterable
-from typing import Final, final
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from typing_extensions import Buffer
+from typing_extensions import Buffer, Self
+
+if TYPE_CHECKING:
+    from .asyncio.wakeup import Wakeups
+
+T = TypeVar("T")
 
 __all__ = [
     "GIL_RELEASE_THRESHOLD",
@@ -27,6 +35,7 @@ __all__ = [
     "MAX_KEPT_SEND_BUFFER",
     "Close",
     "Fragment",
+    "Inbox",
     "Ping",
     "Pong",
     "ProtocolError",
@@ -41,6 +50,7 @@ __all__ = [
     "encode_frame",
     "is_valid_close_code",
     "parse_close",
+    "resolve_deferred",
     "validate_utf8",
 ]
 
@@ -393,6 +403,12 @@ class Socket:
         message straight into its ``bytes``) and feed ``reader``: return the events
         completed, as :meth:`Reader.feed` does (empty when the read found nothing), or
         ``None`` at the end of the stream."""
+    def deliver(self, reader: Reader, inbox: Inbox) -> tuple[int, list[Event]] | None:
+        """:meth:`receive`, then hand the whole messages and fragments at the start of the
+        events to ``inbox`` (:meth:`Inbox.put`, wake-ups deferred where the loop allows:
+        call it from a readiness callback). Return ``None`` at the end of the stream, else
+        how many events ``inbox`` took and the events left, in order: from the first control
+        frame, protocol error or message of :data:`LARGE_MESSAGE_SIZE` or more on."""
     def write(self, data: Buffer) -> bool:
         """Send ``data`` at once (``sendmsg``), or queue it behind what is queued; return
         whether nothing is left queued. If something is, wait until the socket is writable
@@ -406,6 +422,78 @@ class Socket:
     def close(self) -> None:
         """Forget the descriptor and drop the queue; later calls raise ``OSError``
         (``EBADF``)."""
+
+class Inbox:
+    """Received messages not read yet, and the receivers waiting for one: the state of
+    ``wsrs.asyncio.messages.MessageQueue``, which subclasses it and documents the rules.
+
+    Args:
+        event_loop: The event loop of the connection.
+        max_queue: Messages queued before reading pauses; 0 disables the limit.
+        pause: Called when reading from the peer must pause.
+        resume: Called when reading may resume.
+        low: Messages left when reading resumes; half of ``max_queue`` by default.
+        wakeups: The connection's ``wsrs.asyncio.wakeup.Wakeups``: its ``inline`` flag says
+            whether wake-ups are deferred, its ``pending`` list (kept, never replaced)
+            receives them.
+    """
+
+    def __new__(
+        cls,
+        event_loop: asyncio.AbstractEventLoop,
+        max_queue: int,
+        pause: Callable[[], object],
+        resume: Callable[[], object],
+        low: int | None = None,
+        *,
+        wakeups: Wakeups,
+    ) -> Self: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the connection."""
+    @property
+    def messages(self) -> collections.deque[str | bytes | Fragment]:
+        """Messages (or fragments of messages) received and not read yet, oldest first."""
+    @property
+    def max_queue(self) -> int:
+        """Messages queued before reading pauses; 0 means no limit."""
+    @property
+    def ended(self) -> bool:
+        """Whether no message will arrive any more."""
+    @property
+    def wakeups(self) -> Wakeups:
+        """The wake-ups of receivers handed a message while :attr:`defer` was set; the front
+        end runs them (``wakeups.run()``) at the end of the read."""
+    @property
+    def defer(self) -> bool:
+        """Whether :meth:`put` defers the wake-ups of the receivers it hands messages to."""
+    @defer.setter
+    def defer(self, value: bool) -> None: ...
+    @property
+    def waiting(self) -> int:
+        """How many receivers wait for a message (cancelled ones included until skipped)."""
+    def put(self, message: str | bytes | Fragment) -> None:
+        """Queue a message (or a fragment of one) received from the peer; pause reading if
+        the queue is full."""
+    def take(self) -> str | bytes | Fragment:
+        """Return the next message (or fragment) now; the queue must not be empty."""
+    def wait(self) -> asyncio.Future[str | bytes | Fragment | None]:
+        """Return a future of the next message (or fragment), for a receiver that found the
+        queue empty: :meth:`put` hands it the next one, :meth:`end` ``None``."""
+    def give_back(self, waiter: asyncio.Future[str | bytes | Fragment | None]) -> None:
+        """The receiver awaiting ``waiter`` was cancelled: hand the message it was given, if
+        any, to the next waiting receiver, or else to the front of the queue."""
+    def close_sent(self) -> None:
+        """This side sent its close frame: keep reading, drop what does not fit."""
+    def end(self) -> None:
+        """No message will arrive any more: wake every waiting receiver with ``None``."""
+
+def resolve_deferred(
+    future: asyncio.Future[T], result: T, woken: list[tuple[asyncio.Future[Any], list[Any]]]
+) -> None:
+    """Resolve the pending ``future`` with ``result`` without scheduling its callbacks:
+    append the future and the callbacks taken off it to ``woken``, for
+    ``wsrs.asyncio.wakeup.run_wakeups``."""
 
 @final
 class Utf8Validator:

@@ -109,6 +109,10 @@ class Connection:
             **reader_options,  # type: ignore[arg-type]
         )
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
+        self.reader = self._reader
+        """The Rust reader, for a transport that reads into it itself
+        (:meth:`wsrs._core.Socket.deliver`); pass the events it leaves to
+        :meth:`receive_events`."""
         self.send_message: Callable[..., bytes] = self._writer.message
         """Return the frame(s) of a message: ``str`` as text, bytes-like as binary;
         ``send_message(data, compress=False)`` sends it uncompressed even with
@@ -216,7 +220,7 @@ class Connection:
         resolve pong waiters (:meth:`acknowledge`) and wake receivers. Call
         :meth:`data_to_send` and :meth:`close_expected` afterwards.
         """
-        return self._process(self._reader.feed(data))
+        return self.receive_events(self._reader.feed(data))
 
     def receive_socket(self, sock: _core.Socket) -> list[_core.Event] | None:
         """Have ``sock`` read once into the Rust reader; return the events it completed, as
@@ -226,7 +230,7 @@ class Connection:
         I/O, the connection only lends it its reader. Socket errors (``OSError``) are raised.
         """
         events = sock.receive(self._reader)
-        return None if events is None else self._process(events)
+        return None if events is None else self.receive_events(events)
 
     def receive_buffer(self) -> memoryview | None:
         """Return a writable ``memoryview`` to read the rest of a large binary message into, or
@@ -244,7 +248,10 @@ class Connection:
         events they completed (the message, once complete), as :meth:`receive_data` does."""
         return self._reader.received(nbytes)
 
-    def _process(self, events: list[_core.Event]) -> list[_core.Event]:
+    def receive_events(self, events: list[_core.Event]) -> list[_core.Event]:
+        """Act on the control frames among ``events``, which :attr:`reader` produced for a
+        transport that feeds it itself (:meth:`wsrs._core.Socket.deliver`), as
+        :meth:`receive_data` does; return ``events``."""
         for event in events:
             kind = type(event)
             if kind is str or kind is bytes:

@@ -11,6 +11,8 @@ use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::config::LARGE_MESSAGE_SIZE;
+use crate::py::inbox::Inbox;
 use crate::py::input::Input;
 use crate::py::reader::Reader;
 use crate::socket::{Received, SocketIo};
@@ -95,6 +97,34 @@ impl Socket {
         reader
             .try_borrow_mut()?
             .receive_from(py, &mut self.io, os_error)
+    }
+
+    /// `receive`, then hand the whole messages and fragments at the start of the events to
+    /// `inbox` (`Inbox.put`, with wake-ups deferred where the loop allows: call it from a
+    /// readiness callback). Returns `None` at the end of the stream, else how many events
+    /// `inbox` took and the events left for the caller, in order: from the first control
+    /// frame, protocol error or message of `LARGE_MESSAGE_SIZE` or more on.
+    fn deliver<'py>(
+        slf: &Bound<'py, Self>,
+        reader: &Bound<'py, Reader>,
+        inbox: &Bound<'py, Inbox>,
+    ) -> PyResult<Option<(usize, Bound<'py, PyList>)>> {
+        let py = slf.py();
+        // Borrowed for the read only: handing messages over calls Python code.
+        let events = {
+            let mut socket = slf.try_borrow_mut()?;
+            reader
+                .try_borrow_mut()?
+                .receive_from(py, &mut socket.io, os_error)?
+        };
+        match events {
+            None => Ok(None),
+            Some(events) if events.is_empty() => Ok(Some((0, events))),
+            Some(events) => inbox
+                .try_borrow_mut()?
+                .deliver(&events, LARGE_MESSAGE_SIZE)
+                .map(Some),
+        }
     }
 
     /// Send `data` at once, or queue it behind what is queued; returns whether nothing is

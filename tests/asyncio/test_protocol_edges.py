@@ -69,7 +69,7 @@ async def test_woken_recv_cancelled_passes_the_message_on() -> None:
             await cap.get()
             first = asyncio.create_task(ws.recv())
             second = asyncio.create_task(ws.recv())
-            await eventually(lambda: len(ws._queue._waiters) == 2)
+            await eventually(lambda: ws._queue.waiting == 2)
             # The message wakes the first receiver, which is cancelled before it runs.
             ws.data_received(text_frame("only one"))
             first.cancel()
@@ -86,7 +86,7 @@ async def test_woken_recv_cancelled_with_no_receiver_left_keeps_the_message() ->
             await cap.get()
             first = asyncio.create_task(ws.recv())
             gone = asyncio.create_task(ws.recv())
-            await eventually(lambda: len(ws._queue._waiters) == 2)
+            await eventually(lambda: ws._queue.waiting == 2)
             gone.cancel()  # its waiter stays queued, cancelled
             with pytest.raises(asyncio.CancelledError):
                 await gone
@@ -104,7 +104,7 @@ async def test_recv_cancelled_then_connection_closes(caplog: pytest.LogCaptureFi
         async with connect(uri) as ws:
             server_ws = await cap.get()
             task = asyncio.create_task(ws.recv())
-            await eventually(lambda: len(ws._queue._waiters) == 1)
+            await eventually(lambda: ws._queue.waiting == 1)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

@@ -255,17 +255,31 @@ class BaseProtocol(asyncio.BufferedProtocol):
 
         Returns ``False`` at the end of the stream, ``True`` otherwise, ``None`` before the
         connection is open: the transport then reads into :meth:`get_buffer`. One call into
-        Rust reads and parses; socket errors (``OSError``) are raised for the transport.
+        Rust reads, parses and hands the messages to the queue
+        (:meth:`wsrs._core.Socket.deliver`); control frames and what follows them come back
+        here. Socket errors (``OSError``) are raised for the transport.
         """
         connection = self.connection
         if connection is None:
             return None
-        events = connection.receive_socket(sock)
-        if events is None:
-            return False
-        if events:
-            self._active = True
-            self._process_events(connection, events)
+        queue = self._queue
+        try:
+            got = sock.deliver(connection.reader, queue)
+            if got is None:
+                return False
+            taken, rest = got
+            if rest:
+                self._active = True
+                self._process_events(connection, connection.receive_events(rest))
+            elif taken:
+                self._active = True
+                # Data came in: the next message sent (a reply) goes out at once.
+                self._writer.fresh = True  # type: ignore[union-attr]
+        finally:
+            # Receivers handed a message wake now (messages.py, rule 7), even if a later
+            # event raised.
+            if queue.wakeups.pending:
+                queue.wakeups.run()
         return True
 
     def buffer_updated(self, nbytes: int) -> None:

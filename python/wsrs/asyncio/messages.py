@@ -45,18 +45,15 @@ Rules, the same for every asyncio front end:
 from __future__ import annotations
 
 import asyncio
-import collections
-import logging
 from collections.abc import Callable
 from typing import TypeAlias
 
+from .. import _core
 from .._core import Fragment
-from .wakeup import Wakeups, resolve_deferred
+from .wakeup import Wakeups
 
 
 __all__ = ["Data", "Item", "MessageQueue"]
-
-logger = logging.getLogger("wsrs.protocol")
 
 Data: TypeAlias = str | bytes
 """A message: ``str`` for text, ``bytes`` for binary."""
@@ -65,8 +62,14 @@ Item: TypeAlias = str | bytes | Fragment
 """What the queue holds: a whole message, or one frame of a fragmented message."""
 
 
-class MessageQueue:
+class MessageQueue(_core.Inbox):
     """Messages received and not read yet, with the ``max_queue`` policy.
+
+    The state and the synchronous methods (:meth:`put`, :meth:`take`, :meth:`wait`,
+    :meth:`give_back`, :meth:`close_sent`, :meth:`end`; :attr:`messages`, :attr:`ended`,
+    :attr:`defer`, :attr:`wakeups`) are Rust's (:class:`wsrs._core.Inbox`), so that the
+    native transport hands the messages of a read to their receivers without a Python call
+    per message (:meth:`wsrs._core.Socket.deliver`); this class adds the coroutines.
 
     Args:
         loop: The event loop of the connection.
@@ -76,84 +79,18 @@ class MessageQueue:
         low: Messages left when reading resumes; half of ``max_queue`` by default.
     """
 
-    __slots__ = (
-        "_closing",
-        "_cut",
-        "_low",
-        "_paused",
-        "_pause",
-        "_resume",
-        "_waiters",
-        "defer",
-        "wakeups",
-        "ended",
-        "loop",
-        "max_queue",
-        "messages",
-    )
+    __slots__ = ()
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         loop: asyncio.AbstractEventLoop,
         max_queue: int,
         pause: Callable[[], None],
         resume: Callable[[], None],
         low: int | None = None,
-    ) -> None:
-        self.loop = loop
-        self.max_queue = max_queue
-        self._low = max(max_queue // 2, 1) if low is None else max(low, 1)
-        self._pause = pause
-        self._resume = resume
-        self.messages: collections.deque[Item] = collections.deque()
-        """Messages (or fragments of messages) received and not read yet, oldest first."""
-        self.ended = False
-        """Whether no message will arrive any more."""
-        self._waiters: collections.deque[asyncio.Future[Item | None]] = collections.deque()
-        self.wakeups = Wakeups(loop)
-        """The wake-ups of receivers handed a message while :attr:`defer` was set (rule 7);
-        the front end runs them (``wakeups.run()``) at the end of the read. Deferred only
-        on asyncio's own loops (``wakeups.inline``)."""
-        self.defer = False
-        """Whether :meth:`put` hands messages through :attr:`wakeups`."""
-        self._paused = False
-        self._closing = False
-        # While closing: a fragment was dropped, so nothing after it is queued.
-        self._cut = False
-
-    def put(self, message: Item) -> None:
-        """Queue a message (or a fragment of one) received from the peer; pause reading if
-        the queue is full."""
-        max_queue = self.max_queue
-        messages = self.messages
-        if self._closing and (self._cut or (max_queue and len(messages) >= max_queue)):
-            if type(message) is Fragment:
-                self._cut = True
-            logger.debug("closing: message dropped, the queue is full")
-            return
-        waiters = self._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():  # else cancelled
-                if self.defer:  # set only where wakeups.inline is
-                    resolve_deferred(waiter, message, self.wakeups.pending)
-                else:
-                    waiter.set_result(message)
-                return
-        messages.append(message)
-        self._maybe_pause()
-
-    def _maybe_pause(self) -> None:
-        max_queue = self.max_queue
-        if (
-            max_queue
-            and len(self.messages) >= max_queue
-            and not self._paused
-            and not self._closing
-            and not self.ended
-        ):
-            self._paused = True
-            self._pause()
+    ) -> MessageQueue:
+        """Make the queue and its :class:`~wsrs.asyncio.wakeup.Wakeups`."""
+        return super().__new__(cls, loop, max_queue, pause, resume, low, wakeups=Wakeups(loop))
 
     async def get(self) -> Item | None:
         """Return the next message (or fragment), waiting for one; ``None`` once the queue
@@ -166,52 +103,6 @@ class MessageQueue:
         except asyncio.CancelledError:
             self.give_back(waiter)
             raise
-
-    def wait(self) -> asyncio.Future[Item | None]:
-        """Return a future of the next message (or fragment), for a receiver that found the
-        queue empty: :meth:`put` hands it the next one, :meth:`end` ``None`` (at once if the
-        queue has ended).
-
-        What :meth:`get` awaits; a receiver may await it itself, without a coroutine for
-        :meth:`get`, if it gives a cancelled wait's message back with :meth:`give_back`.
-        """
-        waiter: asyncio.Future[Item | None] = self.loop.create_future()
-        if self.ended:
-            waiter.set_result(None)
-        else:
-            self._waiters.append(waiter)
-        return waiter
-
-    def give_back(self, waiter: asyncio.Future[Item | None]) -> None:
-        """The receiver awaiting ``waiter`` (from :meth:`wait`) was cancelled: if a message
-        was handed to it already, hand it to the next waiting receiver, or else put it back
-        at the front of the queue."""
-        if not waiter.done() or waiter.cancelled():
-            return
-        message = waiter.result()
-        if message is None:
-            return
-        waiters = self._waiters
-        while waiters:
-            other = waiters.popleft()
-            if not other.done():
-                other.set_result(message)
-                return
-        self.messages.appendleft(message)
-        self._maybe_pause()
-
-    def take(self) -> Item:
-        """Return the next message (or fragment) now; the queue must not be empty.
-
-        What :meth:`get` does once a message is there: a receiver that sees one queued
-        takes it without creating a coroutine.
-        """
-        messages = self.messages
-        message = messages.popleft()
-        if self._paused and len(messages) < self._low:
-            self._paused = False
-            self._resume()
-        return message
 
     async def join(self, first: Fragment) -> Data | None:
         """Return the message that ``first`` starts, waiting for the rest of its fragments.
@@ -240,18 +131,3 @@ class MessageQueue:
             self.messages.appendleft(Fragment(bytes(data), first.text, False))
             raise
         return data.decode() if first.text else bytes(data)
-
-    def close_sent(self) -> None:
-        """This side sent its close frame: keep reading, drop what does not fit."""
-        self._closing = True
-        if self._paused:
-            self._paused = False
-            self._resume()
-
-    def end(self) -> None:
-        """No message will arrive any more: wake every waiting :meth:`get`."""
-        self.ended = True
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._waiters.clear()

@@ -23,6 +23,8 @@ import contextvars
 from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
+from .._core import resolve_deferred
+
 
 __all__ = ["Wakeup", "Wakeups", "resolve_deferred", "run_wakeups"]
 
@@ -66,23 +68,12 @@ class Wakeups:
 
     def run(self) -> None:
         """Run the wake-ups :meth:`resolve` deferred (:func:`run_wakeups`)."""
-        if self.pending:
-            pending, self.pending = self.pending, []
-            run_wakeups(self.loop, pending)
-
-
-def resolve_deferred(future: asyncio.Future[T], result: T, woken: list[Wakeup]) -> None:
-    """Resolve the pending ``future`` with ``result`` without scheduling its callbacks:
-    append them to ``woken``, for :func:`run_wakeups`."""
-    # ``_callbacks`` (asyncio's own repr reads it) is None or a list, which the pure-Python
-    # future's remove_done_callback() empties.
-    callbacks = future._callbacks
-    if callbacks:
-        callbacks = callbacks.copy()
-        for callback, _ in callbacks:
-            future.remove_done_callback(callback)
-        woken.append((future, callbacks))
-    future.set_result(result)
+        pending = self.pending
+        if pending:
+            # Emptied, not replaced: the message queue (Rust) holds this list.
+            woken = pending.copy()
+            pending.clear()
+            run_wakeups(self.loop, woken)
 
 
 def run_wakeups(loop: asyncio.AbstractEventLoop, woken: list[Wakeup]) -> None:
