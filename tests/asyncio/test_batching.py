@@ -12,6 +12,7 @@ import wsrs.asyncio.client
 import wsrs.asyncio.server
 from wsrs import WebSocketClientProtocol, WebSocketServerProtocol
 from wsrs.asyncio.base import BaseProtocol
+from wsrs.asyncio.transport import NativeTransport
 
 from .utils import MS, Capture, server_uri
 
@@ -28,6 +29,30 @@ def record_writes(ws: BaseProtocol) -> list[bytes]:
 
     ws.transport.write = recording  # type: ignore[method-assign]
     return writes
+
+
+def after_each_read(ws: BaseProtocol, callback: Callable[[], None]) -> None:
+    """Call ``callback`` at the end of each readiness callback that reads for ``ws``: the
+    native transport's read (``receive_from``), or asyncio's (``buffer_updated``)."""
+    transport = ws.transport
+    if isinstance(transport, NativeTransport):
+        receive_from = transport._receive_from
+        assert receive_from is not None
+
+        def native(sock: Any) -> bool | None:
+            more = receive_from(sock)
+            callback()
+            return more
+
+        transport._receive_from = native
+    else:
+        buffer_updated = ws.buffer_updated
+
+        def buffered(nbytes: int) -> None:
+            buffer_updated(nbytes)
+            callback()
+
+        ws.buffer_updated = buffered  # type: ignore[method-assign]
 
 
 @contextlib.asynccontextmanager
@@ -386,13 +411,7 @@ async def test_an_echo_leaves_inside_the_callback_that_read_the_message() -> Non
     async with new_api_echo() as (ws, client):
         writes = record_writes(ws)
         written_on_return: list[int] = []
-        process_events = ws._process_events
-
-        def recording(*args: Any) -> None:
-            process_events(*args)
-            written_on_return.append(len(writes))
-
-        ws._process_events = recording  # type: ignore[method-assign,assignment]
+        after_each_read(ws, lambda: written_on_return.append(len(writes)))
         for i in range(5):
             await client.send(f"message {i}")
             assert await client.recv() == f"message {i}"
@@ -403,14 +422,8 @@ async def test_a_client_recv_returns_inside_the_callback_that_read_the_reply() -
     """The same for the 4.0 API's ``recv()`` at the client."""
     async with connected() as (ws, client):
         done_on_return: list[bool] = []
-        process_events = client._process_events
         receiving: list[asyncio.Task[object]] = []
-
-        def recording(*args: Any) -> None:
-            process_events(*args)
-            done_on_return.append(receiving[-1].done())
-
-        client._process_events = recording  # type: ignore[method-assign,assignment]
+        after_each_read(client, lambda: done_on_return.append(receiving[-1].done()))
         for i in range(5):
             receiving.append(asyncio.create_task(client.recv()))
             await asyncio.sleep(0)
