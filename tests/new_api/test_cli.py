@@ -52,9 +52,11 @@ async def test_send_lines_and_print_messages() -> None:
         for word in ["hello", "world"]:
             process.stdin.write(f"{word}\n".encode())
             await process.stdin.drain()
-            while (line := (await process.stdout.readline()).decode().rstrip("\n")) != (
-                f"< echo: {word}"
-            ):
+            while True:
+                raw = await asyncio.wait_for(process.stdout.readline(), 20)
+                assert raw, f"the client exited early after {lines!r}"
+                if (line := raw.decode().rstrip("\n")) == f"< echo: {word}":
+                    break
                 lines.append(line)
         process.stdin.close()
         rest = (await asyncio.wait_for(process.stdout.read(), 20)).decode().splitlines()
