@@ -12,7 +12,6 @@
 //! outgoing message is encoded into a `bytearray` the writer reuses
 //! (`Writer.message_buffer`).
 
-pub mod call;
 pub mod errors;
 pub mod events;
 pub mod inbox;

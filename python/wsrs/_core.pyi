@@ -409,13 +409,6 @@ class Socket:
         call it from a readiness callback). Return ``None`` at the end of the stream, else
         how many events ``inbox`` took and the events left, in order: from the first control
         frame, protocol error or message of :data:`LARGE_MESSAGE_SIZE` or more on."""
-    def attach(self, transport: asyncio.Transport) -> None:
-        """Make ``transport`` the one :meth:`send` reports to; :meth:`close` forgets it."""
-    def send(self, data: Buffer) -> None:
-        """The native transport's ``write`` with no Python frame: :meth:`write`, then the
-        attached transport's ``_queued()`` when something is left queued, or its
-        ``_fatal_error(exc, message)`` on a socket error (not raised). ``ValueError``
-        without an attached transport."""
     def write(self, data: Buffer) -> bool:
         """Send ``data`` at once (``sendmsg``), or queue it behind what is queued; return
         whether nothing is left queued. If something is, wait until the socket is writable

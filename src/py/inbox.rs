@@ -11,11 +11,10 @@
 use std::collections::VecDeque;
 
 use pyo3::exceptions::PyTypeError;
-use pyo3::intern;
+use pyo3::{ffi, intern};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-use crate::py::call::{call0, call1};
 use crate::py::events::Fragment;
 
 /// Received messages not read yet, and the receivers waiting for one (the state of
@@ -40,6 +39,44 @@ pub struct Inbox {
     closing: bool,
     /// While closing: a fragment was dropped, so nothing after it is queued.
     cut: bool,
+}
+
+/// `obj.name()`, through `PyObject_CallMethodObjArgs`: no bound method object is made, as
+/// for a method call in Python code (PyO3's `call_method0` makes one under the limited API).
+fn call0<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: `obj` and `name` are live references for the whole call (the GIL is held),
+    // the argument list ends with the null pointer the function requires, and the result is
+    // a new reference or null with an exception set, which `from_owned_ptr_or_err` handles.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            obj.py(),
+            ffi::PyObject_CallMethodObjArgs(
+                obj.as_ptr(),
+                name.as_ptr(),
+                std::ptr::null_mut::<ffi::PyObject>(),
+            ),
+        )
+    }
+}
+
+/// `obj.name(arg)`, as [`call0`]: no bound method object and no argument tuple.
+fn call1<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    arg: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: as in `call0`; `arg` is live for the call too.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            obj.py(),
+            ffi::PyObject_CallMethodObjArgs(
+                obj.as_ptr(),
+                name.as_ptr(),
+                arg.as_ptr(),
+                std::ptr::null_mut::<ffi::PyObject>(),
+            ),
+        )
+    }
 }
 
 /// Whether `future` (an `asyncio.Future`) is done.

@@ -7,13 +7,11 @@
 //! the connection reports the same exception either way.
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
-use pyo3::intern;
+use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::PyList;
 
 use crate::config::LARGE_MESSAGE_SIZE;
-use crate::py::call::{call0, call2};
 use crate::py::inbox::Inbox;
 use crate::py::input::Input;
 use crate::py::reader::Reader;
@@ -41,8 +39,6 @@ fn os_error(err: &std::io::Error) -> PyErr {
 #[pyclass(module = "wsrs._core")]
 pub struct Socket {
     io: SocketIo,
-    /// The transport `send` reports to (`attach`), until `close()`.
-    transport: Option<Py<PyAny>>,
 }
 
 #[pymethods]
@@ -51,39 +47,6 @@ impl Socket {
     fn new(fd: i32) -> Self {
         Self {
             io: SocketIo::new(fd),
-            transport: None,
-        }
-    }
-
-    /// Make `transport` the one `send` reports to; `close()` forgets it.
-    fn attach(&mut self, transport: Py<PyAny>) {
-        self.transport = Some(transport);
-    }
-
-    /// The native transport's `write`, with no Python frame: send `data` at once, or queue
-    /// it behind what is queued. When something is left queued, calls the attached
-    /// transport's `_queued()`; on a socket error, its `_fatal_error(exc, message)`, as
-    /// asyncio's transports report write errors (not raised). `ValueError` without an
-    /// attached transport.
-    fn send(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = slf.py();
-        let input = Input::of(data)?;
-        let (result, transport) = {
-            let mut socket = slf.try_borrow_mut()?;
-            let Some(transport) = socket.transport.as_ref().map(|t| t.clone_ref(py)) else {
-                return Err(PyValueError::new_err("no transport attached"));
-            };
-            (socket.io.write(&[input.as_slice()]), transport.into_bound(py))
-        };
-        // The socket is not borrowed any more: the transport's callbacks may use it.
-        match result {
-            Ok(true) => Ok(()),
-            Ok(false) => call0(&transport, intern!(py, "_queued")).map(drop),
-            Err(err) => {
-                let exc = os_error(&err).into_value(py).into_bound(py).into_any();
-                let message = PyString::new(py, "fatal write error on native transport");
-                call2(&transport, intern!(py, "_fatal_error"), &exc, &message).map(drop)
-            }
         }
     }
 
@@ -199,17 +162,5 @@ impl Socket {
     /// Forget the descriptor and drop the queue; later calls raise `OSError` (EBADF).
     fn close(&mut self) {
         self.io.close();
-        self.transport = None;
-    }
-
-    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
-        if let Some(transport) = &self.transport {
-            visit.call(transport)?;
-        }
-        Ok(())
-    }
-
-    fn __clear__(&mut self) {
-        self.transport = None;
     }
 }

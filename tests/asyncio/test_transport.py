@@ -350,29 +350,6 @@ async def test_spurious_readiness_reads_nothing(
     await other.lost
 
 
-async def test_write_is_rust_while_the_transport_takes_writes(
-    pair: tuple[socket.socket, socket.socket],
-) -> None:
-    """``write`` is the Rust socket's ``send`` (no Python frame) until ``write_eof()``, then
-    the class's method, which refuses."""
-    ours, theirs = pair
-    transport, _ = await make(ours)
-    assert type(transport.write).__name__ == "builtin_function_or_method"
-    transport.write(memoryview(b"direct"))
-    assert await read_until(theirs, 6) == b"direct"
-    transport.write_eof()
-    assert transport.write.__func__ is NativeTransport.write  # type: ignore[attr-defined]
-    with pytest.raises(RuntimeError):
-        transport.write(b"x")
-    transport.abort()
-
-
-def test_socket_send_needs_a_transport() -> None:
-    with socket.socket() as sock:
-        with pytest.raises(ValueError, match="no transport attached"):
-            _core.Socket(sock.fileno()).send(b"x")
-
-
 def test_socket_rejects_a_read_only_buffer() -> None:
     with socket.socket() as sock:
         with pytest.raises(TypeError):

@@ -165,11 +165,6 @@ class NativeTransport(asyncio.Transport):
         self._protocol_paused = False  # pause_writing() called, resume_writing() not yet
         self._lost = False  # connection_lost() scheduled or called
         self._server = server
-        # While the transport takes writes (until write_eof() or the connection is lost),
-        # write() is the Rust socket's send(): the same as the method below, without a
-        # Python frame per message.
-        self._io.attach(self)
-        self.__dict__["write"] = self._io.send
         loop.add_reader(self._fd, self._read_ready)
         if server is not None:
             server._attach(self)
@@ -220,16 +215,18 @@ class NativeTransport(asyncio.Transport):
     # ------------------------------------------------------------------ writing
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Send ``data`` now; queue what the kernel does not take.
-
-        Until :meth:`write_eof` or the end of the connection, the instance's ``write`` is
-        :meth:`wsrs._core.Socket.send`, which does this in Rust; then this method raises
-        (after ``write_eof()``) or does nothing."""
-        self._send(self._io.write, data, "write")
-
-    def _stop_writes(self) -> None:
-        """``write`` is this class's method from now on (it refuses or ignores data)."""
-        self.__dict__.pop("write", None)
+        """Send ``data`` now; queue what the kernel does not take."""
+        if self._eof or self._lost:
+            self._send(self._io.write, data, "write")  # raises, or does nothing
+            return
+        # What _send() does, inline: this is the path of every message.
+        try:
+            done = self._io.write(data)
+        except OSError as exc:
+            self._fatal_error(exc, "fatal write error on native transport")
+            return
+        if not done:
+            self._queued()
 
     def writelines(self, list_of_data: Any) -> None:
         """Send the buffers of ``list_of_data`` now, in one system call; queue what the kernel
@@ -311,7 +308,6 @@ class NativeTransport(asyncio.Transport):
         if self._closing or self._eof:
             return
         self._eof = True
-        self._stop_writes()
         if not self._writing:
             self._shutdown()
 
@@ -335,7 +331,6 @@ class NativeTransport(asyncio.Transport):
         self._loop.remove_reader(self._fd)
         if not self._writing:
             self._lost = True
-            self._stop_writes()
             self._loop.call_soon(self._call_connection_lost, None)
 
     def abort(self) -> None:
@@ -360,7 +355,6 @@ class NativeTransport(asyncio.Transport):
         if self._lost:
             return
         self._lost = True
-        self._stop_writes()
         if self._writing:
             self._writing = False
             self._loop.remove_writer(self._fd)
@@ -371,7 +365,6 @@ class NativeTransport(asyncio.Transport):
 
     def _call_connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        self._stop_writes()
         try:
             self._protocol.connection_lost(exc)
         finally:
