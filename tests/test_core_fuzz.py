@@ -8,17 +8,19 @@ after an error or a close frame every further ``feed`` returns ``[]``.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import functools
 import socket
 import zlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests import reference as ref
 from wsrs._core import (
+    LARGE_MESSAGE_SIZE,
     Close,
     Ping,
     Pong,
@@ -32,6 +34,7 @@ from wsrs._core import (
     is_valid_close_code,
     validate_utf8,
 )
+from wsrs.asyncio.messages import MessageQueue
 
 
 if TYPE_CHECKING:
@@ -526,3 +529,78 @@ def test_socket_receive_large_messages_in_place(is_client: bool, data: st.DataOb
     events, eof = socket_events(reader, split(stream, cuts))
     assert eof and not reader.receiving_direct
     assert events == feed_events(Reader(client=is_client, max_size=None), stream)
+
+
+def deliver_events(reader: Reader, pieces: Sequence[bytes]) -> tuple[list[object], list[object]]:
+    """Send ``pieces`` through a socket pair, reading with ``Socket.deliver`` into a queue
+    with no receiver; return what the queue took, in order, and every event in order (those
+    the queue took, then the ones left to the caller, for each read)."""
+    loop = asyncio.new_event_loop()
+    queue = MessageQueue(loop, 0, lambda: None, lambda: None)
+    ours, theirs = socket.socketpair()
+    everything: list[object] = []
+    try:
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        sock = Socket(ours.fileno())
+
+        def drain() -> None:
+            while (got := sock.deliver(reader, queue)) is not None:
+                taken, rest = got
+                if not taken and not rest:
+                    return
+                queued = list(queue.messages)
+                everything.extend(queued[len(queued) - taken :])
+                for event in rest:
+                    everything.append(event)
+                # What the caller gets starts with what the queue does not take.
+                if rest:
+                    first = rest[0]
+                    assert not isinstance(first, str | bytes) or len(first) >= LARGE_MESSAGE_SIZE
+
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                try:
+                    view = view[theirs.send(view) :]
+                except BlockingIOError:
+                    pass
+                drain()
+        theirs.shutdown(socket.SHUT_WR)
+        drain()
+        sock.close()
+    finally:
+        ours.close()
+        theirs.close()
+        loop.close()
+    return list(queue.messages), everything
+
+
+@SETTINGS
+@given(
+    is_client=st.booleans(),
+    data=st.one_of(
+        st.binary(max_size=600),
+        st.booleans().flatmap(lambda c: writer_stream(c, False).map(lambda s: s[0])),
+    ),
+    cuts=st.lists(st.integers(0, 700), max_size=8),
+)
+def test_socket_deliver_matches_feed(is_client: bool, data: bytes, cuts: list[int]) -> None:
+    """``Socket.deliver`` hands the queue the messages at the start of each read and leaves
+    the rest, in order: together, the events ``Reader.feed`` gives."""
+    taken, everything = deliver_events(Reader(client=is_client, max_size=None), split(data, cuts))
+    expected = feed_events(Reader(client=is_client, max_size=None), data)
+    assert [("error", e.code) if isinstance(e, ProtocolError) else e for e in everything] == (
+        expected
+    )
+    assert all(type(message) in (str, bytes) for message in taken)
+
+
+@settings(max_examples=25, deadline=None)
+@given(is_client=st.booleans(), data=st.data())
+def test_socket_deliver_leaves_large_messages(is_client: bool, data: st.DataObject) -> None:
+    stream = data.draw(large_stream(is_client))
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=6))
+    taken, everything = deliver_events(Reader(client=is_client, max_size=None), split(stream, cuts))
+    assert everything == feed_events(Reader(client=is_client, max_size=None), stream)
+    assert all(len(cast(str | bytes, message)) < LARGE_MESSAGE_SIZE for message in taken)

@@ -19,14 +19,14 @@ import asyncio
 import collections
 import sys
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar, final
 
-from typing_extensions import Buffer, Self
+from typing_extensions import Buffer, disjoint_base
 
 if TYPE_CHECKING:
     from .asyncio.wakeup import Wakeups
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 __all__ = [
     "GIL_RELEASE_THRESHOLD",
@@ -423,6 +423,7 @@ class Socket:
         """Forget the descriptor and drop the queue; later calls raise ``OSError``
         (``EBADF``)."""
 
+@disjoint_base
 class Inbox:
     """Received messages not read yet, and the receivers waiting for one: the state of
     ``wsrs.asyncio.messages.MessageQueue``, which subclasses it and documents the rules.
@@ -489,7 +490,7 @@ class Inbox:
         """No message will arrive any more: wake every waiting receiver with ``None``."""
 
 def resolve_deferred(
-    future: asyncio.Future[T], result: T, woken: list[tuple[asyncio.Future[Any], list[Any]]]
+    future: asyncio.Future[_T], result: _T, woken: list[tuple[asyncio.Future[Any], list[Any]]]
 ) -> None:
     """Resolve the pending ``future`` with ``result`` without scheduling its callbacks:
     append the future and the callbacks taken off it to ``woken``, for

@@ -222,16 +222,6 @@ class Connection:
         """
         return self.receive_events(self._reader.feed(data))
 
-    def receive_socket(self, sock: _core.Socket) -> list[_core.Event] | None:
-        """Have ``sock`` read once into the Rust reader; return the events it completed, as
-        :meth:`receive_data` does, or ``None`` at the end of the stream.
-
-        For the native transport (:mod:`wsrs.asyncio.transport`): the socket object does the
-        I/O, the connection only lends it its reader. Socket errors (``OSError``) are raised.
-        """
-        events = sock.receive(self._reader)
-        return None if events is None else self.receive_events(events)
-
     def receive_buffer(self) -> memoryview | None:
         """Return a writable ``memoryview`` to read the rest of a large binary message into, or
         ``None`` to read into any buffer and call :meth:`receive_data`.

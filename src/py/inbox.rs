@@ -11,9 +11,9 @@
 use std::collections::VecDeque;
 
 use pyo3::exceptions::PyTypeError;
-use pyo3::{ffi, intern};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::{ffi, intern};
 
 use crate::py::events::Fragment;
 
@@ -100,7 +100,11 @@ pub fn resolve_deferred(
         let callbacks = callbacks.cast_into::<PyList>()?;
         let callbacks = callbacks.get_slice(0, callbacks.len());
         for entry in callbacks.iter() {
-            call1(future, intern!(py, "remove_done_callback"), &entry.get_item(0)?)?;
+            call1(
+                future,
+                intern!(py, "remove_done_callback"),
+                &entry.get_item(0)?,
+            )?;
         }
         woken.append(PyTuple::new(py, [future.as_any(), callbacks.as_any()])?)?;
     }
@@ -114,9 +118,7 @@ impl Inbox {
     fn put_item(&mut self, message: &Bound<'_, PyAny>, defer: bool) -> PyResult<()> {
         let py = message.py();
         let messages = self.messages.bind(py);
-        if self.closing
-            && (self.cut || (self.max_queue > 0 && messages.len()? >= self.max_queue))
-        {
+        if self.closing && (self.cut || (self.max_queue > 0 && messages.len()? >= self.max_queue)) {
             if message.is_instance_of::<Fragment>() {
                 self.cut = true;
             }
@@ -313,9 +315,7 @@ impl Inbox {
     /// of the queue.
     fn give_back(&mut self, waiter: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = waiter.py();
-        if !is_done(waiter)?
-            || call0(waiter, intern!(py, "cancelled"))?.is_truthy()?
-        {
+        if !is_done(waiter)? || call0(waiter, intern!(py, "cancelled"))?.is_truthy()? {
             return Ok(());
         }
         let message = call0(waiter, intern!(py, "result"))?;

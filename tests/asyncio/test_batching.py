@@ -40,7 +40,7 @@ def after_each_read(ws: BaseProtocol, callback: Callable[[], None]) -> None:
         assert receive_from is not None
 
         def native(sock: Any) -> bool | None:
-            more = receive_from(sock)
+            more: bool | None = receive_from(sock)
             callback()
             return more
 

@@ -48,7 +48,7 @@ async def test_send_lines_and_print_messages() -> None:
             stdout=asyncio.subprocess.PIPE,
         )
         assert process.stdin is not None and process.stdout is not None
-        lines = []
+        lines: list[str] = []
         for word in ["hello", "world"]:
             process.stdin.write(f"{word}\n".encode())
             await process.stdin.drain()
