@@ -39,6 +39,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::shared::SharedMessage>()?;
     m.add_class::<py::inbox::Inbox>()?;
     m.add_function(wrap_pyfunction!(py::inbox::resolve_deferred, m)?)?;
+    m.add_function(wrap_pyfunction!(py::inbox::run_wakeups, m)?)?;
     #[cfg(unix)]
     m.add_class::<py::socket::Socket>()?;
     m.add("LARGE_MESSAGE_SIZE", config::LARGE_MESSAGE_SIZE)?;

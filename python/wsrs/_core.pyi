@@ -51,6 +51,7 @@ __all__ = [
     "is_valid_close_code",
     "parse_close",
     "resolve_deferred",
+    "run_wakeups",
     "validate_utf8",
 ]
 
@@ -495,6 +496,16 @@ def resolve_deferred(
     """Resolve the pending ``future`` with ``result`` without scheduling its callbacks:
     append the future and the callbacks taken off it to ``woken``, for
     ``wsrs.asyncio.wakeup.run_wakeups``."""
+
+def run_wakeups(
+    event_loop: asyncio.AbstractEventLoop,
+    woken: list[tuple[asyncio.Future[Any], list[tuple[Callable[..., object], Any]]]],
+) -> None:
+    """Run the callbacks of ``woken`` (the futures :func:`resolve_deferred` resolved, with
+    the callbacks it took off them) now if no task of ``event_loop`` is running (a readiness
+    callback), else schedule them with ``call_soon``. An exception from a callback goes to
+    the loop's exception handler, as from a callback the loop runs; ``KeyboardInterrupt``
+    and ``SystemExit`` propagate."""
 
 @final
 class Utf8Validator:

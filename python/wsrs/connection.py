@@ -111,7 +111,7 @@ class Connection:
         self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
         self.reader = self._reader
         """The Rust reader, for a transport that reads into it itself
-        (:meth:`wsrs._core.Socket.deliver`); pass the events it leaves to
+        (``wsrs._core.Socket.deliver``); pass the events it leaves to
         :meth:`receive_events`."""
         self.send_message: Callable[..., bytes] = self._writer.message
         """Return the frame(s) of a message: ``str`` as text, bytes-like as binary;
@@ -240,7 +240,7 @@ class Connection:
 
     def receive_events(self, events: list[_core.Event]) -> list[_core.Event]:
         """Act on the control frames among ``events``, which :attr:`reader` produced for a
-        transport that feeds it itself (:meth:`wsrs._core.Socket.deliver`), as
+        transport that feeds it itself (``wsrs._core.Socket.deliver``), as
         :meth:`receive_data` does; return ``events``."""
         for event in events:
             kind = type(event)

@@ -10,9 +10,10 @@
 
 use std::collections::VecDeque;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::{ffi, intern};
 
 use crate::py::events::Fragment;
@@ -79,6 +80,28 @@ fn call1<'py>(
     }
 }
 
+/// `obj.name(first, second)`, as [`call0`].
+fn call2<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    first: &Bound<'py, PyAny>,
+    second: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: as in `call0`; both arguments are live for the call too.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            obj.py(),
+            ffi::PyObject_CallMethodObjArgs(
+                obj.as_ptr(),
+                name.as_ptr(),
+                first.as_ptr(),
+                second.as_ptr(),
+                std::ptr::null_mut::<ffi::PyObject>(),
+            ),
+        )
+    }
+}
+
 /// Whether `future` (an `asyncio.Future`) is done.
 fn is_done(future: &Bound<'_, PyAny>) -> PyResult<bool> {
     call0(future, intern!(future.py(), "done"))?.is_truthy()
@@ -110,6 +133,89 @@ pub fn resolve_deferred(
     }
     call1(future, intern!(py, "set_result"), result)?;
     Ok(())
+}
+
+/// Where asyncio records the running task of each loop: `asyncio.tasks._current_tasks`
+/// (Python 3.11 to 3.13), else `None` (`asyncio.current_task` is asked instead).
+static CURRENT_TASKS: PyOnceLock<Option<Py<PyDict>>> = PyOnceLock::new();
+
+/// Whether a task of `event_loop` is running.
+fn task_running(event_loop: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = event_loop.py();
+    let tasks = CURRENT_TASKS.get_or_try_init(py, || -> PyResult<_> {
+        let tasks = py.import("asyncio.tasks")?;
+        Ok(tasks
+            .getattr("_current_tasks")
+            .ok()
+            .and_then(|t| t.cast_into::<PyDict>().ok())
+            .map(Bound::unbind))
+    })?;
+    match tasks {
+        Some(tasks) => tasks.bind(py).contains(event_loop),
+        None => Ok(!py
+            .import("asyncio")?
+            .call_method1("current_task", (event_loop,))?
+            .is_none()),
+    }
+}
+
+/// Run the callbacks of `woken` (the `(future, callbacks)` pairs `resolve_deferred` took)
+/// now if no task of `event_loop` is running (a readiness callback), else schedule them with
+/// `call_soon`, as the futures would have. An exception from a callback goes to the loop's
+/// exception handler, as from a callback the loop runs; `KeyboardInterrupt` and
+/// `SystemExit` propagate.
+#[pyfunction]
+pub fn run_wakeups(event_loop: &Bound<'_, PyAny>, woken: &Bound<'_, PyList>) -> PyResult<()> {
+    let py = event_loop.py();
+    let inline = !task_running(event_loop)?;
+    for pair in woken.iter() {
+        let future = pair.get_item(0)?;
+        for entry in pair.get_item(1)?.try_iter()? {
+            let entry = entry?;
+            let (callback, context) = (entry.get_item(0)?, entry.get_item(1)?);
+            if !inline {
+                let options = PyDict::new(py);
+                options.set_item(intern!(py, "context"), &context)?;
+                event_loop.call_method(
+                    intern!(py, "call_soon"),
+                    (&callback, &future),
+                    Some(&options),
+                )?;
+                continue;
+            }
+            if let Err(err) = call2(&context, intern!(py, "run"), &callback, &future) {
+                if err.is_instance_of::<PyKeyboardInterrupt>(py)
+                    || err.is_instance_of::<PySystemExit>(py)
+                {
+                    return Err(err);
+                }
+                // As asyncio's Handle reports it.
+                let report = PyDict::new(py);
+                report.set_item(
+                    "message",
+                    format!("Exception in callback {}", callback.repr()?),
+                )?;
+                report.set_item("exception", err.value(py))?;
+                report.set_item("future", &future)?;
+                call1(event_loop, intern!(py, "call_exception_handler"), &report)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run and forget the wake-ups in `pending` (`run_wakeups`); the list is emptied, not
+/// replaced, since the queue and its owner share it.
+pub(crate) fn run_pending(
+    event_loop: &Bound<'_, PyAny>,
+    pending: &Bound<'_, PyList>,
+) -> PyResult<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let woken = pending.get_slice(0, pending.len());
+    pending.del_slice(0, pending.len())?;
+    run_wakeups(event_loop, &woken)
 }
 
 impl Inbox {
@@ -158,6 +264,18 @@ impl Inbox {
         Ok(())
     }
 
+    /// The loop and the list of deferred wake-ups, for [`run_pending`] once the queue is not
+    /// borrowed any more (the tasks it wakes use the queue).
+    pub(crate) fn wakeups_of<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (Bound<'py, PyAny>, Bound<'py, PyList>) {
+        (
+            self.event_loop.bind(py).clone(),
+            self.pending.bind(py).clone(),
+        )
+    }
+
     /// Hand the whole messages and fragments at the start of `events` (a reader's output)
     /// to receivers or to the queue, stopping at the first other event and at the first
     /// message of `large` bytes or characters or more; return how many it took and the
@@ -180,6 +298,9 @@ impl Inbox {
             }
             self.put_item(&event, self.inline)?;
             taken += 1;
+        }
+        if taken == count {
+            return Ok((taken, PyList::empty(events.py())));
         }
         let rest = if taken == 0 {
             events.clone()

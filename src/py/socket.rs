@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::config::LARGE_MESSAGE_SIZE;
-use crate::py::inbox::Inbox;
+use crate::py::inbox::{run_pending, Inbox};
 use crate::py::input::Input;
 use crate::py::reader::Reader;
 use crate::socket::{Received, SocketIo};
@@ -103,7 +103,9 @@ impl Socket {
     /// `inbox` (`Inbox.put`, with wake-ups deferred where the loop allows: call it from a
     /// readiness callback). Returns `None` at the end of the stream, else how many events
     /// `inbox` took and the events left for the caller, in order: from the first control
-    /// frame, protocol error or message of `LARGE_MESSAGE_SIZE` or more on.
+    /// frame, protocol error or message of `LARGE_MESSAGE_SIZE` or more on. When none is
+    /// left, the deferred wake-ups run before it returns; else the caller runs them once it
+    /// processed the rest.
     fn deliver<'py>(
         slf: &Bound<'py, Self>,
         reader: &Bound<'py, Reader>,
@@ -120,10 +122,19 @@ impl Socket {
         match events {
             None => Ok(None),
             Some(events) if events.is_empty() => Ok(Some((0, events))),
-            Some(events) => inbox
-                .try_borrow_mut()?
-                .deliver(&events, LARGE_MESSAGE_SIZE)
-                .map(Some),
+            Some(events) => {
+                let (taken, rest, (event_loop, pending)) = {
+                    let mut inbox = inbox.try_borrow_mut()?;
+                    let (taken, rest) = inbox.deliver(&events, LARGE_MESSAGE_SIZE)?;
+                    (taken, rest, inbox.wakeups_of(py))
+                };
+                if rest.is_empty() {
+                    // Nothing left for the caller: the receivers wake now (rule 7 of
+                    // messages.py), with nothing borrowed.
+                    run_pending(&event_loop, &pending)?;
+                }
+                Ok(Some((taken, rest)))
+            }
         }
     }
 

@@ -256,28 +256,29 @@ class BaseProtocol(asyncio.BufferedProtocol):
         Returns ``False`` at the end of the stream, ``True`` otherwise, ``None`` before the
         connection is open: the transport then reads into :meth:`get_buffer`. One call into
         Rust reads, parses and hands the messages to the queue
-        (:meth:`wsrs._core.Socket.deliver`); control frames and what follows them come back
+        (``wsrs._core.Socket.deliver``); control frames and what follows them come back
         here. Socket errors (``OSError``) are raised for the transport.
         """
         connection = self.connection
         if connection is None:
             return None
         queue = self._queue
+        # Set before the read: when it leaves nothing for Python, the receivers it hands
+        # messages to wake inside deliver(), and must see the connection as it will be
+        # after this call (messages.py, rule 7): active, and replying at once (writer.py,
+        # rule 1). A readiness event means the peer sent something.
+        self._active = True
+        self._writer.fresh = True  # type: ignore[union-attr]
         try:
             got = sock.deliver(connection.reader, queue)
             if got is None:
                 return False
-            taken, rest = got
+            rest = got[1]
             if rest:
-                self._active = True
                 self._process_events(connection, connection.receive_events(rest))
-            elif taken:
-                self._active = True
-                # Data came in: the next message sent (a reply) goes out at once.
-                self._writer.fresh = True  # type: ignore[union-attr]
         finally:
-            # Receivers handed a message wake now (messages.py, rule 7), even if a later
-            # event raised.
+            # Receivers handed a message before a control frame, or before an error, wake
+            # now (messages.py, rule 7).
             if queue.wakeups.pending:
                 queue.wakeups.run()
         return True

@@ -67,9 +67,9 @@ class MessageQueue(_core.Inbox):
 
     The state and the synchronous methods (:meth:`put`, :meth:`take`, :meth:`wait`,
     :meth:`give_back`, :meth:`close_sent`, :meth:`end`; :attr:`messages`, :attr:`ended`,
-    :attr:`defer`, :attr:`wakeups`) are Rust's (:class:`wsrs._core.Inbox`), so that the
+    :attr:`defer`, :attr:`wakeups`) are Rust's (``wsrs._core.Inbox``), so that the
     native transport hands the messages of a read to their receivers without a Python call
-    per message (:meth:`wsrs._core.Socket.deliver`); this class adds the coroutines.
+    per message (``wsrs._core.Socket.deliver``); this class adds the coroutines.
 
     Args:
         loop: The event loop of the connection.

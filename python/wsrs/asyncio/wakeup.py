@@ -5,13 +5,15 @@ An :class:`asyncio.Future` runs its callbacks with ``call_soon``: bytes read in 
 iteration wake the task that waits for them in the next one, and on asyncio's own loops
 each iteration is Python code and one more ``epoll_wait``. A front end that resolves a
 future in a readiness callback instead takes the callbacks off the future first
-(:func:`resolve_deferred`), finishes processing what it read, then runs them
-(:func:`run_wakeups`): the task steps before the callback returns, and sees the connection
+(``resolve_deferred``), finishes processing what it read, then runs them
+(``run_wakeups``): the task steps before the callback returns, and sees the connection
 as it would have in the next iteration. Inside a task (bytes fed from a coroutine), where a
 task can't step inside another one, the callbacks are scheduled with ``call_soon`` as the
 future would have.
 
-Used by the queue of received messages (``MessageQueue`` in ``wsrs/asyncio/messages.py``)
+Both functions are Rust's (``wsrs._core``): the native transport's read
+(``wsrs._core.Socket.deliver``) hands a message to its receiver and wakes it without Python
+code. Used by the queue of received messages (``MessageQueue`` in ``wsrs/asyncio/messages.py``)
 and the opening handshake's buffer (``HandshakeBuffer`` in ``wsrs/asyncio/handshake.py``),
 for the 4.0 API and :mod:`wsrs.asyncio` alike.
 """
@@ -23,7 +25,7 @@ import contextvars
 from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
-from .._core import resolve_deferred
+from .._core import resolve_deferred, run_wakeups
 
 
 __all__ = ["Wakeup", "Wakeups", "resolve_deferred", "run_wakeups"]
@@ -33,11 +35,7 @@ T = TypeVar("T")
 Callback: TypeAlias = tuple[Callable[..., object], contextvars.Context]
 
 Wakeup: TypeAlias = tuple["asyncio.Future[Any]", list[Callback]]
-"""A resolved future and the callbacks taken off it, to run with :func:`run_wakeups`."""
-
-_CURRENT_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
-    asyncio.tasks, "_current_tasks", None
-)
+"""A resolved future and the callbacks taken off it, to run with ``run_wakeups``."""
 
 
 class Wakeups:
@@ -67,38 +65,10 @@ class Wakeups:
             future.set_result(result)
 
     def run(self) -> None:
-        """Run the wake-ups :meth:`resolve` deferred (:func:`run_wakeups`)."""
+        """Run the wake-ups :meth:`resolve` deferred (``run_wakeups``)."""
         pending = self.pending
         if pending:
             # Emptied, not replaced: the message queue (Rust) holds this list.
             woken = pending.copy()
             pending.clear()
             run_wakeups(self.loop, woken)
-
-
-def run_wakeups(loop: asyncio.AbstractEventLoop, woken: list[Wakeup]) -> None:
-    """Run the callbacks of ``woken`` now if no task of ``loop`` is running (a readiness
-    callback), else schedule them with ``call_soon``. An exception from a callback goes to
-    the loop's exception handler, as from a callback the loop runs."""
-    if _CURRENT_TASKS is not None:
-        # Python 3.11-3.13: asyncio.current_task() is Python code over this dict.
-        inline = loop not in _CURRENT_TASKS
-    else:  # pragma: no cover (Python 3.14)
-        inline = asyncio.current_task(loop) is None
-    for future, callbacks in woken:
-        for callback, context in callbacks:
-            if not inline:
-                loop.call_soon(callback, future, context=context)
-                continue
-            try:
-                context.run(callback, future)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:  # as asyncio's Handle reports it
-                loop.call_exception_handler(
-                    {
-                        "message": f"Exception in callback {callback!r}",
-                        "exception": exc,
-                        "future": future,
-                    }
-                )
