@@ -104,8 +104,8 @@ impl Socket {
     /// readiness callback). Returns `None` at the end of the stream, else how many events
     /// `inbox` took and the events left for the caller, in order: from the first control
     /// frame, protocol error or message of `LARGE_MESSAGE_SIZE` or more on. When none is
-    /// left, the deferred wake-ups run before it returns; else the caller runs them once it
-    /// processed the rest.
+    /// left (or handing over failed), the deferred wake-ups run before it returns; else the
+    /// caller runs them once it processed the rest.
     fn deliver<'py>(
         slf: &Bound<'py, Self>,
         reader: &Bound<'py, Reader>,
@@ -123,17 +123,24 @@ impl Socket {
             None => Ok(None),
             Some(events) if events.is_empty() => Ok(Some((0, events))),
             Some(events) => {
-                let (taken, rest, (event_loop, pending)) = {
+                let (delivered, (event_loop, pending)) = {
                     let mut inbox = inbox.try_borrow_mut()?;
-                    let (taken, rest) = inbox.deliver(&events, LARGE_MESSAGE_SIZE)?;
-                    (taken, rest, inbox.wakeups_of(py))
+                    let handles = inbox.wakeups_of(py);
+                    (inbox.deliver(&events, LARGE_MESSAGE_SIZE), handles)
                 };
-                if rest.is_empty() {
-                    // Nothing left for the caller: the receivers wake now (rule 7 of
-                    // messages.py), with nothing borrowed.
-                    run_pending(&event_loop, &pending)?;
+                match delivered {
+                    // Nothing left for the caller, or an error: the receivers handed a
+                    // message wake now (rule 7 of messages.py), with nothing borrowed.
+                    Ok((taken, rest)) if rest.is_empty() => {
+                        run_pending(&event_loop, &pending)?;
+                        Ok(Some((taken, rest)))
+                    }
+                    Ok(delivered) => Ok(Some(delivered)),
+                    Err(err) => {
+                        run_pending(&event_loop, &pending)?;
+                        Err(err)
+                    }
                 }
-                Ok(Some((taken, rest)))
             }
         }
     }

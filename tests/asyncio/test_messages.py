@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 
 import pytest
 
-from wsrs._core import Fragment
+from wsrs._core import Fragment, Ping, Reader, Socket, Writer
 from wsrs.asyncio.messages import MessageQueue
 
 
@@ -399,3 +400,50 @@ def test_other_loops_run_the_futures_callbacks() -> None:
         assert not queue.wakeups.inline
     finally:
         loop.close()
+
+
+# ---------------------------------------------------------------------------- Socket.deliver
+
+
+async def test_deliver_wakes_the_receivers_it_served_before_an_error() -> None:
+    """``Socket.deliver`` runs the wake-ups it deferred even when handing over fails (here,
+    the ``pause`` callback of the queue raises): the receiver handed the first message is
+    not left waiting."""
+
+    def pause() -> None:
+        raise RuntimeError("pause failed")
+
+    queue = MessageQueue(asyncio.get_running_loop(), 1, pause, lambda: None)
+    receiver = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)
+    assert queue.waiting == 1
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        sock = Socket(ours.fileno())
+        writer = Writer(client=True)
+        theirs.sendall(writer.message("first") + writer.message("second"))
+        with pytest.raises(RuntimeError, match="pause failed"):
+            sock.deliver(Reader(client=False), queue)
+        sock.close()
+    assert not queue.wakeups.pending
+    assert await asyncio.wait_for(receiver, 1) == "first"
+    assert list(queue.messages) == ["second"]
+
+
+async def test_deliver_leaves_control_frames_and_what_follows() -> None:
+    queue = MessageQueue(asyncio.get_running_loop(), 0, lambda: None, lambda: None)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        sock = Socket(ours.fileno())
+        writer = Writer(client=True)
+        theirs.sendall(writer.message("a") + writer.ping(b"p") + writer.message("b"))
+        got = sock.deliver(Reader(client=False), queue)
+        assert got is not None
+        taken, rest = got
+        assert taken == 1 and list(queue.messages) == ["a"]
+        assert rest == [Ping(b"p"), "b"]
+        theirs.close()
+        assert sock.deliver(Reader(client=False), queue) is None
+        sock.close()

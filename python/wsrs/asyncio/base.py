@@ -262,25 +262,20 @@ class BaseProtocol(asyncio.BufferedProtocol):
         connection = self.connection
         if connection is None:
             return None
-        queue = self._queue
         # Set before the read: when it leaves nothing for Python, the receivers it hands
         # messages to wake inside deliver(), and must see the connection as it will be
         # after this call (messages.py, rule 7): active, and replying at once (writer.py,
         # rule 1). A readiness event means the peer sent something.
         self._active = True
         self._writer.fresh = True  # type: ignore[union-attr]
-        try:
-            got = sock.deliver(connection.reader, queue)
-            if got is None:
-                return False
-            rest = got[1]
-            if rest:
-                self._process_events(connection, connection.receive_events(rest))
-        finally:
-            # Receivers handed a message before a control frame, or before an error, wake
-            # now (messages.py, rule 7).
-            if queue.wakeups.pending:
-                queue.wakeups.run()
+        got = sock.deliver(connection.reader, self._queue)
+        if got is None:
+            return False
+        rest = got[1]
+        if rest:
+            # Receivers handed a message before a control frame wake at the end of this,
+            # with those of the messages after it (messages.py, rule 7).
+            self._process_events(connection, connection.receive_events(rest))
         return True
 
     def buffer_updated(self, nbytes: int) -> None:
