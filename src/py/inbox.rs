@@ -42,69 +42,38 @@ pub struct Inbox {
     cut: bool,
 }
 
-/// `obj.name()`, through `PyObject_CallMethodObjArgs`: no bound method object is made, as
-/// for a method call in Python code (PyO3's `call_method0` makes one under the limited API).
-fn call0<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: `obj` and `name` are live references for the whole call (the GIL is held),
-    // the argument list ends with the null pointer the function requires, and the result is
-    // a new reference or null with an exception set, which `from_owned_ptr_or_err` handles.
-    unsafe {
-        Bound::from_owned_ptr_or_err(
-            obj.py(),
-            ffi::PyObject_CallMethodObjArgs(
-                obj.as_ptr(),
-                name.as_ptr(),
-                std::ptr::null_mut::<ffi::PyObject>(),
-            ),
-        )
-    }
-}
-
-/// `obj.name(arg)`, as [`call0`]: no bound method object and no argument tuple.
-fn call1<'py>(
+/// `obj.name(*args)` (at most two arguments), through `PyObject_CallMethodObjArgs`: no bound
+/// method object and no argument tuple are made, as for a method call in Python code.
+/// (PyO3's `call_method1` makes both under the limited API, which cost this module more than
+/// the Python code it replaced.)
+fn call<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
-    arg: &Bound<'py, PyAny>,
+    args: &[&Bound<'py, PyAny>],
 ) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: as in `call0`; `arg` is live for the call too.
+    let (o, n, end) = (
+        obj.as_ptr(),
+        name.as_ptr(),
+        std::ptr::null_mut::<ffi::PyObject>(),
+    );
+    // SAFETY: `obj`, `name` and `args` are live references for the whole call (the GIL is
+    // held), each argument list ends with the null pointer the function requires, and the
+    // result is a new reference or null with an exception set, which
+    // `from_owned_ptr_or_err` handles.
     unsafe {
-        Bound::from_owned_ptr_or_err(
-            obj.py(),
-            ffi::PyObject_CallMethodObjArgs(
-                obj.as_ptr(),
-                name.as_ptr(),
-                arg.as_ptr(),
-                std::ptr::null_mut::<ffi::PyObject>(),
-            ),
-        )
-    }
-}
-
-/// `obj.name(first, second)`, as [`call0`].
-fn call2<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-    first: &Bound<'py, PyAny>,
-    second: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: as in `call0`; both arguments are live for the call too.
-    unsafe {
-        Bound::from_owned_ptr_or_err(
-            obj.py(),
-            ffi::PyObject_CallMethodObjArgs(
-                obj.as_ptr(),
-                name.as_ptr(),
-                first.as_ptr(),
-                second.as_ptr(),
-                std::ptr::null_mut::<ffi::PyObject>(),
-            ),
-        )
+        let result = match args {
+            [] => ffi::PyObject_CallMethodObjArgs(o, n, end),
+            [a] => ffi::PyObject_CallMethodObjArgs(o, n, a.as_ptr(), end),
+            [a, b] => ffi::PyObject_CallMethodObjArgs(o, n, a.as_ptr(), b.as_ptr(), end),
+            _ => return Err(PyTypeError::new_err("at most two arguments")),
+        };
+        Bound::from_owned_ptr_or_err(obj.py(), result)
     }
 }
 
 /// Whether `future` (an `asyncio.Future`) is done.
 fn is_done(future: &Bound<'_, PyAny>) -> PyResult<bool> {
-    call0(future, intern!(future.py(), "done"))?.is_truthy()
+    call(future, intern!(future.py(), "done"), &[])?.is_truthy()
 }
 
 /// Resolve the pending `future` with `result` without scheduling its callbacks: append the
@@ -123,15 +92,15 @@ pub fn resolve_deferred(
         let callbacks = callbacks.cast_into::<PyList>()?;
         let callbacks = callbacks.get_slice(0, callbacks.len());
         for entry in callbacks.iter() {
-            call1(
+            call(
                 future,
                 intern!(py, "remove_done_callback"),
-                &entry.get_item(0)?,
+                &[&entry.get_item(0)?],
             )?;
         }
         woken.append(PyTuple::new(py, [future.as_any(), callbacks.as_any()])?)?;
     }
-    call1(future, intern!(py, "set_result"), result)?;
+    call(future, intern!(py, "set_result"), &[result])?;
     Ok(())
 }
 
@@ -183,7 +152,7 @@ pub fn run_wakeups(event_loop: &Bound<'_, PyAny>, woken: &Bound<'_, PyList>) -> 
                 )?;
                 continue;
             }
-            if let Err(err) = call2(&context, intern!(py, "run"), &callback, &future) {
+            if let Err(err) = call(&context, intern!(py, "run"), &[&callback, &future]) {
                 if err.is_instance_of::<PyKeyboardInterrupt>(py)
                     || err.is_instance_of::<PySystemExit>(py)
                 {
@@ -197,7 +166,11 @@ pub fn run_wakeups(event_loop: &Bound<'_, PyAny>, woken: &Bound<'_, PyList>) -> 
                 )?;
                 report.set_item("exception", err.value(py))?;
                 report.set_item("future", &future)?;
-                call1(event_loop, intern!(py, "call_exception_handler"), &report)?;
+                call(
+                    event_loop,
+                    intern!(py, "call_exception_handler"),
+                    &[&report],
+                )?;
             }
         }
     }
@@ -243,11 +216,11 @@ impl Inbox {
                 return if defer {
                     resolve_deferred(&waiter, message, self.pending.bind(py))
                 } else {
-                    call1(&waiter, intern!(py, "set_result"), message).map(drop)
+                    call(&waiter, intern!(py, "set_result"), &[message]).map(drop)
                 };
             }
         }
-        call1(messages, intern!(py, "append"), message)?;
+        call(messages, intern!(py, "append"), &[message])?;
         self.maybe_pause(py)
     }
 
@@ -410,7 +383,7 @@ impl Inbox {
     /// Return the next message (or fragment) now; the queue must not be empty.
     fn take<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let messages = self.messages.bind(py);
-        let message = call0(messages, intern!(py, "popleft"))?;
+        let message = call(messages, intern!(py, "popleft"), &[])?;
         if self.paused && messages.len()? < self.low {
             self.paused = false;
             self.resume.call0(py)?;
@@ -422,9 +395,9 @@ impl Inbox {
     /// queue empty: `put` hands it the next one, `end` `None` (at once if the queue has
     /// ended).
     fn wait<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let waiter = call0(self.event_loop.bind(py), intern!(py, "create_future"))?;
+        let waiter = call(self.event_loop.bind(py), intern!(py, "create_future"), &[])?;
         if self.ended {
-            call1(&waiter, intern!(py, "set_result"), py.None().bind(py))?;
+            call(&waiter, intern!(py, "set_result"), &[py.None().bind(py)])?;
         } else {
             self.waiters.push_back(waiter.clone().unbind());
         }
@@ -436,21 +409,25 @@ impl Inbox {
     /// of the queue.
     fn give_back(&mut self, waiter: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = waiter.py();
-        if !is_done(waiter)? || call0(waiter, intern!(py, "cancelled"))?.is_truthy()? {
+        if !is_done(waiter)? || call(waiter, intern!(py, "cancelled"), &[])?.is_truthy()? {
             return Ok(());
         }
-        let message = call0(waiter, intern!(py, "result"))?;
+        let message = call(waiter, intern!(py, "result"), &[])?;
         if message.is_none() {
             return Ok(());
         }
         while let Some(other) = self.waiters.pop_front() {
             let other = other.into_bound(py);
             if !is_done(&other)? {
-                call1(&other, intern!(py, "set_result"), &message)?;
+                call(&other, intern!(py, "set_result"), &[&message])?;
                 return Ok(());
             }
         }
-        call1(self.messages.bind(py), intern!(py, "appendleft"), &message)?;
+        call(
+            self.messages.bind(py),
+            intern!(py, "appendleft"),
+            &[&message],
+        )?;
         self.maybe_pause(py)
     }
 
@@ -470,7 +447,7 @@ impl Inbox {
         for waiter in std::mem::take(&mut self.waiters) {
             let waiter = waiter.into_bound(py);
             if !is_done(&waiter)? {
-                call1(&waiter, intern!(py, "set_result"), py.None().bind(py))?;
+                call(&waiter, intern!(py, "set_result"), &[py.None().bind(py)])?;
             }
         }
         Ok(())
