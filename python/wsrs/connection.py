@@ -101,18 +101,17 @@ class Connection:
         for extension in extensions:
             reader_options.update(extension.reader_options())
             writer_options.update(extension.writer_options())
-        self._reader = _core.Reader(
+        self.reader = _core.Reader(
             client=client,
             max_size=max_size,
             max_fragment_size=max_fragment_size,
             stream_fragments=stream_fragments,
             **reader_options,  # type: ignore[arg-type]
         )
-        self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
-        self.reader = self._reader
         """The Rust reader, for a transport that reads into it itself
         (``wsrs._core.Socket.deliver``); pass the events it leaves to
         :meth:`receive_events`."""
+        self._writer = _core.Writer(client=client, **writer_options)  # type: ignore[arg-type]
         self.send_message: Callable[..., bytes] = self._writer.message
         """Return the frame(s) of a message: ``str`` as text, bytes-like as binary;
         ``send_message(data, compress=False)`` sends it uncompressed even with
@@ -220,7 +219,7 @@ class Connection:
         resolve pong waiters (:meth:`acknowledge`) and wake receivers. Call
         :meth:`data_to_send` and :meth:`close_expected` afterwards.
         """
-        return self.receive_events(self._reader.feed(data))
+        return self.receive_events(self.reader.feed(data))
 
     def receive_buffer(self) -> memoryview | None:
         """Return a writable ``memoryview`` to read the rest of a large binary message into, or
@@ -231,12 +230,12 @@ class Connection:
         into it: no copy of the payload in user space. Report what was read with
         :meth:`receive_into`; :meth:`receive_data` still works meanwhile.
         """
-        return self._reader.receive_buffer()
+        return self.reader.receive_buffer()
 
     def receive_into(self, nbytes: int) -> list[_core.Event]:
         """Note that ``nbytes`` were read into the last :meth:`receive_buffer`; return the
         events they completed (the message, once complete), as :meth:`receive_data` does."""
-        return self._reader.received(nbytes)
+        return self.reader.received(nbytes)
 
     def receive_events(self, events: list[_core.Event]) -> list[_core.Event]:
         """Act on the control frames among ``events``, which :attr:`reader` produced for a
@@ -288,7 +287,7 @@ class Connection:
             How many bytes it freed, at least (a compressor counts as 256 KiB, a
             decompressor as its window).
         """
-        return self._reader.compact() + self._writer.compact()
+        return self.reader.compact() + self._writer.compact()
 
     def receive_eof(self) -> None:
         """Note that TCP is closed: the connection is CLOSED."""

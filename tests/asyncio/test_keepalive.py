@@ -41,7 +41,7 @@ class ManualServer(WebSocketServerProtocol):
 def allocated(ws: wsrs.WebSocketCommonProtocol) -> tuple[bool, bool]:
     """Whether the (compressor, decompressor) states of ``ws`` are allocated."""
     assert ws.connection is not None
-    return ws.connection._writer.deflater_allocated, ws.connection._reader.inflater_allocated
+    return ws.connection._writer.deflater_allocated, ws.connection.reader.inflater_allocated
 
 
 # Text that compresses well against the previous messages: each message repeats most of
@@ -204,7 +204,7 @@ async def test_compaction_in_the_middle_of_a_fragmented_message() -> None:
             compact_tick(ws)
             compact_tick(ws)
             assert ws.connection is not None
-            assert ws.connection._reader.in_message
+            assert ws.connection.reader.in_message
             client.transport.write(writer.frame(0x0, b"\x00", fin=True))
             assert await ws.recv() == ""
 

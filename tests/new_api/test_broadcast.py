@@ -201,7 +201,7 @@ async def test_broadcast_to_lean_connections_shares_one_frame() -> None:
             core = connection.connection
             assert core is not None
             assert not core._writer.deflater_allocated
-            assert not core._reader.inflater_allocated
+            assert not core.reader.inflater_allocated
         for round_frames in zip(*written.values(), strict=True):
             assert len({id(frame) for frame in round_frames}) == 1
             assert len(round_frames[0]) < len(news) / 10

@@ -272,4 +272,4 @@ async def test_lean_compression_with_websockets_client(
                 assert await client.recv() == message
                 # Busy, yet no zlib state kept between messages.
                 assert not core._writer.deflater_allocated
-                assert not core._reader.inflater_allocated
+                assert not core.reader.inflater_allocated

@@ -126,7 +126,7 @@ async def test_hub_with_lean_subscribers() -> None:
         for connection in hub.subscribers("news"):
             core = connection.connection
             assert core is not None
-            assert not core._writer.deflater_allocated and not core._reader.inflater_allocated
+            assert not core._writer.deflater_allocated and not core.reader.inflater_allocated
         assert hub.stats == HubStats(delivered=6)
         for client in clients:
             await client.close()
