@@ -38,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::writer::Writer>()?;
     m.add_class::<py::shared::SharedMessage>()?;
     m.add_class::<py::inbox::Inbox>()?;
+    m.add_class::<py::framewriter::FrameWriter>()?;
     m.add_function(wrap_pyfunction!(py::inbox::resolve_deferred, m)?)?;
     m.add_function(wrap_pyfunction!(py::inbox::run_wakeups, m)?)?;
     #[cfg(unix)]

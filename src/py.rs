@@ -14,6 +14,7 @@
 
 pub mod errors;
 pub mod events;
+pub mod framewriter;
 pub mod inbox;
 pub mod input;
 pub mod reader;

@@ -5,7 +5,7 @@ Copies: ``bytes`` arguments are borrowed; other bytes-like objects (``bytearray`
 
 ``python/wsrs`` uses :class:`Reader`, :class:`Writer`, :class:`SharedMessage`, :class:`Socket`
 (the native transport's system calls), :class:`Inbox` and :func:`resolve_deferred` (the
-asyncio front ends' queue of received messages), the events
+asyncio front ends' queue of received messages), :class:`FrameWriter` (their writes), the events
 :class:`Ping`, :class:`Pong` and :class:`Close`, :class:`ProtocolError` and
 :data:`LARGE_MESSAGE_SIZE`. The
 other names (marked "tests and benchmarks only") exist for ``tests/`` and ``benches/``: they
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_KEPT_SEND_BUFFER",
     "Close",
     "Fragment",
+    "FrameWriter",
     "Inbox",
     "Ping",
     "Pong",
@@ -396,6 +397,14 @@ class Socket:
     @property
     def pending(self) -> int:
         """Bytes queued and not sent yet."""
+    @property
+    def direct(self) -> bool:
+        """Whether a :class:`FrameWriter` may write to the socket without calling the
+        transport's ``write``: true until the transport stops taking writes as they come
+        (after ``write_eof()``, once the connection is lost), which it says by setting it
+        false."""
+    @direct.setter
+    def direct(self, value: bool) -> None: ...
     def recv_into(self, buffer: Buffer) -> int:
         """Read once into ``buffer`` (writable, contiguous); return the number of bytes
         read, 0 at the end of the stream, -1 when there was nothing to read."""
@@ -410,6 +419,30 @@ class Socket:
         call it from a readiness callback). Return ``None`` at the end of the stream, else
         how many events ``inbox`` took and the events left, in order: from the first control
         frame, protocol error or message of :data:`LARGE_MESSAGE_SIZE` or more on."""
+    def deliver_to(
+        self, protocol: object, reader: Reader, inbox: Inbox, writer: FrameWriter
+    ) -> None:
+        """From now on, :meth:`ready` reads for ``protocol``, an open connection's
+        (``wsrs.asyncio.base.BaseProtocol``) with the Rust parts it reads into, as
+        :meth:`receive_delivered` does, without calling the transport's Python code."""
+    def stop_delivery(self) -> None:
+        """Forget the protocol of :meth:`deliver_to`: :meth:`ready` calls the transport's
+        ``_read_ready``."""
+    @property
+    def delivering(self) -> bool:
+        """Whether :meth:`ready` reads for a protocol (:meth:`deliver_to`)."""
+    def receive_delivered(self) -> bool:
+        """Read once for the protocol of :meth:`deliver_to`, as its ``receive_from`` does:
+        mark it active (``_active``) and its writer :attr:`~FrameWriter.fresh`,
+        :meth:`deliver` to its reader and inbox, and pass the events left to its
+        ``_receive_rest``. Return ``False`` at the end of the stream."""
+    def ready(self, transport: asyncio.Transport) -> None:
+        """The readiness callback of the native transport (``loop.add_reader(fd,
+        sock.ready, transport)``): :meth:`receive_delivered`, then the transport's
+        ``_read_eof()`` at the end of the stream; an error other than ``SystemExit`` and
+        ``KeyboardInterrupt`` goes to its ``_fatal_error(exc, message)``. Before
+        :meth:`deliver_to` (during the opening handshake), the transport's ``_read_ready()``
+        reads instead."""
     def write(self, data: Buffer) -> bool:
         """Send ``data`` at once (``sendmsg``), or queue it behind what is queued; return
         whether nothing is left queued. If something is, wait until the socket is writable
@@ -421,8 +454,69 @@ class Socket:
     def shutdown_write(self) -> None:
         """Half-close the connection (``shutdown(SHUT_WR)``)."""
     def close(self) -> None:
-        """Forget the descriptor and drop the queue; later calls raise ``OSError``
-        (``EBADF``)."""
+        """Forget the descriptor, the queue and the protocol of :meth:`deliver_to`; later
+        calls raise ``OSError`` (``EBADF``)."""
+
+@disjoint_base
+class FrameWriter:
+    """The frames of one connection on their way to its transport: the state of
+    ``wsrs.asyncio.writer.FrameWriter``, which subclasses it and documents the rules.
+
+    Args:
+        event_loop: The event loop of the connection.
+        transport: Where the frames go.
+        write_limit: Bytes batched at most before they are written.
+        socket: The native transport's :class:`Socket`, written to directly while it takes
+            direct writes (:attr:`Socket.direct`); the transport's ``_queued()`` is called
+            when bytes stay queued and its ``_fatal_error(exc, message)`` on an OS error.
+            ``None``: every write calls ``transport.write``.
+    """
+
+    def __new__(
+        cls,
+        event_loop: asyncio.AbstractEventLoop,
+        transport: asyncio.Transport,
+        write_limit: int,
+        *,
+        socket: Socket | None = None,
+    ) -> Self: ...
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the connection."""
+    @loop.setter
+    def loop(self, value: asyncio.AbstractEventLoop) -> None: ...
+    @property
+    def transport(self) -> asyncio.Transport:
+        """Where the frames go."""
+    @property
+    def socket(self) -> Socket | None:
+        """The native transport's socket, which frames are written to directly
+        (``transport.write`` is not called); ``None``: every write calls
+        ``transport.write``."""
+    @socket.setter
+    def socket(self, value: Socket | None) -> None: ...
+    @property
+    def write_limit(self) -> int:
+        """Bytes batched at most before they are written."""
+    @write_limit.setter
+    def write_limit(self, value: int) -> None: ...
+    @property
+    def fresh(self) -> bool:
+        """Whether the next message is written at once: nothing was written since the last
+        flush, or since the connection last received data (the protocol sets it then)."""
+    @fresh.setter
+    def fresh(self, value: bool) -> None: ...
+    @property
+    def batching(self) -> bool:
+        """Whether a batch is open: messages are joined until the end of this loop
+        iteration."""
+    def write_message(self, frame: Buffer) -> None:
+        """Write ``frame`` at once if the writer is :attr:`fresh`, else batch it."""
+    def write_now(self, frame: Buffer) -> None:
+        """Write the batch, then ``frame``, unless the transport is closing."""
+    def flush(self) -> None:
+        """Write the frames batched in this loop iteration and close the batch: the next
+        message goes out at once."""
 
 @disjoint_base
 class Inbox:

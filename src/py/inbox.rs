@@ -46,7 +46,7 @@ pub struct Inbox {
 /// method object and no argument tuple are made, as for a method call in Python code.
 /// (PyO3's `call_method1` makes both under the limited API, which cost this module more than
 /// the Python code it replaced.)
-fn call<'py>(
+pub(crate) fn call<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
     args: &[&Bound<'py, PyAny>],

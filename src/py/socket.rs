@@ -7,12 +7,14 @@
 //! the connection reports the same exception either way.
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyOSError, PyTypeError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PySystemExit, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::config::LARGE_MESSAGE_SIZE;
-use crate::py::inbox::{run_pending, Inbox};
+use crate::py::framewriter::FrameWriter;
+use crate::py::inbox::{call, run_pending, Inbox};
 use crate::py::input::Input;
 use crate::py::reader::Reader;
 use crate::socket::{Received, SocketIo};
@@ -20,7 +22,7 @@ use crate::socket::{Received, SocketIo};
 /// An OS error as Python raises it: `OSError(errno, strerror)`, which Python turns into its
 /// subclass for the errno (`ConnectionResetError`, `BrokenPipeError`...), with `errno` set,
 /// as asyncio's transports report it.
-fn os_error(err: &std::io::Error) -> PyErr {
+pub(crate) fn os_error(err: &std::io::Error) -> PyErr {
     let message = err.to_string();
     match err.raw_os_error() {
         Some(code) => {
@@ -39,6 +41,35 @@ fn os_error(err: &std::io::Error) -> PyErr {
 #[pyclass(module = "wsrs._core")]
 pub struct Socket {
     io: SocketIo,
+    /// Whether writers may write to the socket directly (`write_direct`).
+    direct: bool,
+    /// Where `ready` delivers what it reads (`deliver_to`); `None`: to the transport's
+    /// `_read_ready`.
+    delivery: Option<Delivery>,
+}
+
+/// An open connection's protocol and the parts of it a read goes to.
+struct Delivery {
+    protocol: Py<PyAny>,
+    reader: Py<Reader>,
+    inbox: Py<Inbox>,
+    writer: Py<FrameWriter>,
+}
+
+/// `Delivery`, bound: held while nothing of the socket is borrowed.
+struct BoundDelivery<'py> {
+    protocol: Bound<'py, PyAny>,
+    reader: Bound<'py, Reader>,
+    inbox: Bound<'py, Inbox>,
+    writer: Bound<'py, FrameWriter>,
+}
+
+impl Socket {
+    /// `write(data)`, if the socket takes direct writes (`None` if not: the transport's
+    /// `write` decides what happens to `data`).
+    pub(crate) fn write_direct(&mut self, data: &[u8]) -> Option<std::io::Result<bool>> {
+        self.direct.then(|| self.io.write(&[data]))
+    }
 }
 
 #[pymethods]
@@ -47,7 +78,98 @@ impl Socket {
     fn new(fd: i32) -> Self {
         Self {
             io: SocketIo::new(fd),
+            direct: true,
+            delivery: None,
         }
+    }
+
+    /// From now on, `ready` reads for `protocol`, an open connection's
+    /// (`wsrs.asyncio.base.BaseProtocol`) with the Rust parts it reads into, as
+    /// `receive_delivered` does, without calling the transport's Python code.
+    fn deliver_to(
+        &mut self,
+        protocol: Py<PyAny>,
+        reader: Py<Reader>,
+        inbox: Py<Inbox>,
+        writer: Py<FrameWriter>,
+    ) {
+        self.delivery = Some(Delivery {
+            protocol,
+            reader,
+            inbox,
+            writer,
+        });
+    }
+
+    /// Forget the protocol of `deliver_to`: `ready` calls the transport's `_read_ready`.
+    fn stop_delivery(&mut self) {
+        self.delivery = None;
+    }
+
+    /// Whether `ready` reads for a protocol (`deliver_to`).
+    #[getter]
+    fn delivering(&self) -> bool {
+        self.delivery.is_some()
+    }
+
+    /// Read once for the protocol of `deliver_to`, as its `receive_from` does: mark it
+    /// active (`_active`) and its writer fresh, `deliver` to its reader and inbox, and pass
+    /// the events left to its `_receive_rest`. Returns `False` at the end of the stream.
+    fn receive_delivered(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        let delivery = Self::delivery_of(slf)?;
+        match delivery {
+            Some(delivery) => Self::receive_for(slf, &delivery),
+            None => Err(PyTypeError::new_err(
+                "no protocol to deliver to: call deliver_to()",
+            )),
+        }
+    }
+
+    /// The readiness callback of the native transport (`loop.add_reader(fd, sock.ready,
+    /// transport)`): `receive_delivered`, then the transport's `_read_eof()` at the end of
+    /// the stream; an error other than `SystemExit` and `KeyboardInterrupt` goes to its
+    /// `_fatal_error(exc, message)`. Before `deliver_to` (during the opening handshake), the
+    /// transport's `_read_ready()` reads instead.
+    fn ready(slf: &Bound<'_, Self>, transport: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let Some(delivery) = Self::delivery_of(slf)? else {
+            call(transport, intern!(py, "_read_ready"), &[])?;
+            return Ok(());
+        };
+        match Self::receive_for(slf, &delivery) {
+            Ok(true) => {}
+            Ok(false) => {
+                call(transport, intern!(py, "_read_eof"), &[])?;
+            }
+            Err(err)
+                if err.is_instance_of::<PySystemExit>(py)
+                    || err.is_instance_of::<PyKeyboardInterrupt>(py) =>
+            {
+                return Err(err);
+            }
+            Err(err) => {
+                let message = intern!(py, "fatal read error on native transport");
+                call(
+                    transport,
+                    intern!(py, "_fatal_error"),
+                    &[err.value(py).as_any(), message.as_any()],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a `FrameWriter` may write to the socket without calling the transport's
+    /// `write`: true until the transport stops taking writes as they come (after
+    /// `write_eof()`, once the connection is lost), which it says by setting it false.
+    #[getter]
+    fn direct(&self) -> bool {
+        self.direct
+    }
+
+    #[setter]
+    fn set_direct(&mut self, value: bool) {
+        self.direct = value;
     }
 
     /// The descriptor; -1 after `close()`.
@@ -177,8 +299,58 @@ impl Socket {
         self.io.shutdown_write().map_err(|err| os_error(&err))
     }
 
-    /// Forget the descriptor and drop the queue; later calls raise `OSError` (EBADF).
+    /// Forget the descriptor, the queue and the protocol of `deliver_to`; later calls raise
+    /// `OSError` (EBADF).
     fn close(&mut self) {
         self.io.close();
+        self.delivery = None;
+    }
+
+    fn __traverse__(&self, visit: pyo3::PyVisit<'_>) -> Result<(), pyo3::PyTraverseError> {
+        if let Some(delivery) = &self.delivery {
+            visit.call(&delivery.protocol)?;
+            visit.call(&delivery.reader)?;
+            visit.call(&delivery.inbox)?;
+            visit.call(&delivery.writer)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.delivery = None;
+    }
+}
+
+impl Socket {
+    fn delivery_of<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<BoundDelivery<'py>>> {
+        let py = slf.py();
+        Ok(slf.try_borrow()?.delivery.as_ref().map(|d| BoundDelivery {
+            protocol: d.protocol.bind(py).clone(),
+            reader: d.reader.bind(py).clone(),
+            inbox: d.inbox.bind(py).clone(),
+            writer: d.writer.bind(py).clone(),
+        }))
+    }
+
+    /// One read for `delivery`'s protocol (`receive_delivered`).
+    fn receive_for(slf: &Bound<'_, Self>, delivery: &BoundDelivery<'_>) -> PyResult<bool> {
+        let py = slf.py();
+        // Set before the read: the receivers it hands messages to may wake inside deliver()
+        // and must see the connection as it will be after it (BaseProtocol.receive_from).
+        delivery.protocol.setattr(intern!(py, "_active"), true)?;
+        delivery.writer.try_borrow_mut()?.received();
+        match Self::deliver(slf, &delivery.reader, &delivery.inbox)? {
+            None => Ok(false),
+            Some((_, rest)) => {
+                if !rest.is_empty() {
+                    call(
+                        &delivery.protocol,
+                        intern!(py, "_receive_rest"),
+                        &[rest.as_any()],
+                    )?;
+                }
+                Ok(true)
+            }
+        }
     }
 }

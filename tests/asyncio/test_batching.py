@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, cast
+from typing import cast
 
 import wsrs
 import wsrs.asyncio.client
@@ -14,37 +14,36 @@ from wsrs import WebSocketClientProtocol, WebSocketServerProtocol
 from wsrs.asyncio.base import BaseProtocol
 from wsrs.asyncio.transport import NativeTransport
 
-from .utils import MS, Capture, server_uri
+from .utils import MS, Capture, server_uri, through_transport
 
 
 def record_writes(ws: BaseProtocol) -> list[bytes]:
     """Make ``ws`` record the size and bytes of every ``transport.write``."""
-    assert ws.transport is not None
+    transport = through_transport(ws)
     writes: list[bytes] = []
-    write = ws.transport.write
+    write = transport.write
 
     def recording(data: bytes | bytearray | memoryview) -> None:
         writes.append(bytes(data))
         write(data)
 
-    ws.transport.write = recording  # type: ignore[method-assign]
+    transport.write = recording  # type: ignore[method-assign]
     return writes
 
 
 def after_each_read(ws: BaseProtocol, callback: Callable[[], None]) -> None:
     """Call ``callback`` at the end of each readiness callback that reads for ``ws``: the
-    native transport's read (``receive_from``), or asyncio's (``buffer_updated``)."""
+    native transport's (``wsrs._core.Socket.ready``), or asyncio's (``buffer_updated``)."""
     transport = ws.transport
     if isinstance(transport, NativeTransport):
-        receive_from = transport._receive_from
-        assert receive_from is not None
+        ready = transport._on_readable
 
-        def native(sock: Any) -> bool | None:
-            more: bool | None = receive_from(sock)
+        def native(transport: NativeTransport) -> None:
+            ready(transport)
             callback()
-            return more
 
-        transport._receive_from = native
+        transport._on_readable = native
+        transport._loop.add_reader(transport._fd, native, transport)
     else:
         buffer_updated = ws.buffer_updated
 
@@ -231,7 +230,7 @@ async def test_batched_frames_are_dropped_when_the_connection_is_lost() -> None:
             ws.transport.abort()
             await asyncio.sleep(0)  # the flush finds the transport closing: nothing written
             await ws.wait_closed()
-            assert ws._writer is not None and ws._writer._batch is None
+            assert ws._writer is not None and not ws._writer.batching
 
 
 async def test_large_binary_message_is_written_without_a_copy() -> None:
@@ -241,6 +240,7 @@ async def test_large_binary_message_is_written_without_a_copy() -> None:
     ) as server:
         async with wsrs.connect(server_uri(server), ping_interval=None) as client:
             ws = await capture.get()
+            through_transport(ws)
             assert ws.transport is not None
             written: list[bytes | bytearray | memoryview] = []
             write, writelines = ws.transport.write, ws.transport.writelines
@@ -327,6 +327,7 @@ async def test_large_messages_reuse_a_send_buffer_the_transport_let_go() -> None
             server_uri(server), ping_interval=None, compression=None, max_size=None
         ) as client:
             ws = await capture.get()
+            through_transport(client)
             assert client.transport is not None
             write = client.transport.write
             held: list[bytes | bytearray | memoryview] = []

@@ -21,7 +21,15 @@ import wsrs.asyncio.keepalive
 from wsrs import WebSocketClientProtocol, WebSocketServerProtocol, _memory
 from wsrs.connection import Connection
 
-from .utils import MS, Capture, compact_tick, eventually, run_server, server_uri
+from .utils import (
+    MS,
+    Capture,
+    compact_tick,
+    eventually,
+    run_server,
+    server_uri,
+    through_transport,
+)
 
 
 class FastCompactingServer(WebSocketServerProtocol):
@@ -95,6 +103,7 @@ async def test_context_survives_compaction() -> None:
     frames: list[int] = []
 
     async def handler(ws: WebSocketServerProtocol, path: str) -> None:
+        through_transport(ws)
         assert ws.transport is not None
         write = ws.transport.write
 

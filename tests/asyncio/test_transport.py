@@ -17,7 +17,9 @@ import pytest
 import wsrs
 from wsrs import _core
 from wsrs.asyncio import transport as native
+from wsrs.asyncio.messages import MessageQueue
 from wsrs.asyncio.transport import NativeTransport, take_over, use_native
+from wsrs.asyncio.writer import FrameWriter
 
 from .utils import MS, eventually, run_server
 
@@ -354,6 +356,190 @@ def test_socket_rejects_a_read_only_buffer() -> None:
     with socket.socket() as sock:
         with pytest.raises(TypeError):
             _core.Socket(sock.fileno()).recv_into(b"read only")
+
+
+# ------------------------------------------------------- reading and writing from Rust
+
+
+class Delivering(Recorder):
+    """A protocol the socket reads for by itself (``Socket.deliver_to``), as an open
+    connection's ``BaseProtocol`` is, with a client's reader (frames are not masked)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._active = False
+        self.reader = _core.Reader(client=True)
+        self.queue = MessageQueue(asyncio.get_running_loop(), 0, lambda: None, lambda: None)
+        self.rest: list[object] = []
+        self.error: BaseException | None = None
+
+    def _receive_rest(self, events: list[object]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.rest.extend(events)
+
+
+async def delivering(
+    sock: socket.socket,
+) -> tuple[NativeTransport, Delivering, FrameWriter]:
+    transport, protocol = await make(sock, Delivering())
+    assert isinstance(protocol, Delivering)
+    writer = FrameWriter(asyncio.get_running_loop(), transport, 1 << 16)
+    transport._io.deliver_to(protocol, protocol.reader, protocol.queue, writer)
+    return transport, protocol, writer
+
+
+async def test_socket_reads_for_its_protocol(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = pair
+    transport, protocol, writer = await delivering(ours)
+    assert transport._io.delivering
+    writer.fresh = False
+    theirs.send(b"\x81\x02hi\x89\x00\x82\x01!")  # text, ping, binary
+    await eventually(lambda: len(protocol.rest) == 2)
+    # The message before the ping went to the queue, the rest to the protocol.
+    assert list(protocol.queue.messages) == ["hi"]
+    assert isinstance(protocol.rest[0], _core.Ping) and protocol.rest[1] == b"!"
+    assert protocol._active and writer.fresh
+    assert protocol.data == b""  # nothing went through get_buffer/buffer_updated
+    theirs.shutdown(socket.SHUT_WR)
+    assert await protocol.lost is None
+    assert protocol.eof
+
+
+async def test_socket_reports_errors_of_its_protocol(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    transport, protocol, _ = await delivering(ours)
+    protocol.error = ZeroDivisionError()
+    theirs.send(b"\x89\x00")
+    assert isinstance(await protocol.lost, ZeroDivisionError)
+    assert reported[0]["message"] == "fatal read error on native transport"
+    assert reported[0]["transport"] is transport
+    assert not transport._io.delivering  # forgotten once closed
+
+
+async def test_socket_lets_keyboard_interrupt_through(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    transport, protocol, _ = await delivering(ours)
+    protocol.error = KeyboardInterrupt()
+    transport.pause_reading()
+    theirs.send(b"\x89\x00")
+    await asyncio.sleep(10 * MS)
+    with pytest.raises(KeyboardInterrupt):
+        transport._io.ready(transport)
+    transport.abort()
+    await protocol.lost
+
+
+async def test_socket_without_a_protocol_reads_through_the_transport(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    transport, protocol, _ = await delivering(ours)
+    with pytest.raises(TypeError):
+        _core.Socket(ours.fileno()).receive_delivered()
+    transport.set_protocol(protocol)  # a new protocol: the socket forgets the old one
+    assert not transport._io.delivering
+    theirs.send(b"raw")
+    await eventually(lambda: protocol.data == b"raw")
+    transport.abort()
+    await protocol.lost
+
+
+async def test_writer_writes_to_the_socket(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = pair
+    loop = asyncio.get_running_loop()
+    transport, protocol = await make(ours)
+    writer = FrameWriter(loop, transport, 8)
+    assert writer.socket is transport._io and writer.transport is transport
+    assert writer.loop is loop and writer.write_limit == 8
+    called: list[bytes] = []
+    transport.write = called.append  # type: ignore[method-assign, assignment]
+    writer.write_message(b"one")  # fresh: at once
+    assert theirs.recv(100) == b"one"
+    writer.write_message(b"two")  # a batch ...
+    assert writer.batching
+    writer.write_message(b"333")
+    with pytest.raises(BlockingIOError):
+        theirs.recv(100)
+    writer.write_message(b"four")  # ... written once it reaches write_limit
+    assert theirs.recv(100) == b"two333four"
+    writer.write_message(bytearray(b"five"))
+    await asyncio.sleep(0)  # the end of the loop iteration flushes the rest
+    assert not writer.batching and writer.fresh
+    writer.write_now(memoryview(b"six"))
+    assert theirs.recv(100) == b"fivesix"
+    assert called == []  # transport.write was never called
+    writer.socket = None
+    writer.write_message(b"seven")
+    assert called == [b"seven"]
+    with pytest.raises(TypeError, match="socket must be"):
+        writer.socket = object()
+    with pytest.raises(TypeError, match="socket must be"):
+        _core.FrameWriter(loop, transport, 8, socket=b"")
+    transport.abort()
+    await protocol.lost
+
+
+async def test_writer_leaves_what_the_kernel_refuses_to_the_transport(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    transport, protocol = await make(ours)
+    writer = FrameWriter(asyncio.get_running_loop(), transport, 1 << 16)
+    chunk = os.urandom(4 << 20)
+    writer.write_message(chunk)
+    assert transport.get_write_buffer_size() > 0 and protocol.paused == 1
+    assert await read_until(theirs, len(chunk)) == chunk
+    await eventually(lambda: protocol.resumed == 1)
+    transport.close()
+    assert await protocol.lost is None
+
+
+async def test_writer_reports_socket_errors(pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = pair
+    transport, protocol = await make(ours)
+    writer = FrameWriter(asyncio.get_running_loop(), transport, 1 << 16)
+    theirs.close()
+    writer.write_message(b"nobody reads this")
+    assert isinstance(await protocol.lost, BrokenPipeError)
+
+
+async def test_writer_goes_through_the_transport_once_it_stops_writing(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    transport, protocol = await make(ours)
+    protocol.keep_open = True
+    writer = FrameWriter(asyncio.get_running_loop(), transport, 1 << 16)
+    transport.write_eof()
+    assert not transport._io.direct
+    with pytest.raises(RuntimeError, match="write_eof"):
+        writer.write_message(b"late")
+    assert theirs.recv(100) == b""
+    transport.close()
+    await protocol.lost
+    writer.write_now(b"dropped")  # closing: nothing written, nothing raised
+
+
+async def test_writer_drops_the_batch_of_a_closing_transport(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    transport, protocol = await make(ours)
+    writer = FrameWriter(asyncio.get_running_loop(), transport, 1 << 16)
+    writer.write_message(b"sent")
+    writer.write_message(b"batched")
+    transport.close()
+    writer.flush()
+    await protocol.lost
+    assert theirs.recv(100) == b"sent"
 
 
 # ---------------------------------------------------------------------------- taking over

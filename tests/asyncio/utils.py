@@ -27,6 +27,7 @@ from tests.reference import (
     close_payload,
     parse_close,
 )
+from wsrs.asyncio.base import BaseProtocol
 from wsrs.server import WebSocketServer, WebSocketServerProtocol
 
 
@@ -87,6 +88,15 @@ async def echo(ws: wsrs.WebSocketServerProtocol, path: str) -> None:
     """Echo every message back until the connection closes."""
     async for message in ws:
         await ws.send(message)
+
+
+def through_transport(ws: BaseProtocol) -> asyncio.Transport:
+    """Make every frame ``ws`` writes call ``transport.write`` (its writer writes to a native
+    transport's socket directly otherwise), so that a test can wrap that method; return the
+    transport."""
+    assert ws._writer is not None and ws.transport is not None
+    ws._writer.socket = None
+    return ws.transport
 
 
 def compact_tick(ws: wsrs.WebSocketCommonProtocol) -> None:

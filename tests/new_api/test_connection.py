@@ -18,6 +18,7 @@ import websockets.exceptions
 import wsrs.asyncio.client
 import wsrs.asyncio.server
 import wsrs.exceptions
+from tests.asyncio.utils import through_transport
 from wsrs.asyncio.server import ServerConnection
 
 
@@ -315,8 +316,7 @@ async def test_compress_false_sends_one_message_uncompressed() -> None:
     async with wsrs.asyncio.server.serve(echo, "127.0.0.1", 0) as server:
         async with wsrs.asyncio.client.connect(uri_of(server)) as client:
             assert client.extensions
-            transport = client.transport
-            assert transport is not None
+            transport = through_transport(client)
             written: list[bytes] = []
             write = transport.write
 

@@ -254,29 +254,32 @@ class BaseProtocol(asyncio.BufferedProtocol):
         """Read once from ``sock`` and process what came (native transport callback).
 
         Returns ``False`` at the end of the stream, ``True`` otherwise, ``None`` before the
-        connection is open: the transport then reads into :meth:`get_buffer`. One call into
-        Rust reads, parses and hands the messages to the queue
-        (``wsrs._core.Socket.deliver``); control frames and what follows them come back
-        here. Socket errors (``OSError``) are raised for the transport.
+        connection is open: the transport then reads into :meth:`get_buffer`. Once the
+        connection is open, the socket is told where to deliver
+        (``wsrs._core.Socket.deliver_to``) and reads for this protocol by itself from then
+        on: one call into Rust per readiness event reads, parses and hands the messages to
+        the queue (``wsrs._core.Socket.receive_delivered``); control frames and what follows
+        them come back to ``_receive_rest``. Socket errors (``OSError``) are raised for
+        the transport.
         """
         connection = self.connection
         if connection is None:
             return None
-        # Set before the read: when it leaves nothing for Python, the receivers it hands
-        # messages to wake inside deliver(), and must see the connection as it will be
-        # after this call (messages.py, rule 7): active, and replying at once (writer.py,
-        # rule 1). A readiness event means the peer sent something.
-        self._active = True
-        self._writer.fresh = True  # type: ignore[union-attr]
-        got = sock.deliver(connection.reader, self._queue)
-        if got is None:
-            return False
-        rest = got[1]
-        if rest:
-            # Receivers handed a message before a control frame wake at the end of this,
-            # with those of the messages after it (messages.py, rule 7).
-            self._process_events(connection, connection.receive_events(rest))
-        return True
+        # Before each read, the socket marks this protocol active and its writer fresh:
+        # when the read leaves nothing for Python, the receivers it hands messages to wake
+        # inside it, and must see the connection as it will be after it (messages.py, rule
+        # 7): active, and replying at once (writer.py, rule 1). A readiness event means the
+        # peer sent something.
+        sock.deliver_to(self, connection.reader, self._queue, cast(FrameWriter, self._writer))
+        return sock.receive_delivered()
+
+    def _receive_rest(self, events: list[_core.Event]) -> None:
+        """Process the events of a native read left after the messages handed to the queue:
+        from the first control frame, protocol error or large message on."""
+        # Receivers handed a message before a control frame wake at the end of this, with
+        # those of the messages after it (messages.py, rule 7).
+        connection = cast("Connection", self.connection)
+        self._process_events(connection, connection.receive_events(events))
 
     def buffer_updated(self, nbytes: int) -> None:
         """Process the ``nbytes`` bytes just read into the buffer (asyncio callback)."""

@@ -165,7 +165,11 @@ class NativeTransport(asyncio.Transport):
         self._protocol_paused = False  # pause_writing() called, resume_writing() not yet
         self._lost = False  # connection_lost() scheduled or called
         self._server = server
-        loop.add_reader(self._fd, self._read_ready)
+        # The readiness callback: Rust's, which reads for the protocol by itself once the
+        # protocol told the socket where to deliver (Socket.deliver_to), and calls
+        # _read_ready until then.
+        self._on_readable: Callable[[NativeTransport], None] = self._io.ready
+        loop.add_reader(self._fd, self._on_readable, self)
         if server is not None:
             server._attach(self)
 
@@ -187,12 +191,16 @@ class NativeTransport(asyncio.Transport):
             self._fatal_error(exc, "fatal read error on native transport")
             return
         if not more:
-            logger.debug("%r received EOF", self)
-            if self._protocol.eof_received():
-                # Half-closed by the peer: keep writing, stop reading.
-                self._loop.remove_reader(self._fd)
-            else:
-                self.close()
+            self._read_eof()
+
+    def _read_eof(self) -> None:
+        """The peer closed its side: tell the protocol, then stop reading or close."""
+        logger.debug("%r received EOF", self)
+        if self._protocol.eof_received():
+            # Half-closed by the peer: keep writing, stop reading.
+            self._loop.remove_reader(self._fd)
+        else:
+            self.close()
 
     def is_reading(self) -> bool:
         """Return whether the transport is reading."""
@@ -210,7 +218,7 @@ class NativeTransport(asyncio.Transport):
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop.add_reader(self._fd, self._read_ready)
+        self._loop.add_reader(self._fd, self._on_readable, self)
 
     # ------------------------------------------------------------------ writing
 
@@ -308,6 +316,7 @@ class NativeTransport(asyncio.Transport):
         if self._closing or self._eof:
             return
         self._eof = True
+        self._io.direct = False
         if not self._writing:
             self._shutdown()
 
@@ -331,6 +340,7 @@ class NativeTransport(asyncio.Transport):
         self._loop.remove_reader(self._fd)
         if not self._writing:
             self._lost = True
+            self._io.direct = False
             self._loop.call_soon(self._call_connection_lost, None)
 
     def abort(self) -> None:
@@ -355,6 +365,7 @@ class NativeTransport(asyncio.Transport):
         if self._lost:
             return
         self._lost = True
+        self._io.direct = False
         if self._writing:
             self._writing = False
             self._loop.remove_writer(self._fd)
@@ -365,6 +376,7 @@ class NativeTransport(asyncio.Transport):
 
     def _call_connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._io.direct = False
         try:
             self._protocol.connection_lost(exc)
         finally:
@@ -380,6 +392,7 @@ class NativeTransport(asyncio.Transport):
         """Use ``protocol`` from now on (a buffered protocol)."""
         self._protocol = cast(asyncio.BufferedProtocol, protocol)
         self._receive_from = getattr(protocol, "receive_from", None)
+        self._io.stop_delivery()
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         """Return the protocol."""

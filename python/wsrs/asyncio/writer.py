@@ -22,12 +22,21 @@ Rules, the same for every asyncio front end:
    the caller's ``bytes`` (one ``writelines``, a ``writev``/``sendmsg``, where the transport
    sends buffers as they are); other large messages are encoded into a send buffer the Rust
    writer reuses.
+
+The state and the methods other than :meth:`FrameWriter.write_large` are Rust's
+(``wsrs._core.FrameWriter``), so that a message goes from ``send()`` to the socket in one
+call: on the native transport (:mod:`wsrs.asyncio.transport`) frames are written straight to
+its socket, as its ``write`` would, and only bytes left queued or an OS error go back to the
+transport's Python code; batches are joined in a buffer the writer reuses.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, cast
+
+from .. import _core
+from .transport import NativeTransport
 
 
 if TYPE_CHECKING:
@@ -37,62 +46,38 @@ if TYPE_CHECKING:
 __all__ = ["FrameWriter"]
 
 
-class FrameWriter:
+class FrameWriter(_core.FrameWriter):
     """Write the frames of one connection to its transport.
+
+    :attr:`fresh` (the next message is written at once), :attr:`batching`,
+    :meth:`write_message`, :meth:`write_now` and :meth:`flush` are Rust's
+    (``wsrs._core.FrameWriter``).
 
     Args:
         loop: The event loop of the connection.
-        transport: Where to write.
+        transport: Where to write. A :class:`~wsrs.asyncio.transport.NativeTransport` is
+            written to through its socket (``socket``), without calling its ``write``; set
+            ``socket`` to ``None`` to have every write call ``transport.write``.
         write_limit: Bytes batched at most before they are written.
     """
 
-    __slots__ = ("_batch", "_batch_size", "_vectored", "fresh", "loop", "transport", "write_limit")
+    __slots__ = ("_vectored",)
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, write_limit: int
-    ) -> None:
-        self.loop = loop
-        self.transport = transport
-        self.write_limit = write_limit
-        self.fresh = True
-        """Whether the next message is written at once: nothing was written since the last
-        flush, or since the connection last received data (the protocol sets it then)."""
-        # Frames batched until the end of this loop iteration (None: no batch open) and
-        # their size.
-        self._batch: list[bytes] | None = None
-        self._batch_size = 0
+    _vectored: bool
+
+    def __new__(
+        cls, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, write_limit: int
+    ) -> FrameWriter:
+        """Make the writer; a native transport's socket is written to directly."""
+        socket = transport._io if type(transport) is NativeTransport else None
+        self = super().__new__(cls, loop, transport, write_limit, socket=socket)
         # Whether writelines() sends buffers as they are (uvloop, TLS, asyncio sockets on
-        # Python >= 3.12 with sendmsg) rather than joining them into a copy (the default
-        # WriteTransport.writelines, which asyncio's sockets use on Python 3.11).
+        # Python >= 3.12 with sendmsg, the native transport) rather than joining them into a
+        # copy (the default WriteTransport.writelines, which asyncio's sockets use on Python
+        # 3.11).
         writelines = getattr(type(transport), "writelines", None)
         self._vectored = writelines is not asyncio.WriteTransport.writelines
-
-    def write_message(self, frame: bytes) -> None:
-        """Write ``frame`` at once if the writer is :attr:`fresh`, else batch it."""
-        batch = self._batch
-        if batch is None:
-            if self.fresh:
-                # A lone message (a reply, the first of a burst): out at once, nothing
-                # scheduled.
-                self.fresh = False
-                self.transport.write(frame)
-                return
-            # A second message before the next read or flush: batch it and the rest of this
-            # loop iteration's. (The batch size is 0 whenever no frame is batched.)
-            batch = self._batch = []
-            self.loop.call_soon(self.flush)
-        batch.append(frame)
-        self._batch_size += len(frame)
-        if self._batch_size >= self.write_limit:
-            # Let flow control see it: the transport may pause writing now.
-            self._write_batch()
-
-    def write_now(self, frame: bytes | bytearray) -> None:
-        """Write the batch, then ``frame``, unless the transport is closing."""
-        self.flush()
-        transport = self.transport
-        if not transport.is_closing():
-            transport.write(frame)
+        return self
 
     def write_large(self, connection: Connection, data: str | bytes) -> None:
         """Write a large message without allocating memory for it where possible."""
@@ -115,20 +100,3 @@ class FrameWriter:
             self.write_message(connection.send_message(data))
         else:
             self.write_now(frame)
-
-    def _write_batch(self) -> None:
-        """Write the frames batched so far; keep the batch open."""
-        batch = self._batch
-        if batch:
-            transport = self.transport
-            if not transport.is_closing():
-                transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
-            batch.clear()
-            self._batch_size = 0
-
-    def flush(self) -> None:
-        """Write the frames batched in this loop iteration and close the batch: the next
-        message goes out at once."""
-        self._write_batch()
-        self._batch = None
-        self.fresh = True
