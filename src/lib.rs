@@ -10,6 +10,7 @@ pub mod config;
 pub mod deflate;
 pub mod error;
 pub mod frames;
+pub mod http;
 pub mod mask;
 pub mod reader;
 #[cfg(unix)]
@@ -39,6 +40,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::shared::SharedMessage>()?;
     m.add_class::<py::inbox::Inbox>()?;
     m.add_class::<py::framewriter::FrameWriter>()?;
+    m.add_function(wrap_pyfunction!(py::http::parse_header_fields, m)?)?;
     m.add_function(wrap_pyfunction!(py::inbox::resolve_deferred, m)?)?;
     m.add_function(wrap_pyfunction!(py::inbox::run_wakeups, m)?)?;
     #[cfg(unix)]

@@ -15,6 +15,7 @@
 pub mod errors;
 pub mod events;
 pub mod framewriter;
+pub mod http;
 pub mod inbox;
 pub mod input;
 pub mod reader;

@@ -6,7 +6,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from wsrs.datastructures import Headers
+from wsrs import _core
+from wsrs.datastructures import Headers, token_re, value_re
 from wsrs.exceptions import InvalidMessage, SecurityError
 from wsrs.http11 import (
     MAX_BODY,
@@ -554,3 +555,36 @@ def test_junk_is_refused_at_its_first_line() -> None:
         parse_response(b"220 smtp.invalid ESMTP Postfix\r\n")
     assert parse_response(b"HTTP/1.1 101 Switching Protocols\r\n") is None
     assert parse_request(b"GET / HTTP/1.1\r\n") is None
+
+
+def test_received_header_fields_follow_the_grammar_of_written_ones() -> None:
+    # Received header lines are checked in Rust (wsrs._core.parse_header_fields), headers
+    # wsrs writes against the regular expressions of wsrs.datastructures: both agree on
+    # every byte, in names and in values.
+    for byte in range(256):
+        char = chr(byte)
+        name_ok = token_re.fullmatch(f"X{char}Y") is not None
+        value_ok = value_re.fullmatch(f"a{char}b") is not None
+        try:
+            _core.parse_header_fields([b"X" + bytes([byte]) + b"Y: v"])
+        except ValueError as exc:
+            assert not name_ok and exc.args[0] in ("name", "line"), byte
+        else:
+            assert name_ok or byte == ord(":"), byte
+        try:
+            by_name, fields = _core.parse_header_fields([b"X: a" + bytes([byte]) + b"b"])
+        except ValueError as exc:
+            assert not value_ok and exc.args == ("value", b"a" + bytes([byte]) + b"b"), byte
+        else:
+            assert value_ok, byte
+            assert fields == [("X", f"a{char}b")] and by_name == {"x": [f"a{char}b"]}
+
+
+def test_header_fields_keep_repeated_names_in_order() -> None:
+    by_name, fields = _core.parse_header_fields([b"A: 1", b"b: 2", b"a: 3", b"Caf: \xe9 "])
+    assert fields == [("A", "1"), ("b", "2"), ("a", "3"), ("Caf", "\xe9")]
+    assert by_name == {"a": ["1", "3"], "b": ["2"], "caf": ["\xe9"]}
+    headers = Headers._parsed(by_name, fields)
+    assert headers.get_all("A") == ["1", "3"] and list(headers.raw_items()) == fields
+    with pytest.raises(TypeError):
+        _core.parse_header_fields(["not bytes"])  # type: ignore[list-item]

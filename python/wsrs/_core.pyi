@@ -51,6 +51,7 @@ __all__ = [
     "encode_frame",
     "is_valid_close_code",
     "parse_close",
+    "parse_header_fields",
     "resolve_deferred",
     "run_wakeups",
     "validate_utf8",
@@ -583,6 +584,22 @@ class Inbox:
         """This side sent its close frame: keep reading, drop what does not fit."""
     def end(self) -> None:
         """No message will arrive any more: wake every waiting receiver with ``None``."""
+
+def parse_header_fields(
+    lines: list[bytes],
+) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """Check and split the header lines ``lines`` (without CRLF) of a received HTTP head
+    (RFC 7230 §3.2): return the values of each name, lowercased, in a dict of lists, and the
+    ``(name, value)`` pairs in order, names as written; names are decoded as ASCII and
+    values as ISO-8859-1, without the whitespace around them.
+
+    Raises:
+        ValueError: ``ValueError(kind, part)`` for a line that is not a valid header field:
+            ``kind`` is ``"folded"`` (obsolete line folding), ``"line"`` (no colon),
+            ``"name"`` (not a token) or ``"value"`` (a control character), ``part`` the
+            bytes concerned (the line, the name or the value).
+        TypeError: If a line is not ``bytes``.
+    """
 
 def resolve_deferred(
     future: asyncio.Future[_T], result: _T, woken: list[tuple[asyncio.Future[Any], list[Any]]]

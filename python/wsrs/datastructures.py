@@ -20,13 +20,14 @@ __all__ = ["Headers", "HeadersLike", "MultipleValuesError"]
 #         / "~" / DIGIT / ALPHA
 TCHAR = r"-!#$%&'*+.^_`|~0-9a-zA-Z"
 token_re = re.compile(f"[{TCHAR}]+")
-btoken_re = re.compile(f"[{TCHAR}]+".encode())
 
 # RFC 7230 §3.2: field-value = *( field-content / obs-fold )
 # field-content = field-vchar [ 1*( SP / HTAB ) field-vchar ], field-vchar = VCHAR / obs-text
 # Surrounding whitespace is stripped before matching, so allowing SP and HTAB anywhere is
 # enough. obs-fold is rejected: it needs CR and LF, which aren't allowed.
 # See also https://www.rfc-editor.org/errata/eid4189.
+# The header lines wsrs receives are checked against the same grammar in Rust (src/http.rs,
+# wsrs._core.parse_header_fields); tests/test_http11.py checks that both agree on every byte.
 value_re = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 bvalue_re = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 
@@ -304,6 +305,16 @@ class Headers(MutableMapping[str, str]):
             An iterator of ``(name, value)`` pairs.
         """
         return iter(self._list)
+
+    @classmethod
+    def _parsed(cls, by_name: dict[str, list[str]], fields: list[tuple[str, str]]) -> Headers:
+        """Headers from valid ``fields`` (``(name, value)`` pairs, in order) and
+        ``by_name``, the values of each lowercased name in that order (what
+        ``wsrs._core.parse_header_fields`` returns); they are kept, not copied."""
+        headers = cls()
+        headers._dict = by_name
+        headers._list = fields
+        return headers
 
     def _add(self, name: str, value: str) -> None:
         """Append a header that is known to be valid."""

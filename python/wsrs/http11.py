@@ -23,11 +23,11 @@ import dataclasses
 import http
 import re
 
+from . import _core
 from .datastructures import (
     Headers,
     HeadersLike,
     MultipleValuesError,
-    btoken_re,
     bvalue_re,
     token_re,
     value_re,
@@ -415,8 +415,26 @@ def _check_partial_head(buf: bytes | bytearray, *, eof: bool, start_line: str) -
         raise InvalidMessage(f"connection closed while reading HTTP {where}")
 
 
+# Why _core.parse_header_fields refuses a header line, as InvalidMessage says it.
+_FIELD_ERRORS = {
+    # RFC 7230 §3.2.4: "A server that receives an obs-fold in a request message [...] MUST
+    # either reject the message by sending a 400 (Bad Request) [...] or replace each
+    # received obs-fold with one or more SP octets". A client may reject it too.
+    "folded": "obsolete line folding isn't supported: {}",
+    "line": "invalid HTTP header line: {}",
+    # RFC 7230 §3.2.4: "No whitespace is allowed between the header field-name and colon."
+    "name": "invalid HTTP header name: {}",
+    "value": "invalid HTTP header value: {}",
+}
+
+
 def _parse_headers(lines: list[bytes]) -> Headers:
     """Parse header lines.
+
+    RFC 7230 §3.2: ``header-field = field-name ":" OWS field-value OWS``, checked in Rust
+    (``wsrs._core.parse_header_fields``: the name a token, the value visible characters,
+    obs-text, spaces and tabs, as :mod:`wsrs.datastructures` states for headers wsrs
+    writes).
 
     Args:
         lines: Header lines without CRLF.
@@ -427,22 +445,9 @@ def _parse_headers(lines: list[bytes]) -> Headers:
     Raises:
         InvalidMessage: If a line isn't a valid header field.
     """
-    headers = Headers()
-    for line in lines:
-        # RFC 7230 §3.2.4: "A server that receives an obs-fold in a request message [...] MUST
-        # either reject the message by sending a 400 (Bad Request) [...] or replace each
-        # received obs-fold with one or more SP octets". A client may reject it too.
-        if line[:1] in (b" ", b"\t"):
-            raise InvalidMessage(f"obsolete line folding isn't supported: {_d(line)}")
-        # RFC 7230 §3.2: header-field = field-name ":" OWS field-value OWS
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise InvalidMessage(f"invalid HTTP header line: {_d(line)}")
-        # RFC 7230 §3.2.4: "No whitespace is allowed between the header field-name and colon."
-        if not btoken_re.fullmatch(name):
-            raise InvalidMessage(f"invalid HTTP header name: {_d(name)}")
-        value = value.strip(b" \t")
-        if not bvalue_re.fullmatch(value):
-            raise InvalidMessage(f"invalid HTTP header value: {_d(value)}")
-        headers._add(name.decode("ascii"), value.decode("latin-1"))
-    return headers
+    try:
+        by_name, fields = _core.parse_header_fields(lines)
+    except ValueError as exc:
+        kind, part = exc.args
+        raise InvalidMessage(_FIELD_ERRORS[kind].format(_d(part))) from None
+    return Headers._parsed(by_name, fields)

@@ -234,16 +234,18 @@ async def test_many_connections_in_one_event(
 
 
 def failing_accept(monkeypatch: pytest.MonkeyPatch, *errors: BaseException) -> Callable[[], int]:
-    """Make the next ``socket.accept`` calls raise ``errors``; return how many did."""
-    original = socket.socket.accept
+    """Make the next accepts (``socket._accept``, which ``socket.accept`` calls too) raise
+    ``errors``; return how many did."""
+    original = socket.socket._accept  # type: ignore[attr-defined]
     raised: list[BaseException] = list(errors)
 
-    def accept_(self: socket.socket) -> tuple[socket.socket, Any]:
+    def accept_(self: socket.socket) -> tuple[int, Any]:
         if raised:
             raise raised.pop(0)
-        return original(self)
+        result: tuple[int, Any] = original(self)
+        return result
 
-    monkeypatch.setattr(socket.socket, "accept", accept_)
+    monkeypatch.setattr(socket.socket, "_accept", accept_)
     return lambda: len(errors) - len(raised)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import types
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -310,6 +311,9 @@ async def test_limits_as_pairs_and_no_close_timeout() -> None:
                 await client.recv()
             assert client.close_code == 1009
             assert client.id.version == 4 and client.logger.name == "websockets.client"
+            assert client.id is client.id  # made once
+            client.id = uuid.UUID(int=1)  # assignable, as in websockets
+            assert client.id.int == 1
 
 
 async def test_compress_false_sends_one_message_uncompressed() -> None:

@@ -121,9 +121,12 @@ class NativeServer(asyncio.AbstractServer):
     def _accept_ready(self, sock: socket.socket, local: Any) -> None:
         """Accept up to ``backlog`` connections waiting on ``sock``, whose local address
         is ``local`` (``None``: ask each)."""
+        # The family of every connection of this listener, read once: the socket's family
+        # property makes an enum each time (socket.accept() reads it for each connection).
+        family = sock.family
         for _ in range(self._backlog):
             try:
-                conn, address = sock.accept()
+                fd, address = sock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return  # no more connections waiting (or one went away before accept)
             except OSError as exc:
@@ -141,18 +144,20 @@ class NativeServer(asyncio.AbstractServer):
                     ACCEPT_RETRY_DELAY, self._retry, sock, local
                 )
                 return
-            self._connection(conn, address, local)
+            conn = socket.socket(family, socket.SOCK_STREAM, sock.proto, fileno=fd)
+            self._connection(conn, address, local, family != socket.AF_UNIX)
 
     def _retry(self, sock: socket.socket, local: Any) -> None:
         """Accept again after :data:`ACCEPT_RETRY_DELAY` (:meth:`close` cancels it)."""
         del self._retries[sock.fileno()]
         self._loop.add_reader(sock.fileno(), self._accept_ready, sock, local)
 
-    def _connection(self, conn: socket.socket, address: Any, local: Any) -> None:
-        """Give the accepted socket ``conn`` a protocol and a native transport."""
+    def _connection(self, conn: socket.socket, address: Any, local: Any, tcp: bool) -> None:
+        """Give the accepted socket ``conn`` (a TCP one if ``tcp``) a protocol and a native
+        transport."""
         try:
             conn.setblocking(False)
-            if conn.family != socket.AF_UNIX:
+            if tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             protocol = self._factory()
             transport = NativeTransport(

@@ -42,6 +42,9 @@ from .proxy import connect_http_proxy, connect_socks_proxy
 
 __all__ = ["ClientConnection", "connect", "process_exception", "unix_connect"]
 
+# The default logger of connections, looked up once (getLogger takes a lock).
+_logger = logging.getLogger("websockets.client")
+
 MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
 """Redirects followed at most by one :func:`connect`: 10, or the value of the environment
 variable ``WEBSOCKETS_MAX_REDIRECTS`` that websockets documents."""
@@ -229,9 +232,7 @@ class connect:  # noqa: N801 - a class spelled as the function it stands for, as
                 extensions.append(ClientPerMessageDeflateFactory(client_max_window_bits=True))
         elif compression is not None:
             raise ValueError(f"unsupported compression: {compression}")
-        self.logger: LoggerLike = (
-            logger if logger is not None else logging.getLogger("websockets.client")
-        )
+        self.logger: LoggerLike = logger if logger is not None else _logger
         self.additional_headers = additional_headers
         self.user_agent_header = user_agent_header
         self.process_exception = process_exception

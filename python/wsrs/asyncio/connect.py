@@ -59,7 +59,8 @@ async def create_connection(
     else:
         sock.setblocking(False)
     try:
-        if sock.family != socket.AF_UNIX:
+        # (A socket connected here to a host is TCP: no enum made from its family.)
+        if peer is not None or sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         protocol = factory()
         extra = {

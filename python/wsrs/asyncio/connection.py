@@ -117,8 +117,7 @@ class Connection(BaseProtocol):
             ping_timeout=ping_timeout,
         )
         self.close_timeout = close_timeout
-        self.id: uuid.UUID = uuid.uuid4()
-        """Unique identifier of the connection. Useful in logs."""
+        self._id: uuid.UUID | None = None  # made on first use: uuid4() costs
         if logger is None:
             logger = logging.getLogger(f"websockets.{self.side}")
         self.logger: LoggerLike = logger
@@ -136,6 +135,18 @@ class Connection(BaseProtocol):
         self._fragmenting: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ attributes
+
+    @property
+    def id(self) -> uuid.UUID:
+        """Unique identifier of the connection (a random UUID, made when first read). Useful
+        in logs."""
+        if self._id is None:
+            self._id = uuid.uuid4()
+        return self._id
+
+    @id.setter
+    def id(self, value: uuid.UUID) -> None:
+        self._id = value
 
     @property
     def local_address(self) -> Any:
