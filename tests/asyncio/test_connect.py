@@ -14,7 +14,7 @@ import pytest
 import wsrs
 from wsrs.asyncio import base, transport
 from wsrs.asyncio.client import connect
-from wsrs.asyncio.connect import _numeric, create_connection
+from wsrs.asyncio.connect import _numeric, _writable, create_connection
 from wsrs.asyncio.transport import NativeTransport
 
 from .test_accept import Accepted, start
@@ -206,3 +206,10 @@ def test_numeric_addresses_are_not_resolved() -> None:
     assert _numeric(None, 80, 0, 0) == []
     assert _numeric("127.0.0.1", "http", 0, 0) == []
     assert _numeric("127.0.0.1", 80, socket.AF_INET6, 0) == []
+
+
+async def test_a_second_writable_event_changes_nothing() -> None:
+    done = asyncio.get_running_loop().create_future()
+    _writable(done)
+    _writable(done)  # before the connecting task ran: already done
+    assert done.result() is None

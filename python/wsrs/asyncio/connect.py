@@ -139,8 +139,35 @@ async def _connected(
         sock.setblocking(False)
         if bind is not None:
             sock.bind(bind)
-        await loop.sock_connect(sock, address)
+        await _connect(loop, sock, address)
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, address: Any) -> None:
+    """Connect the non-blocking socket ``sock`` to the resolved ``address``, as
+    :meth:`loop.sock_connect <asyncio.loop.sock_connect>` does with a resolved address,
+    without resolving it again (uvloop asks ``getaddrinfo`` each time) and without the
+    enums its checks make of the socket's family and type."""
+    try:
+        sock.connect(address)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass  # in progress: the socket becomes writable once it is done
+    fd = sock.fileno()
+    done = loop.create_future()
+    loop.add_writer(fd, _writable, done)
+    try:
+        await done
+    finally:
+        loop.remove_writer(fd)
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, f"Connect call failed {address}")
+
+
+def _writable(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

@@ -5,11 +5,18 @@ Theory of operation
 
 asyncio's socket transport runs Python code around every ``recv`` and ``send``. A
 :class:`NativeTransport` registers the socket with :meth:`loop.add_reader
-<asyncio.loop.add_reader>` and, on each readiness event, makes one call into Rust
-(:meth:`wsrs._core.Socket.receive`) that reads once into a buffer of the thread and feeds the
-connection's Rust reader: Python sees only the events the read completed (messages, control
-frames, protocol errors with their close code). Writes go out at once with ``sendmsg``;
-only what the kernel does not take is queued, in Rust, and flushed by an
+<asyncio.loop.add_reader>`, the callback being Rust's (``wsrs._core.Socket.ready``). Until
+the connection is open it calls the transport's ``_read_ready``, which reads into the
+protocol's buffer (the opening handshake). Then the protocol tells the socket where to
+deliver (``Socket.deliver_to``, from its ``receive_from``), and each readiness event is one
+call into Rust that reads once into a buffer of the thread, feeds the connection's Rust
+reader and hands the messages to their receivers: Python sees only control frames,
+protocol errors with their close code, large messages, the end of the stream and socket
+errors. Writes go out at once with ``sendmsg``, from Rust: the connection's
+:class:`~wsrs.asyncio.writer.FrameWriter` writes to the socket directly while it takes
+direct writes (``Socket.direct``: until ``write_eof()`` or the connection is lost), and
+calls back only when bytes stay queued (``_queued``) or the socket fails (``_fatal_error``).
+Only what the kernel does not take is queued, in Rust, and flushed by an
 :meth:`~asyncio.loop.add_writer` callback.
 
 It implements the part of :class:`asyncio.Transport` that :class:`~wsrs.asyncio.base.BaseProtocol`
