@@ -13,7 +13,7 @@ call into Rust that reads once into a buffer of the thread, feeds the connection
 reader and hands the messages to their receivers: Python sees only control frames,
 protocol errors with their close code, large messages, the end of the stream and socket
 errors. Writes go out at once with ``sendmsg``, from Rust: the connection's
-:class:`~wsrs.asyncio.writer.FrameWriter` writes to the socket directly while it takes
+``wsrs.asyncio.writer.FrameWriter`` writes to the socket directly while it takes
 direct writes (``Socket.direct``: until ``write_eof()`` or the connection is lost), and
 calls back only when bytes stay queued (``_queued``) or the socket fails (``_fatal_error``).
 Only what the kernel does not take is queued, in Rust, and flushed by an
