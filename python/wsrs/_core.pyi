@@ -513,6 +513,19 @@ class FrameWriter:
         iteration."""
     def write_message(self, frame: Buffer) -> None:
         """Write ``frame`` at once if the writer is :attr:`fresh`, else batch it."""
+    @property
+    def encoder(self) -> Callable[..., bytes] | None:
+        """The connection's ``send_message`` that :meth:`send` recognises: a
+        :class:`Writer`'s ``message`` method, which :meth:`send` then calls in Rust, encoding
+        the frame straight into the batch or a buffer this writer reuses. ``None`` forgets
+        it; anything else raises ``TypeError``."""
+    @encoder.setter
+    def encoder(self, value: Callable[..., bytes] | None) -> None: ...
+    def send(self, send_message: Callable[[str | Buffer], bytes], data: str | Buffer) -> None:
+        """``write_message(send_message(data))``: the frame of the message ``data``, made by
+        the connection's ``send_message`` (which raises when the connection no longer sends
+        messages). When it is the :attr:`encoder`, the frame is encoded in Rust into the
+        batch or a buffer this writer reuses, without a ``bytes`` object."""
     def write_now(self, frame: Buffer) -> None:
         """Write the batch, then ``frame``, unless the transport is closing."""
     def flush(self) -> None:

@@ -257,7 +257,7 @@ class WebSocketCommonProtocol(BaseProtocol):
                 keep_heap_for_large_messages()
                 writer.write_large(connection, cast(str | bytes, data))
             else:
-                writer.write_message(connection.send_message(data))
+                writer.send(connection.send_message, data)
         except InvalidState:
             await self.ensure_open()
         except TypeError:

@@ -18,6 +18,7 @@ use crate::py::inbox::call;
 use crate::py::input::bytes_of;
 #[cfg(unix)]
 use crate::py::socket::{os_error, Socket};
+use crate::py::writer::Writer;
 
 /// The frames of one connection on their way to its transport (the state of
 /// `wsrs.asyncio.writer.FrameWriter`, which documents the rules).
@@ -33,6 +34,11 @@ pub struct FrameWriter {
     batching: bool,
     /// The frames of the open batch, joined.
     batch: Vec<u8>,
+    /// The connection's `send_message` while it is a `Writer`'s `message` method, and that
+    /// `Writer`: `send` encodes with it in Rust.
+    encoder: Option<(Py<PyAny>, Py<Writer>)>,
+    /// The frame `send` encodes when it writes it at once, reused.
+    scratch: Vec<u8>,
 }
 
 /// The transport and socket of a writer, held while no borrow of it is: writing may call
@@ -145,6 +151,8 @@ impl FrameWriter {
             fresh: true,
             batching: false,
             batch: Vec::new(),
+            encoder: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -245,6 +253,93 @@ impl FrameWriter {
         Ok(())
     }
 
+    /// The connection's `send_message` that `send` recognises: a `wsrs._core.Writer`'s
+    /// `message` method, which `send` then calls in Rust, encoding the frame straight into
+    /// the batch or a buffer this writer reuses. `None` forgets it.
+    #[getter]
+    fn encoder(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.encoder
+            .as_ref()
+            .map(|(method, _)| method.clone_ref(py))
+    }
+
+    #[setter]
+    fn set_encoder(&mut self, value: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        self.encoder = match value {
+            None => None,
+            Some(method) => {
+                let writer = method
+                    .getattr(intern!(method.py(), "__self__"))
+                    .ok()
+                    .and_then(|owner| owner.cast_into::<Writer>().ok())
+                    .ok_or_else(|| {
+                        PyTypeError::new_err("encoder must be the message method of a Writer")
+                    })?;
+                Some((method.unbind(), writer.unbind()))
+            }
+        };
+        Ok(())
+    }
+
+    /// `write_message(send_message(data))`: the frame of the message `data`, made by the
+    /// connection's `send_message` (which raises when the connection no longer sends
+    /// messages). When it is the `encoder`, the frame is encoded in Rust into the batch or
+    /// a buffer this writer reuses, without a `bytes` object.
+    fn send(
+        slf: &Bound<'_, Self>,
+        send_message: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let encoder = match &slf.try_borrow()?.encoder {
+            Some((method, writer)) if method.is(send_message) => Some(writer.clone_ref(py)),
+            _ => None,
+        };
+        let Some(encoder) = encoder else {
+            let frame = send_message.call1((data,))?;
+            return Self::write_message(slf, &frame);
+        };
+        let mut encoder = encoder.bind(py).try_borrow_mut()?;
+        let mut this = slf.try_borrow_mut()?;
+        if !this.batching && this.fresh {
+            // A lone message: out at once (rule 1), from the reused buffer.
+            let mut frame = std::mem::take(&mut this.scratch);
+            frame.clear();
+            if let Err(err) = encoder.message_into(py, data, true, &mut frame) {
+                this.scratch = frame;
+                return Err(err);
+            }
+            drop(encoder);
+            this.fresh = false;
+            let target = Target::of(&this, py);
+            drop(this);
+            let result = target.write(&frame, || Ok(PyBytes::new(py, &frame).into_any()));
+            slf.try_borrow_mut()?.scratch = frame;
+            return result;
+        }
+        // Batched: encoded at the end of the batch, which opens if it was not.
+        let (opened, full) = {
+            let this = &mut *this;
+            encoder.message_into(py, data, true, &mut this.batch)?;
+            let opened = !this.batching;
+            this.batching = true;
+            (
+                opened.then(|| this.event_loop.bind(py).clone()),
+                this.batch.len() >= this.write_limit,
+            )
+        };
+        drop((this, encoder));
+        if let Some(event_loop) = opened {
+            let flush = slf.getattr(intern!(py, "flush"))?;
+            call(&event_loop, intern!(py, "call_soon"), &[&flush])?;
+        }
+        if full {
+            // Let flow control see it: the transport may pause writing now.
+            Self::write_batch(slf)?;
+        }
+        Ok(())
+    }
+
     /// Write the batch, then `frame`, unless the transport is closing.
     fn write_now(slf: &Bound<'_, Self>, frame: &Bound<'_, PyAny>) -> PyResult<()> {
         Self::flush(slf)?;
@@ -272,11 +367,16 @@ impl FrameWriter {
         if let Some(socket) = &self.socket {
             visit.call(socket)?;
         }
+        if let Some((method, writer)) = &self.encoder {
+            visit.call(method)?;
+            visit.call(writer)?;
+        }
         Ok(())
     }
 
     fn __clear__(&mut self) {
         self.socket = None;
+        self.encoder = None;
     }
 }
 

@@ -27,6 +27,23 @@ pub struct Writer {
     send_buffer: Option<Py<PyByteArray>>,
 }
 
+impl Writer {
+    /// `message(data, compress=compress)` (one frame), appended to `out` instead of a new
+    /// `bytes`: for a `FrameWriter`, which sends or batches it.
+    pub(crate) fn message_into(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        compress: bool,
+        out: &mut Vec<u8>,
+    ) -> PyResult<()> {
+        let (opcode, payload) = data_message(data)?;
+        self.inner
+            .encode_message(opcode, &payload, 0, compress, out)
+            .map_err(|e| to_pyerr(py, &e, Direction::Sent))
+    }
+}
+
 #[pymethods]
 impl Writer {
     #[new]

@@ -10,7 +10,7 @@ import socket
 import ssl
 import struct
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -540,6 +540,67 @@ async def test_writer_drops_the_batch_of_a_closing_transport(
     writer.flush()
     await protocol.lost
     assert theirs.recv(100) == b"sent"
+
+
+async def test_writer_encodes_messages_with_its_encoder(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    transport, protocol = await make(ours)
+    writer = FrameWriter(asyncio.get_running_loop(), transport, 8)
+    encoder = _core.Writer(client=False)
+    assert writer.encoder is None
+    writer.encoder = encoder.message
+    assert writer.encoder == encoder.message
+    writer.send(encoder.message, "hi")  # fresh: at once
+    assert theirs.recv(100) == b"\x81\x02hi"
+    writer.send(encoder.message, b"ab")  # a batch ...
+    assert writer.batching
+    with pytest.raises(BlockingIOError):
+        theirs.recv(100)
+    writer.send(encoder.message, b"cdefg")  # ... written once it reaches write_limit
+    assert theirs.recv(100) == b"\x82\x02ab\x82\x05cdefg"
+    await asyncio.sleep(0)
+    assert writer.fresh
+    # Another callable makes the frame itself.
+    writer.send(lambda data: b"frame:" + cast(bytes, data), b"x")
+    assert theirs.recv(100) == b"frame:x"
+    # An error while encoding leaves the writer as it was, fresh or batching.
+    writer.fresh = True
+    with pytest.raises(TypeError):
+        writer.send(encoder.message, cast(Any, 5))
+    assert writer.fresh and not writer.batching
+    writer.fresh = False
+    with pytest.raises(TypeError):
+        writer.send(encoder.message, cast(Any, 5))
+    assert not writer.batching
+    writer.encoder = None
+    writer.send(encoder.message, "no encoder")  # made by encoder.message, the same frame
+    await asyncio.sleep(0)
+    assert theirs.recv(100) == b"\x81\x0ano encoder"
+    with pytest.raises(TypeError, match="message method of a Writer"):
+        writer.encoder = print
+    transport.abort()
+    await protocol.lost
+
+
+async def test_writer_encodes_through_the_transport_without_socket(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = pair
+    transport, protocol = await make(ours)
+    writer = FrameWriter(asyncio.get_running_loop(), transport, 1 << 16)
+    writer.socket = None
+    written: list[bytes] = []
+    transport.write = written.append  # type: ignore[method-assign, assignment]
+    encoder = _core.Writer(client=False)
+    writer.encoder = encoder.message
+    writer.send(encoder.message, "one")
+    writer.send(encoder.message, "two")
+    await asyncio.sleep(0)
+    assert written == [b"\x81\x03one", b"\x81\x03two"]
+    transport.abort()
+    await protocol.lost
 
 
 # ---------------------------------------------------------------------------- taking over

@@ -458,6 +458,9 @@ class BaseProtocol(asyncio.BufferedProtocol):
             max_fragment_size=self.max_fragment_size,
             stream_fragments=self.stream_fragments,
         )
+        # The writer encodes messages with the connection's own Rust writer while it is OPEN
+        # (FrameWriter.send): no bytes object per message.
+        cast(FrameWriter, self._writer).encoder = self.connection.send_message
         logger.debug("%s - connection open", self.side)
         # TCP may be gone already: connection_lost() ran while the handshake was finishing.
         lost = self._handshake_state is State.CLOSED
@@ -541,7 +544,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
             keep_heap_for_large_messages()
             writer.write_large(connection, cast(str | bytes, data))
         else:
-            writer.write_message(connection.send_message(data))
+            writer.send(connection.send_message, data)
         self._active = True
 
     def _write_shared(self, shared: _core.SharedMessage) -> None:

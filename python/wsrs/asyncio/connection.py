@@ -455,7 +455,9 @@ class Connection(BaseProtocol):
                 and len(message) < SPLIT_WRITE_SIZE  # type: ignore[arg-type]
             ):
                 try:
-                    writer.write_message(connection.send_message(message))
+                    # (message is str or bytes: checked above by type, which mypy
+                    # does not narrow on.)
+                    writer.send(connection.send_message, message)  # type: ignore[arg-type]
                 except InvalidState:
                     await self._raise_closed()
                 self._active = True
