@@ -56,6 +56,7 @@ from uvicorn.protocols.utils import (
 )
 
 from .asyncio.base import BaseProtocol
+from .asyncio.keepalive import Keepalive
 from .connection import Connection, State
 from .datastructures import Headers
 from .exceptions import ConnectionClosed, InvalidState
@@ -202,9 +203,10 @@ class WebSocketProtocol(BaseProtocol):
         return None if transport.is_closing() else self._close_timer
 
     @property
-    def ping_timer(self) -> asyncio.Task[None] | None:
-        """The keepalive task; ``None`` when keepalive is disabled or not started."""
-        return self._keepalive_task
+    def ping_timer(self) -> Keepalive | None:
+        """The keepalive timer (:class:`~wsrs.asyncio.keepalive.Keepalive`); ``None`` when
+        keepalive is disabled or not started."""
+        return self._keepalive
 
     # ------------------------------------------------------------------ asyncio callbacks
 

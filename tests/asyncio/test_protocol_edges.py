@@ -325,10 +325,11 @@ async def test_keepalive_stops_by_itself_once_closing() -> None:
 
     async with raw_ws_server(peer) as uri:
         ws = await connect(uri, ping_interval=20 * MS, timeout=200 * MS, compression=None)
-        keepalive = ws._keepalive_task
+        keepalive = ws._keepalive
         assert keepalive is not None
         closing = asyncio.create_task(ws.close())
-        await asyncio.wait_for(keepalive, 1000 * MS)  # wakes up CLOSING and returns
+        await eventually(lambda: keepalive.stopped)  # its timer finds CLOSING: no ping
+        assert keepalive.task is None
         assert not ws.closed
         await asyncio.wait_for(closing, 2000 * MS)
         assert ws.close_code == 1006
@@ -394,7 +395,7 @@ async def test_connection_lost_before_the_handshake_finishes_leaves_it_closed() 
     protocol.connection_lost(None)
     protocol.connection_open()
     assert protocol.state is State.CLOSED
-    assert protocol._keepalive_task is None and protocol._compactor is None
+    assert protocol._keepalive is None and protocol._compactor is None
     assert await protocol.recv() == "early"
     with pytest.raises(ConnectionClosed):
         await protocol.send("too late")

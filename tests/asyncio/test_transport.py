@@ -77,6 +77,13 @@ async def make(
     return transport, recorder
 
 
+def errors_reported() -> list[dict[str, Any]]:
+    """Collect what the running loop's exception handler receives from now on."""
+    reported: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: reported.append(context))
+    return reported
+
+
 async def read_until(sock: socket.socket, size: int) -> bytes:
     loop = asyncio.get_running_loop()
     data = b""
@@ -307,9 +314,7 @@ async def test_protocol_error_is_reported_and_closes(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     ours, theirs = pair
-    loop = asyncio.get_running_loop()
-    reported: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _, context: reported.append(context))
+    reported = errors_reported()
 
     class Broken(Recorder):
         def buffer_updated(self, nbytes: int) -> None:
@@ -410,9 +415,7 @@ async def test_socket_reports_errors_of_its_protocol(
     pair: tuple[socket.socket, socket.socket],
 ) -> None:
     ours, theirs = pair
-    loop = asyncio.get_running_loop()
-    reported: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _, context: reported.append(context))
+    reported = errors_reported()
     transport, protocol, _ = await delivering(ours)
     protocol.error = ZeroDivisionError()
     theirs.send(b"\x89\x00")

@@ -51,7 +51,7 @@ from ..exceptions import ConnectionClosed, connection_closed
 from ..extensions.base import Extension
 from ..flow import ReadGate
 from .handshake import HandshakeBuffer
-from .keepalive import IdleCompactor, keepalive
+from .keepalive import IdleCompactor, Keepalive
 from .messages import MessageQueue
 from .transport import TransportKind, take_over, use_native
 from .writer import FrameWriter
@@ -175,7 +175,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
         self._drain_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         # Closing.
         self._close_timer: asyncio.TimerHandle | None = None
-        self._keepalive_task: asyncio.Task[None] | None = None
+        self._keepalive: Keepalive | None = None
         # Idle compaction: set on every message in or out, cleared by each check.
         self._active = True
         self._compactor: IdleCompactor | None = None
@@ -380,8 +380,8 @@ class BaseProtocol(asyncio.BufferedProtocol):
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
+        if self._keepalive is not None:
+            self._keepalive.stop()
         if self._compactor is not None:
             self._compactor.stop()
         self._handshake.feed_eof()
@@ -465,15 +465,14 @@ class BaseProtocol(asyncio.BufferedProtocol):
         # TCP may be gone already: connection_lost() ran while the handshake was finishing.
         lost = self._handshake_state is State.CLOSED
         if self.ping_interval is not None and not lost:
-            self._keepalive_task = self.loop.create_task(
-                keepalive(
-                    ping_interval=self.ping_interval,
-                    ping_timeout=self.ping_timeout,
-                    state=lambda: self.state,
-                    ping=self._keepalive_ping,
-                    forget_ping=self._forget_ping,
-                    fail=functools.partial(self.fail_connection, 1011, "keepalive ping timeout"),
-                )
+            self._keepalive = Keepalive(
+                self.loop,
+                ping_interval=self.ping_interval,
+                ping_timeout=self.ping_timeout,
+                state=lambda: self.state,
+                ping=self._keepalive_ping,
+                forget_ping=self._forget_ping,
+                fail=functools.partial(self.fail_connection, 1011, "keepalive ping timeout"),
             )
         if self.compact_after is not None and not lost:
             self._compactor = IdleCompactor(
@@ -509,7 +508,7 @@ class BaseProtocol(asyncio.BufferedProtocol):
             self.latency = time.monotonic() - sent_at
 
     def _keepalive_ping(self) -> Any:
-        """Send a keepalive ping: :func:`~wsrs.asyncio.keepalive.keepalive` calls it while
+        """Send a keepalive ping: :class:`~wsrs.asyncio.keepalive.Keepalive` calls it while
         the connection is OPEN."""
         return self._send_ping(None)
 
