@@ -42,6 +42,7 @@ nitpick_ignore_regex = [
     # Internal modules and private names that type hints mention: they have no page.
     (r"py:.*", r"wsrs\._core(\..*)?"),
     (r"py:.*", r"wsrs\.asyncio\.base\..*"),
+    (r"py:.*", r"wsrs\.asyncio\.keepalive\..*"),
     (r"py:class", r"(.*\.)?_[A-Za-z]\w*"),
     # How the standard library's own annotations spell its public classes.
     (
