@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::py::inbox::call;
-use crate::py::input::bytes_of;
+use crate::py::input::Input;
 #[cfg(unix)]
 use crate::py::socket::{os_error, Socket};
 use crate::py::writer::Writer;
@@ -64,31 +64,68 @@ impl<'py> Target<'py> {
         data: &[u8],
         object: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
     ) -> PyResult<()> {
-        let py = self.transport.py();
         #[cfg(unix)]
-        if let Some(socket) = &self.socket {
-            let socket = socket.cast::<Socket>()?;
-            let written = socket.try_borrow_mut()?.write_direct(data);
-            match written {
-                Some(Ok(true)) => return Ok(()),
-                Some(Ok(false)) => {
-                    call(&self.transport, intern!(py, "_queued"), &[])?;
-                    return Ok(());
-                }
-                Some(Err(err)) => {
-                    let error = os_error(&err).into_value(py).into_bound(py).into_any();
-                    let message = intern!(py, "fatal write error on native transport");
-                    call(
-                        &self.transport,
-                        intern!(py, "_fatal_error"),
-                        &[&error, message.as_any()],
-                    )?;
-                    return Ok(());
-                }
-                None => {}
+        if let Some(written) = self.write_direct(data)? {
+            return self.written(written);
+        }
+        call(
+            &self.transport,
+            intern!(self.transport.py(), "write"),
+            &[&object()?],
+        )?;
+        Ok(())
+    }
+
+    /// `write` for a frame the caller holds as a Python bytes-like object: its buffer is
+    /// borrowed in place (not copied) for the direct write, and released before the
+    /// transport's Python code runs.
+    fn write_object(&self, frame: &Bound<'py, PyAny>) -> PyResult<()> {
+        #[cfg(unix)]
+        if self.socket.is_some() {
+            let written = self.write_direct(Input::of(frame)?.as_slice())?;
+            if let Some(written) = written {
+                return self.written(written);
             }
         }
-        call(&self.transport, intern!(py, "write"), &[&object()?])?;
+        call(
+            &self.transport,
+            intern!(self.transport.py(), "write"),
+            &[frame],
+        )?;
+        Ok(())
+    }
+
+    /// `data` written to the socket, if there is one and it takes direct writes.
+    #[cfg(unix)]
+    fn write_direct(&self, data: &[u8]) -> PyResult<Option<std::io::Result<bool>>> {
+        match &self.socket {
+            Some(socket) => Ok(socket
+                .cast::<Socket>()?
+                .try_borrow_mut()?
+                .write_direct(data)),
+            None => Ok(None),
+        }
+    }
+
+    /// Tell the transport what a direct write left to it: bytes queued, or an OS error.
+    #[cfg(unix)]
+    fn written(&self, written: std::io::Result<bool>) -> PyResult<()> {
+        let py = self.transport.py();
+        match written {
+            Ok(true) => {}
+            Ok(false) => {
+                call(&self.transport, intern!(py, "_queued"), &[])?;
+            }
+            Err(err) => {
+                let error = os_error(&err).into_value(py).into_bound(py).into_any();
+                let message = intern!(py, "fatal write error on native transport");
+                call(
+                    &self.transport,
+                    intern!(py, "_fatal_error"),
+                    &[&error, message.as_any()],
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -228,8 +265,7 @@ impl FrameWriter {
                 this.fresh = false;
                 let target = Target::of(&this, py);
                 drop(this);
-                let data = bytes_of(frame)?;
-                return target.write(&data, || Ok(frame.clone()));
+                return target.write_object(frame);
             } else {
                 // A second message before the next read or flush: batch it and the rest of
                 // this loop iteration's.
@@ -243,7 +279,7 @@ impl FrameWriter {
         }
         let full = {
             let mut this = slf.try_borrow_mut()?;
-            this.batch.extend_from_slice(&bytes_of(frame)?);
+            this.batch.extend_from_slice(Input::of(frame)?.as_slice());
             this.batch.len() >= this.write_limit
         };
         if full {
@@ -345,8 +381,7 @@ impl FrameWriter {
         Self::flush(slf)?;
         let target = Target::of(&*slf.try_borrow()?, slf.py());
         if !target.is_closing()? {
-            let data = bytes_of(frame)?;
-            target.write(&data, || Ok(frame.clone()))?;
+            target.write_object(frame)?;
         }
         Ok(())
     }
